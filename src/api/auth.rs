@@ -1,0 +1,121 @@
+//! `/api/v1/auth/*` and `/api/v1/users/me`.
+
+use actix_web::HttpResponse;
+use actix_web::web::Data;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::Problem;
+use super::extract::{AuthUser, Json};
+use crate::app::auth::{self, Signup, User};
+use crate::app::{AppError, Deps};
+use crate::domain::user::Role;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    #[schema(example = "fan@example.com")]
+    email: String,
+    /// At least 8 characters.
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
+    password: SecretString,
+    #[schema(example = "Ada")]
+    name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignupResponse {
+    id: Uuid,
+    email: String,
+    name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    #[schema(value_type = String)]
+    password: SecretString,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds until the token expires.
+    expires_in: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse {
+    id: Uuid,
+    email: String,
+    name: String,
+    role: Role,
+}
+
+impl From<User> for MeResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            role: user.role,
+        }
+    }
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
+    responses(
+        (status = 201, body = SignupResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn signup(deps: Data<Deps>, Json(body): Json<SignupRequest>) -> Result<HttpResponse, AppError> {
+    let user = auth::signup(
+        &deps,
+        Signup {
+            email: body.email,
+            password: body.password,
+            name: body.name,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(SignupResponse {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+    }))
+}
+
+/// Exchange e-mail and password for an access token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(deps: Data<Deps>, Json(body): Json<LoginRequest>) -> Result<HttpResponse, AppError> {
+    let token = auth::login(&deps, &body.email, &body.password).await?;
+    Ok(HttpResponse::Ok().json(LoginResponse {
+        access_token: token.access_token,
+        token_type: "Bearer",
+        expires_in: token.expires_in,
+    }))
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn me(deps: Data<Deps>, AuthUser(principal): AuthUser) -> Result<HttpResponse, AppError> {
+    let user = auth::current_user(&deps, principal).await?;
+    Ok(HttpResponse::Ok().json(MeResponse::from(user)))
+}

@@ -1,0 +1,216 @@
+//! Request extractors whose failures are problem+json with a detail that names the field.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::BytesMut;
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::app::tokens::{Principal, invalid_token};
+use crate::app::{AppError, Deps};
+use crate::domain::user::Role;
+
+/// Request bodies larger than this are refused before they are parsed (api.md: 64 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body. Unlike `actix_web::web::Json`, its errors say which field is wrong
+/// (`email: invalid type: integer, expected a string`) and distinguish malformed JSON (400)
+/// from well-formed JSON of the wrong shape (422).
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(AppError::bad_request(
+                    "unsupported_media_type",
+                    "the body must be JSON (Content-Type: application/json)",
+                ));
+            }
+            if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) {
+                return Err(too_large());
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| AppError::bad_request("invalid_body", format!("could not read the body: {e}")))?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(Json)
+        })
+    }
+}
+
+fn too_large() -> AppError {
+    AppError::bad_request(
+        "body_too_large",
+        format!("the body exceeds the limit of {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    if body.is_empty() {
+        return Err(AppError::bad_request(
+            "malformed_json",
+            "the body is empty; a JSON object is required",
+        ));
+    }
+    // Syntax first, so a truncated document is a 400 even when its first element already has
+    // the wrong type; then the shape, which must be an object (serde would otherwise accept an
+    // array for a struct, matching fields by position).
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| malformed(&e))?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::validation("invalid_field", "the body must be a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                // A missing field is reported at the enclosing object, whose path is `.`;
+                // serde's own message names the field then.
+                let detail = if path == "." {
+                    inner.to_string()
+                } else {
+                    format!("{path}: {inner}")
+                };
+                AppError::validation("invalid_field", detail)
+            }
+            _ => malformed(&inner),
+        }
+    })?;
+    deserializer.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+fn malformed(err: &serde_json::Error) -> AppError {
+    AppError::bad_request("malformed_json", format!("the body is not valid JSON: {err}"))
+}
+
+/// An authenticated caller (`Authorization: Bearer <jwt>`).
+pub struct AuthUser(pub Principal);
+
+/// An authenticated caller with the admin role (403 otherwise).
+pub struct AdminUser(pub Principal);
+
+fn bearer_principal(req: &HttpRequest) -> Result<Principal, AppError> {
+    let deps = req
+        .app_data::<actix_web::web::Data<Deps>>()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("dependencies are not registered with the app")))?;
+    let header = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        AppError::unauthorized("missing_token", "an access token is required (Authorization: Bearer …)")
+    })?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid_token("the Authorization header must be `Bearer <token>`"))?;
+    deps.tokens.verify(token)
+}
+
+impl FromRequest for AuthUser {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(bearer_principal(req).map(AuthUser))
+    }
+}
+
+impl FromRequest for AdminUser {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(bearer_principal(req).and_then(|principal| match principal.role {
+            Role::Admin => Ok(AdminUser(principal)),
+            Role::User => Err(AppError::forbidden(
+                "admin_required",
+                "this operation requires an admin account",
+            )),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        email: String,
+        count: u32,
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = parse_json::<Body>(br#"{"email": 5, "count": 1}"#).unwrap_err();
+        assert_eq!(err.code, "invalid_field");
+        assert!(err.detail.starts_with("email:"), "{}", err.detail);
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let err = parse_json::<Body>(br#"{"email": "a@b.c"}"#).unwrap_err();
+        assert_eq!(err.code, "invalid_field");
+        assert!(err.detail.contains("count"), "{}", err.detail);
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_named() {
+        let err = parse_json::<Body>(br#"{"email": "a@b.c", "count": -1}"#).unwrap_err();
+        assert!(err.detail.starts_with("count:"), "{}", err.detail);
+    }
+
+    #[test]
+    fn only_objects_are_accepted() {
+        let err = parse_json::<Body>(br#"["a@b.c", 1]"#).unwrap_err();
+        assert_eq!(
+            (err.code, err.detail.as_str()),
+            ("invalid_field", "the body must be a JSON object")
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        for body in [
+            &b"{"[..],
+            b"not json",
+            b"",
+            b"[1, 2",
+            br#"{"email": "a@b.c", "count": 1} trailing"#,
+        ] {
+            let err = parse_json::<Body>(body).unwrap_err();
+            assert_eq!(err.code, "malformed_json", "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+}

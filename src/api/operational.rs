@@ -1,0 +1,68 @@
+//! Liveness, readiness, metrics and the OpenAPI document.
+
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use actix_web::web::Data;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::error::Problem;
+use crate::app::{AppError, Deps};
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (live) or `ready`.
+    status: &'static str,
+}
+
+/// 200 while the process runs.
+#[utoipa::path(get, path = "/health/live", tag = "operational", responses((status = 200, body = Health)))]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// 200 when PostgreSQL and Redis answer; 503 naming what is down otherwise.
+#[utoipa::path(get, path = "/health/ready", tag = "operational", responses(
+    (status = 200, body = Health),
+    (status = 503, description = "`dependency_unavailable`; the detail names the dependency", body = Problem,
+        content_type = "application/problem+json"),
+))]
+pub async fn ready(deps: Data<Deps>) -> Result<HttpResponse, AppError> {
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let (db, redis) = tokio::join!(crate::infra::db::ping(&deps.db, TIMEOUT), deps.redis.ping());
+    let mut down = Vec::new();
+    if let Err(err) = db {
+        tracing::warn!(error = %format!("{err:#}"), "readiness: postgres is down");
+        down.push("postgres");
+    }
+    if let Err(err) = redis {
+        tracing::warn!(error = %format!("{err:#}"), "readiness: redis is down");
+        down.push("redis");
+    }
+    if down.is_empty() {
+        Ok(HttpResponse::Ok().json(Health { status: "ready" }))
+    } else {
+        Err(AppError::unavailable(
+            "dependency_unavailable",
+            format!("not ready: {} unavailable", down.join(" and ")),
+            5,
+        ))
+    }
+}
+
+/// Prometheus text exposition of this process's metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operational",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::telemetry::metrics_handle().render())
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operational",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(super::ApiDoc::openapi())
+}

@@ -1,0 +1,162 @@
+//! The one application error: a kind (which the API maps to an HTTP status), a stable
+//! snake_case `code` clients may switch on, a human `detail`, and for internal failures the
+//! cause chain, which is logged and never shown to clients.
+
+use std::fmt;
+
+use crate::domain::InvalidField;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed input: bad JSON, wrong content type, oversized body, bad path or query.
+    BadRequest,
+    /// Well-formed input that breaks a rule (422).
+    Validation,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PaymentRequired,
+    TooManyRequests,
+    /// A dependency is down; the operation was not done and may be retried.
+    Unavailable,
+    Internal,
+}
+
+#[derive(Debug)]
+pub struct AppError {
+    pub kind: ErrorKind,
+    pub code: &'static str,
+    pub detail: String,
+    /// Seconds a client should wait before retrying (429, 503).
+    pub retry_after: Option<u64>,
+    source: Option<anyhow::Error>,
+}
+
+impl AppError {
+    pub fn new(kind: ErrorKind, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, code, detail)
+    }
+
+    pub fn validation(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Validation, code, detail)
+    }
+
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, code, detail)
+    }
+
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, code, detail)
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, code, detail)
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, code, detail)
+    }
+
+    pub fn unavailable(code: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(ErrorKind::Unavailable, code, detail)
+        }
+    }
+
+    /// An unexpected failure. The client sees an opaque 500; `cause` is logged once.
+    pub fn internal(cause: anyhow::Error) -> Self {
+        Self {
+            source: Some(cause),
+            ..Self::new(ErrorKind::Internal, "internal_error", "an internal error occurred")
+        }
+    }
+
+    pub fn with_source(mut self, cause: anyhow::Error) -> Self {
+        self.source = Some(cause);
+        self
+    }
+
+    pub fn source_chain(&self) -> Option<&anyhow::Error> {
+        self.source.as_ref()
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)?;
+        if let Some(source) = &self.source {
+            write!(f, " ({source:#})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<InvalidField> for AppError {
+    fn from(err: InvalidField) -> Self {
+        AppError::validation("invalid_field", err.to_string())
+    }
+}
+
+/// Unexpected errors become 500 — except a database that cannot be reached, which is a 503
+/// the client may retry: the operation was not done.
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        let database_down = err.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+            )
+        });
+        if database_down {
+            AppError::unavailable(
+                "database_unavailable",
+                "the database is unavailable; try again shortly",
+                5,
+            )
+            .with_source(err)
+        } else {
+            AppError::internal(err)
+        }
+    }
+}
+
+/// The name of the database constraint `err` violated, if that is what happened.
+pub fn violated_constraint(err: &anyhow::Error) -> Option<&str> {
+    err.chain().find_map(|cause| match cause.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => db.constraint(),
+        _ => None,
+    })
+}
+
+/// Turns one named constraint violation into a client error; anything else stays an
+/// unexpected error. Constraints are named in `migrations/` so code can refer to them.
+pub trait OnConstraint<T> {
+    fn on_constraint(self, constraint: &str, to_error: impl FnOnce() -> AppError) -> Result<T, AppError>;
+}
+
+impl<T> OnConstraint<T> for anyhow::Result<T> {
+    fn on_constraint(self, constraint: &str, to_error: impl FnOnce() -> AppError) -> Result<T, AppError> {
+        self.map_err(|err| {
+            if violated_constraint(&err) == Some(constraint) {
+                to_error()
+            } else {
+                AppError::from(err)
+            }
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! `imticket-api`: the HTTP API. Stateless; run as many copies as needed.
+
+use std::process::ExitCode;
+
+use imticket::config::Config;
+use imticket::startup::Application;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::from_env_or_exit("imticket-api");
+    imticket::telemetry::init("imticket-api");
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error.cause_chain = ?err, "imticket-api failed");
+            eprintln!("imticket-api: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = imticket::shutdown::on_signal()?;
+    Application::build(config).await?.run_until_stopped(shutdown).await
+}

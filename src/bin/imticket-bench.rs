@@ -1,0 +1,348 @@
+//! `imticket-bench`: measures the event backbone (see docs/PERFORMANCE.md) and runs probe
+//! consumers for the crash tests. Reads the same environment as the other binaries.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use imticket::app::Deps;
+use imticket::config::Config;
+use imticket::stream::consumer::BatchReport;
+use imticket::stream::probe::{NoopHandler, ProbeHandler};
+use imticket::stream::{Consumer, ConsumerSettings, Envelope, Handler, Keys, relay};
+use imticket::worker::spawn_stream_consumer;
+
+#[derive(Parser)]
+#[command(name = "imticket-bench", about = "Event-backbone benchmarks and probe consumers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum HandlerKind {
+    /// Acks everything.
+    Noop,
+    /// processed-events insert + one effect row per event, one transaction per batch.
+    Probe,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InsertStrategy {
+    Unnest,
+    RowByRow,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// XADD `count` probe events (and `garbage` unparsable entries) to a stream.
+    Produce {
+        #[arg(long)]
+        stream_key: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        garbage: usize,
+    },
+    /// Run one probe consumer until SIGTERM/SIGINT (what the crash tests kill).
+    Consume {
+        #[arg(long)]
+        stream_key: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long, value_enum)]
+        handler: HandlerKind,
+        /// Simulated work per handler call.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+    },
+    /// Fill a fresh stream with `events` entries, then time one process consuming them.
+    ConsumeRate {
+        #[arg(long, value_enum)]
+        handler: HandlerKind,
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Consumers (tasks) in this one process.
+        #[arg(long, default_value_t = 1)]
+        consumers: usize,
+    },
+    /// Insert `seats` seats into a fresh schedule, in chunks of 5,000 per transaction, with one
+    /// UNNEST statement per chunk or one INSERT per seat.
+    SeatInsert {
+        #[arg(long, default_value_t = 100_000)]
+        seats: u32,
+        #[arg(long, value_enum)]
+        strategy: InsertStrategy,
+    },
+    /// Write `events` outbox rows, then time `relays` relays publishing them.
+    RelayRate {
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1)]
+        relays: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = Config::from_env_or_exit("imticket-bench");
+    imticket::telemetry::init("imticket-bench");
+    match run(cli, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("imticket-bench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe_envelope(n: usize) -> Envelope {
+    Envelope::new("probe.ping", serde_json::json!({ "n": n }))
+}
+
+async fn produce(deps: &Deps, key: &str, count: usize, garbage: usize) -> anyhow::Result<()> {
+    let mut conn = deps.redis.connection().await?;
+    for start in (0..count).step_by(1000) {
+        let mut pipe = redis::pipe();
+        for n in start..(start + 1000).min(count) {
+            pipe.cmd("XADD")
+                .arg(key)
+                .arg("*")
+                .arg(probe_envelope(n).to_fields())
+                .ignore();
+        }
+        let () = pipe.query_async(&mut conn).await.context("XADD")?;
+    }
+    for n in 0..garbage {
+        let () = redis::cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg("garbage")
+            .arg(n)
+            .query_async(&mut conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process (VmHWM), in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn consumer<H: Handler>(deps: &Deps, key: &str, group: &str, handler: Arc<H>) -> Consumer<H> {
+    let keys = Keys::new(deps.config.redis_key_prefix.clone());
+    let settings = ConsumerSettings::from_config(&deps.config);
+    Consumer::new(deps.redis.clone(), &keys, key.to_owned(), key, group, handler, settings)
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    let deps = Deps::new(config)?;
+    match cli.command {
+        Command::Produce {
+            stream_key,
+            count,
+            garbage,
+        } => produce(&deps, &stream_key, count, garbage).await,
+        Command::Consume {
+            stream_key,
+            group,
+            handler,
+            delay_ms,
+        } => {
+            // The unit a consumer role runs: the consumer plus its stream's housekeeping.
+            let shutdown = imticket::shutdown::on_signal()?;
+            let mut tasks = tokio::task::JoinSet::new();
+            let label = stream_key.clone();
+            match handler {
+                HandlerKind::Noop => spawn_stream_consumer(
+                    &mut tasks,
+                    &deps,
+                    stream_key,
+                    &label,
+                    &group,
+                    Arc::new(NoopHandler),
+                    shutdown,
+                ),
+                HandlerKind::Probe => {
+                    ProbeHandler::install(&deps.db).await?;
+                    let probe = ProbeHandler::new(deps.db.clone(), &group, Duration::from_millis(delay_ms));
+                    spawn_stream_consumer(&mut tasks, &deps, stream_key, &label, &group, Arc::new(probe), shutdown)
+                }
+            }
+            while let Some(result) = tasks.join_next().await {
+                result.context("consumer task")?;
+            }
+            Ok(())
+        }
+        Command::ConsumeRate {
+            handler,
+            events,
+            consumers,
+        } => {
+            let key = format!("bench:{}", uuid::Uuid::new_v4().simple());
+            let started = Instant::now();
+            produce(&deps, &key, events, 0).await?;
+            let produced = started.elapsed();
+            println!(
+                "produced {events} events in {:.2}s ({:.0}/s, pipelined XADD)",
+                produced.as_secs_f64(),
+                events as f64 / produced.as_secs_f64()
+            );
+            let rate = match handler {
+                HandlerKind::Noop => drain(&deps, &key, events, consumers, || Arc::new(NoopHandler)).await?,
+                HandlerKind::Probe => {
+                    ProbeHandler::install(&deps.db).await?;
+                    let db = deps.db.clone();
+                    drain(&deps, &key, events, consumers, move || {
+                        Arc::new(ProbeHandler::new(db.clone(), "bench", Duration::ZERO))
+                    })
+                    .await?
+                }
+            };
+            println!(
+                "consumed {events} events: {rate:.0} events/s; peak RSS {:.1} MiB",
+                peak_rss_mib()
+            );
+            let () = redis::cmd("DEL")
+                .arg(&key)
+                .query_async(&mut deps.redis.connection().await?)
+                .await?;
+            Ok(())
+        }
+        Command::SeatInsert { seats, strategy } => {
+            use imticket::infra::catalog as repo;
+            let sections = vec![imticket::domain::catalog::RawSection {
+                name: "Bench".into(),
+                rows: i64::from(seats.div_ceil(500)),
+                seats_per_row: 500,
+                price: 1000,
+            }];
+            let layout = imticket::domain::catalog::SeatLayout::parse(sections).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut tx = deps.db.begin().await?;
+            let concert = repo::insert_concert(&mut tx, uuid::Uuid::now_v7(), "bench", "").await?;
+            let schedule = repo::insert_schedule(
+                &mut tx,
+                uuid::Uuid::now_v7(),
+                concert.id,
+                chrono::Utc::now() + chrono::Duration::days(9),
+            )
+            .await?;
+            tx.commit().await?;
+            let total = u64::from(seats);
+            let started = Instant::now();
+            for start in (0..total).step_by(5_000) {
+                let positions = layout.positions(start, (start + 5_000).min(total));
+                let mut tx = deps.db.begin().await?;
+                match strategy {
+                    InsertStrategy::Unnest => {
+                        let ids: Vec<uuid::Uuid> = positions.iter().map(|_| uuid::Uuid::now_v7()).collect();
+                        let sections: Vec<String> = positions.iter().map(|p| p.section.to_owned()).collect();
+                        let rows: Vec<i32> = positions.iter().map(|p| p.row).collect();
+                        let numbers: Vec<i32> = positions.iter().map(|p| p.number).collect();
+                        let prices: Vec<i64> = positions.iter().map(|p| p.price).collect();
+                        repo::insert_seats(&mut tx, schedule.id, &ids, &sections, &rows, &numbers, &prices).await?;
+                    }
+                    InsertStrategy::RowByRow => {
+                        for p in &positions {
+                            repo::insert_seat_row_by_row(
+                                &mut tx,
+                                schedule.id,
+                                uuid::Uuid::now_v7(),
+                                p.section,
+                                p.row,
+                                p.number,
+                                p.price,
+                            )
+                            .await?;
+                        }
+                    }
+                }
+                tx.commit().await?;
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            println!(
+                "inserted {seats} seats in {elapsed:.2}s ({:.0} seats/s)",
+                f64::from(seats) / elapsed
+            );
+            Ok(())
+        }
+        Command::RelayRate { events, relays } => {
+            let keys = Keys::new(deps.config.redis_key_prefix.clone());
+            let mut tx = deps.db.begin().await?;
+            for _ in 0..events {
+                relay::enqueue(&mut tx, imticket::stream::Stream::Expiry, &probe_envelope(0)).await?;
+            }
+            tx.commit().await?;
+            let started = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..relays {
+                let (db, redis, keys) = (deps.db.clone(), deps.redis.clone(), keys.clone());
+                let batch = deps.config.stream.outbox_batch_size;
+                tasks.spawn(async move {
+                    let mut published = 0;
+                    loop {
+                        let n = relay::relay_batch(&db, &redis, &keys, batch).await?;
+                        if n == 0 {
+                            return anyhow::Ok(published);
+                        }
+                        published += n;
+                    }
+                });
+            }
+            let mut total = 0;
+            while let Some(result) = tasks.join_next().await {
+                total += result??;
+            }
+            let elapsed = started.elapsed();
+            anyhow::ensure!(total == events, "published {total}, expected {events}");
+            println!(
+                "relayed {events} outbox events with {relays} relay(s) in {:.2}s: {:.0} events/s; peak RSS {:.1} MiB",
+                elapsed.as_secs_f64(),
+                events as f64 / elapsed.as_secs_f64(),
+                peak_rss_mib()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Consumes until `events` entries were acked; returns events per second.
+async fn drain<H: Handler>(
+    deps: &Deps,
+    key: &str,
+    events: usize,
+    consumers: usize,
+    handler: impl Fn() -> Arc<H>,
+) -> anyhow::Result<f64> {
+    let mut instances = Vec::new();
+    for _ in 0..consumers {
+        let mut c = consumer(deps, key, "bench", handler());
+        c.ensure_group().await?;
+        instances.push(c);
+    }
+    let started = Instant::now();
+    let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut c in instances {
+        let acked = acked.clone();
+        tasks.spawn(async move {
+            while acked.load(std::sync::atomic::Ordering::Relaxed) < events {
+                let report: BatchReport = c.process_batch().await?;
+                acked.fetch_add(report.acked, std::sync::atomic::Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    Ok(events as f64 / started.elapsed().as_secs_f64())
+}

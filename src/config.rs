@@ -1,0 +1,395 @@
+//! The one typed configuration, read once from the environment and passed explicitly.
+//!
+//! Every variable, its default and its meaning is listed in `.env.example`. A missing or
+//! invalid value is a [`ConfigError`] whose `Display` is a single line naming the variable;
+//! the binaries print it and exit with status 2.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Used as `JWT_SECRET` in development mode only; production refuses to start without one.
+const DEV_JWT_SECRET: &str = "imticket-development-secret-do-not-use-in-production";
+/// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub database_url: SecretString,
+    pub redis_url: SecretString,
+    pub jwt_secret: SecretString,
+    pub jwt_ttl: Duration,
+    pub http_addr: SocketAddr,
+    pub worker_metrics_addr: SocketAddr,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    pub redis_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub hold_ttl: Duration,
+    pub max_seats_per_reservation: u16,
+    pub queue_active_capacity: u32,
+    pub queue_promote_per_second: u32,
+    pub queue_active_ttl: Duration,
+    pub stream_max_deliveries: u32,
+    pub stream_claim_idle: Duration,
+    pub stream: StreamSettings,
+    pub redis_key_prefix: String,
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+}
+
+/// Tuning of the stream consumers, the trimmer and the outbox relay.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Entries read (and reclaimed) per round.
+    pub batch_size: usize,
+    /// Handler invocations of one batch running at once.
+    pub concurrency: usize,
+    /// How long one XREADGROUP blocks waiting for new entries; bounds shutdown latency.
+    pub block: Duration,
+    /// Upper bound of the reclaim back-off `claim_idle × 2^(deliveries−1)`.
+    pub backoff_cap: Duration,
+    /// How often each consumer process trims its stream and cleans up dead consumers.
+    pub maintenance_interval: Duration,
+    /// A consumer idle this long that owns no pending entry is removed from its group.
+    pub consumer_cleanup_idle: Duration,
+    /// Outbox rows published per relay round.
+    pub outbox_batch_size: usize,
+    /// Published outbox rows are deleted after this long.
+    pub outbox_retention: Duration,
+}
+
+/// The admin account created at start-up when both variables are set.
+#[derive(Debug, Clone)]
+pub struct BootstrapAdmin {
+    pub email: String,
+    pub password: SecretString,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// For binaries: the configuration, or its one-line error on stderr and exit status 2.
+    pub fn from_env_or_exit(binary: &str) -> Self {
+        Self::from_env().unwrap_or_else(|err| {
+            eprintln!("{binary}: {err}");
+            std::process::exit(2)
+        })
+    }
+
+    /// Reads configuration through `lookup`, so tests can supply variables without touching
+    /// the process environment (which is shared by every test thread).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup: &lookup };
+        let environment = match env.get("IMTICKET_ENV").as_deref() {
+            None | Some("production") => Environment::Production,
+            Some("development") => Environment::Development,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "IMTICKET_ENV",
+                    format!("expected `development` or `production`, got {other:?}"),
+                ));
+            }
+        };
+
+        let jwt_secret = match env.get("JWT_SECRET") {
+            Some(secret) if secret.len() >= MIN_JWT_SECRET_BYTES => secret,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"),
+                ));
+            }
+            None if environment == Environment::Development => DEV_JWT_SECRET.to_owned(),
+            None => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    "is required in production (set IMTICKET_ENV=development to use a dev default)",
+                ));
+            }
+        };
+
+        let bootstrap_admin = match (
+            env.get("IMTICKET_BOOTSTRAP_ADMIN_EMAIL"),
+            env.get("IMTICKET_BOOTSTRAP_ADMIN_PASSWORD"),
+        ) {
+            (Some(email), Some(password)) => Some(BootstrapAdmin {
+                email,
+                password: SecretString::from(password),
+            }),
+            _ => None,
+        };
+
+        Ok(Self {
+            environment,
+            database_url: SecretString::from(env.required("DATABASE_URL")?),
+            redis_url: SecretString::from(
+                env.get("REDIS_URL")
+                    .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+            ),
+            jwt_secret: SecretString::from(jwt_secret),
+            jwt_ttl: env.seconds("IMTICKET_JWT_TTL_SECONDS", 3600, 60..=86_400 * 30)?,
+            http_addr: env.parsed(
+                "IMTICKET_HTTP_ADDR",
+                "127.0.0.1:8080",
+                "a socket address like 127.0.0.1:8080",
+            )?,
+            worker_metrics_addr: env.parsed(
+                "IMTICKET_WORKER_METRICS_ADDR",
+                "127.0.0.1:9100",
+                "a socket address like 127.0.0.1:9100",
+            )?,
+            db_max_connections: env.number("IMTICKET_DB_MAX_CONNECTIONS", 20, 1..=1000)?,
+            db_acquire_timeout: Duration::from_millis(env.number(
+                "IMTICKET_DB_ACQUIRE_TIMEOUT_MS",
+                5000,
+                100..=120_000,
+            )?),
+            redis_timeout: Duration::from_millis(env.number("IMTICKET_REDIS_TIMEOUT_MS", 2000, 50..=60_000)?),
+            shutdown_timeout: env.seconds("IMTICKET_SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=3600)?,
+            hold_ttl: env.seconds("IMTICKET_HOLD_TTL_SECONDS", 300, 1..=86_400)?,
+            max_seats_per_reservation: env.number("IMTICKET_MAX_SEATS_PER_RESERVATION", 4, 1..=100)?,
+            queue_active_capacity: env.number("IMTICKET_QUEUE_ACTIVE_CAPACITY", 1000, 1..=10_000_000)?,
+            queue_promote_per_second: env.number("IMTICKET_QUEUE_PROMOTE_PER_SECOND", 100, 1..=1_000_000)?,
+            queue_active_ttl: env.seconds("IMTICKET_QUEUE_ACTIVE_TTL_SECONDS", 600, 1..=86_400)?,
+            stream_max_deliveries: env.number("IMTICKET_STREAM_MAX_DELIVERIES", 5, 1..=1000)?,
+            stream_claim_idle: Duration::from_millis(env.number(
+                "IMTICKET_STREAM_CLAIM_IDLE_MS",
+                30_000,
+                100..=86_400_000,
+            )?),
+            stream: StreamSettings {
+                batch_size: env.number("IMTICKET_STREAM_BATCH_SIZE", 500, 1..=10_000)?,
+                concurrency: env.number("IMTICKET_STREAM_CONCURRENCY", 4, 1..=256)?,
+                block: Duration::from_millis(env.number("IMTICKET_STREAM_BLOCK_MS", 1000, 10..=30_000)?),
+                backoff_cap: Duration::from_millis(env.number(
+                    "IMTICKET_STREAM_BACKOFF_CAP_MS",
+                    600_000,
+                    100..=86_400_000,
+                )?),
+                maintenance_interval: env.seconds("IMTICKET_STREAM_MAINTENANCE_SECONDS", 30, 1..=86_400)?,
+                consumer_cleanup_idle: env.seconds(
+                    "IMTICKET_STREAM_CONSUMER_CLEANUP_IDLE_SECONDS",
+                    3600,
+                    1..=604_800,
+                )?,
+                outbox_batch_size: env.number("IMTICKET_OUTBOX_BATCH_SIZE", 1000, 1..=10_000)?,
+                outbox_retention: env.seconds("IMTICKET_OUTBOX_RETENTION_SECONDS", 86_400, 0..=31_536_000)?,
+            },
+            redis_key_prefix: env.key_prefix("IMTICKET_REDIS_KEY_PREFIX", "imticket:")?,
+            bootstrap_admin,
+        })
+    }
+}
+
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    /// A set, non-empty value; an empty variable counts as unset so `FOO=` means "default".
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
+    }
+
+    fn parsed<T: FromStr>(&self, name: &'static str, default: &str, expected: &str) -> Result<T, ConfigError> {
+        let raw = self.get(name).unwrap_or_else(|| default.to_owned());
+        raw.trim()
+            .parse()
+            .map_err(|_| ConfigError::new(name, format!("expected {expected}, got {raw:?}")))
+    }
+
+    fn number<T>(&self, name: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        match raw.trim().parse::<T>() {
+            Ok(value) if range.contains(&value) => Ok(value),
+            _ => Err(ConfigError::new(
+                name,
+                format!(
+                    "expected a whole number from {} to {}, got {raw:?}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+
+    /// A Redis key prefix: up to 64 characters of `[A-Za-z0-9:_.-]`, so keys stay readable
+    /// in `redis-cli` and cannot contain a hash tag that would pin every key to one slot.
+    fn key_prefix(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        let raw = (self.lookup)(name).unwrap_or_else(|| default.to_owned());
+        let valid = raw.len() <= 64 && raw.chars().all(|c| c.is_ascii_alphanumeric() || ":_.-".contains(c));
+        if valid {
+            Ok(raw)
+        } else {
+            Err(ConfigError::new(
+                name,
+                format!("expected up to 64 characters of A-Z a-z 0-9 : _ . -, got {raw:?}"),
+            ))
+        }
+    }
+
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, range).map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const DB: (&str, &str) = ("DATABASE_URL", "postgres://localhost/imticket");
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = load(&[DB, ("IMTICKET_ENV", "development")]).unwrap();
+        assert_eq!(config.hold_ttl, Duration::from_secs(300));
+        assert_eq!(config.max_seats_per_reservation, 4);
+        assert_eq!(config.stream_max_deliveries, 5);
+        assert_eq!(config.stream_claim_idle, Duration::from_millis(30_000));
+        assert_eq!(config.http_addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.jwt_secret.expose_secret(), DEV_JWT_SECRET);
+        assert!(config.bootstrap_admin.is_none());
+    }
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        let err = load(&[DB]).unwrap_err();
+        assert_eq!(err.var, "JWT_SECRET");
+        let err = load(&[DB, ("JWT_SECRET", "short")]).unwrap_err();
+        assert_eq!(err.var, "JWT_SECRET");
+        let ok = load(&[DB, ("JWT_SECRET", &"x".repeat(32))]).unwrap();
+        assert_eq!(ok.environment, Environment::Production);
+    }
+
+    #[test]
+    fn errors_name_the_variable_in_one_line() {
+        let err = load(&[
+            DB,
+            ("IMTICKET_ENV", "development"),
+            ("IMTICKET_HOLD_TTL_SECONDS", "soon"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "IMTICKET_HOLD_TTL_SECONDS");
+        let line = err.to_string();
+        assert!(
+            line.contains("IMTICKET_HOLD_TTL_SECONDS") && line.contains("soon"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+
+        let err = load(&[
+            DB,
+            ("IMTICKET_ENV", "development"),
+            ("IMTICKET_MAX_SEATS_PER_RESERVATION", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "IMTICKET_MAX_SEATS_PER_RESERVATION");
+        let err = load(&[DB, ("IMTICKET_ENV", "development"), ("IMTICKET_HTTP_ADDR", "nowhere")]).unwrap_err();
+        assert_eq!(err.var, "IMTICKET_HTTP_ADDR");
+        let err = load(&[("IMTICKET_ENV", "development")]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        let err = load(&[DB, ("IMTICKET_ENV", "staging")]).unwrap_err();
+        assert_eq!(err.var, "IMTICKET_ENV");
+    }
+
+    #[test]
+    fn bootstrap_admin_needs_both_variables() {
+        let dev = ("IMTICKET_ENV", "development");
+        assert!(
+            load(&[DB, dev, ("IMTICKET_BOOTSTRAP_ADMIN_EMAIL", "a@b.c")])
+                .unwrap()
+                .bootstrap_admin
+                .is_none()
+        );
+        let both = load(&[
+            DB,
+            dev,
+            ("IMTICKET_BOOTSTRAP_ADMIN_EMAIL", "a@b.c"),
+            ("IMTICKET_BOOTSTRAP_ADMIN_PASSWORD", "secret-password"),
+        ])
+        .unwrap();
+        assert_eq!(both.bootstrap_admin.unwrap().email, "a@b.c");
+    }
+
+    #[test]
+    fn env_example_lists_every_variable_read() {
+        let read = std::cell::RefCell::new(Vec::<String>::new());
+        let _ = Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            match name {
+                "DATABASE_URL" => Some("postgres://localhost/x".to_owned()),
+                "IMTICKET_ENV" => Some("development".to_owned()),
+                _ => None,
+            }
+        })
+        .unwrap();
+        let example = include_str!("../.env.example");
+        let listed: Vec<&str> = example
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .collect();
+        for name in read.borrow().iter() {
+            assert!(listed.contains(&name.as_str()), ".env.example is missing {name}");
+        }
+        assert!(read.borrow().len() >= 20, "{:?}", read.borrow());
+    }
+
+    #[test]
+    fn secrets_are_not_debug_printed() {
+        let config = load(&[DB, ("JWT_SECRET", &"s3cr3t-value-".repeat(4))]).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cr3t-value"));
+        assert!(!printed.contains("postgres://localhost/imticket"));
+    }
+}

@@ -1,0 +1,329 @@
+//! Concerts, schedules, seats, schedule inventory and jobs.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct ConcertRow {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleSummary {
+    pub id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub total_seats: i32,
+    pub available_seats: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleRow {
+    pub id: Uuid,
+    pub concert_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeatRow {
+    pub id: Uuid,
+    pub section: String,
+    pub row_number: i32,
+    pub seat_number: i32,
+    pub price: i64,
+    pub status: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub mode: String,
+    pub schedule_id: Option<Uuid>,
+    pub status: String,
+    pub request: Value,
+    pub total: i32,
+    pub done: i32,
+    pub error: Option<String>,
+}
+
+pub async fn insert_concert(
+    conn: &mut PgConnection,
+    id: Uuid,
+    title: &str,
+    description: &str,
+) -> anyhow::Result<ConcertRow> {
+    sqlx::query_as!(
+        ConcertRow,
+        "INSERT INTO concerts (id, title, description) VALUES ($1, $2, $3) RETURNING id, title, description, created_at",
+        id,
+        title,
+        description
+    )
+    .fetch_one(conn)
+    .await
+    .context("insert concert")
+}
+
+/// A page of concerts in a stable order (creation time, then id).
+pub async fn list_concerts(conn: &mut PgConnection, limit: i64, offset: i64) -> anyhow::Result<(Vec<ConcertRow>, i64)> {
+    let rows = sqlx::query_as!(
+        ConcertRow,
+        "SELECT id, title, description, created_at FROM concerts ORDER BY created_at, id LIMIT $1 OFFSET $2",
+        limit,
+        offset
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .context("list concerts")?;
+    let total = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM concerts"#)
+        .fetch_one(conn)
+        .await
+        .context("count concerts")?;
+    Ok((rows, total))
+}
+
+pub async fn find_concert(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<ConcertRow>> {
+    sqlx::query_as!(
+        ConcertRow,
+        "SELECT id, title, description, created_at FROM concerts WHERE id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await
+    .context("find concert")
+}
+
+/// A concert's schedules with their seat counts (from `schedule_inventory`, not a count).
+pub async fn schedules_of(conn: &mut PgConnection, concert_id: Uuid) -> anyhow::Result<Vec<ScheduleSummary>> {
+    sqlx::query_as!(
+        ScheduleSummary,
+        r#"SELECT s.id, s.starts_at,
+                  COALESCE(i.total_seats, 0) AS "total_seats!", COALESCE(i.available_seats, 0) AS "available_seats!"
+           FROM schedules s LEFT JOIN schedule_inventory i ON i.schedule_id = s.id
+           WHERE s.concert_id = $1 ORDER BY s.starts_at, s.id"#,
+        concert_id
+    )
+    .fetch_all(conn)
+    .await
+    .context("schedules of concert")
+}
+
+/// Inserts a schedule and its (empty) inventory row. Fails with `schedules_concert_fkey`
+/// when the concert does not exist.
+pub async fn insert_schedule(
+    conn: &mut PgConnection,
+    id: Uuid,
+    concert_id: Uuid,
+    starts_at: DateTime<Utc>,
+) -> anyhow::Result<ScheduleRow> {
+    let row = sqlx::query_as!(
+        ScheduleRow,
+        "INSERT INTO schedules (id, concert_id, starts_at) VALUES ($1, $2, $3) RETURNING id, concert_id, starts_at",
+        id,
+        concert_id,
+        starts_at
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .context("insert schedule")?;
+    sqlx::query!("INSERT INTO schedule_inventory (schedule_id) VALUES ($1)", id)
+        .execute(conn)
+        .await
+        .context("insert schedule inventory")?;
+    Ok(row)
+}
+
+pub async fn find_schedule(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<ScheduleRow>> {
+    sqlx::query_as!(
+        ScheduleRow,
+        "SELECT id, concert_id, starts_at FROM schedules WHERE id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await
+    .context("find schedule")
+}
+
+/// Schedules starting in `[from, to)`, for cache warm-up.
+pub async fn schedules_starting(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<Vec<ScheduleRow>> {
+    sqlx::query_as!(
+        ScheduleRow,
+        "SELECT id, concert_id, starts_at FROM schedules WHERE starts_at >= $1 AND starts_at < $2 ORDER BY starts_at LIMIT 1000",
+        from,
+        to
+    )
+    .fetch_all(conn)
+    .await
+    .context("schedules starting soon")
+}
+
+/// Available seats of a schedule: a primary-key lookup.
+pub async fn available_seats(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<Option<i32>> {
+    sqlx::query_scalar!(
+        "SELECT available_seats FROM schedule_inventory WHERE schedule_id = $1",
+        schedule_id
+    )
+    .fetch_optional(conn)
+    .await
+    .context("available seats")
+}
+
+/// The seats of a schedule in label order, optionally only those with `status`.
+pub async fn seats_of(
+    conn: &mut PgConnection,
+    schedule_id: Uuid,
+    status: Option<&str>,
+) -> anyhow::Result<Vec<SeatRow>> {
+    sqlx::query_as!(
+        SeatRow,
+        "SELECT id, section, row_number, seat_number, price, status FROM seats
+         WHERE schedule_id = $1 AND ($2::text IS NULL OR status = $2)
+         ORDER BY section, row_number, seat_number",
+        schedule_id,
+        status
+    )
+    .fetch_all(conn)
+    .await
+    .context("seats of schedule")
+}
+
+/// Inserts a chunk of seats in one statement (UNNEST), skipping positions that exist.
+/// Returns how many were inserted.
+pub async fn insert_seats(
+    conn: &mut PgConnection,
+    schedule_id: Uuid,
+    ids: &[Uuid],
+    sections: &[String],
+    rows: &[i32],
+    numbers: &[i32],
+    prices: &[i64],
+) -> anyhow::Result<u64> {
+    let result = sqlx::query!(
+        "INSERT INTO seats (id, schedule_id, section, row_number, seat_number, price)
+         SELECT id, $2, section, row_number, seat_number, price
+         FROM UNNEST($1::uuid[], $3::text[], $4::int[], $5::int[], $6::bigint[]) AS t(id, section, row_number, seat_number, price)
+         ON CONFLICT ON CONSTRAINT seats_position_key DO NOTHING",
+        ids,
+        schedule_id,
+        sections,
+        rows,
+        numbers,
+        prices
+    )
+    .execute(conn)
+    .await
+    .context("insert seats")?;
+    Ok(result.rows_affected())
+}
+
+/// One seat per statement: the "before" of the benchmark in docs/PERFORMANCE.md.
+pub async fn insert_seat_row_by_row(
+    conn: &mut PgConnection,
+    schedule_id: Uuid,
+    id: Uuid,
+    section: &str,
+    row: i32,
+    number: i32,
+    price: i64,
+) -> anyhow::Result<u64> {
+    let result = sqlx::query!(
+        "INSERT INTO seats (id, schedule_id, section, row_number, seat_number, price) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT ON CONSTRAINT seats_position_key DO NOTHING",
+        id,
+        schedule_id,
+        section,
+        row,
+        number,
+        price
+    )
+    .execute(conn)
+    .await
+    .context("insert seat")?;
+    Ok(result.rows_affected())
+}
+
+/// Adds newly created seats to the schedule's counts.
+pub async fn add_to_inventory(conn: &mut PgConnection, schedule_id: Uuid, seats: i32) -> anyhow::Result<()> {
+    sqlx::query!(
+        "INSERT INTO schedule_inventory (schedule_id, total_seats, available_seats) VALUES ($1, $2, $2)
+         ON CONFLICT (schedule_id) DO UPDATE
+         SET total_seats = schedule_inventory.total_seats + $2, available_seats = schedule_inventory.available_seats + $2",
+        schedule_id,
+        seats
+    )
+    .execute(conn)
+    .await
+    .context("update schedule inventory")?;
+    Ok(())
+}
+
+pub async fn insert_job(conn: &mut PgConnection, job: &JobRow) -> anyhow::Result<()> {
+    sqlx::query!(
+        "INSERT INTO jobs (id, kind, mode, schedule_id, status, request, total) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        job.id,
+        job.kind,
+        job.mode,
+        job.schedule_id,
+        job.status,
+        job.request,
+        job.total
+    )
+    .execute(conn)
+    .await
+    .context("insert job")?;
+    Ok(())
+}
+
+pub async fn find_job(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        "SELECT id, kind, mode, schedule_id, status, request, total, done, error FROM jobs WHERE id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await
+    .context("find job")
+}
+
+/// Locks the job row for the rest of the transaction: concurrent executors of one job (a
+/// redelivered event while the first worker still runs) take turns chunk by chunk.
+pub async fn lock_job(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        "SELECT id, kind, mode, schedule_id, status, request, total, done, error FROM jobs WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(conn)
+    .await
+    .context("lock job")
+}
+
+pub async fn update_job(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    done: i32,
+    error: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query!(
+        "UPDATE jobs SET status = $2, done = $3, error = $4, updated_at = now() WHERE id = $1",
+        id,
+        status,
+        done,
+        error
+    )
+    .execute(conn)
+    .await
+    .context("update job")?;
+    Ok(())
+}

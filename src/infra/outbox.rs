@@ -1,0 +1,129 @@
+//! The transactional outbox table: events written in the transaction of the state change that
+//! caused them, published to Redis after commit (fast path) or by the `outbox-relay`.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub event_id: Uuid,
+    /// Logical stream name (`payments`), without the deployment's key prefix.
+    pub stream: String,
+    pub event_type: String,
+    pub version: i32,
+    pub payload: Value,
+    pub trace_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+pub struct NewEvent<'a> {
+    pub event_id: Uuid,
+    pub stream: &'a str,
+    pub event_type: &'a str,
+    pub version: i32,
+    pub payload: &'a Value,
+    pub trace_id: Option<&'a str>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Writes one event in the caller's transaction; returns its outbox id.
+pub async fn insert(conn: &mut PgConnection, event: &NewEvent<'_>) -> anyhow::Result<i64> {
+    sqlx::query_scalar!(
+        "INSERT INTO outbox (event_id, stream, event_type, version, payload, trace_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        event.event_id,
+        event.stream,
+        event.event_type,
+        event.version,
+        event.payload,
+        event.trace_id,
+        event.occurred_at,
+    )
+    .fetch_one(conn)
+    .await
+    .context("insert outbox event")
+}
+
+/// Locks up to `limit` unpublished rows, oldest first, skipping rows another relay holds.
+pub async fn claim_unpublished(conn: &mut PgConnection, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
+    sqlx::query_as!(
+        OutboxRow,
+        "SELECT id, event_id, stream, event_type, version, payload, trace_id, occurred_at
+         FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit
+    )
+    .fetch_all(conn)
+    .await
+    .context("claim unpublished outbox rows")
+}
+
+/// Locks the given rows if they are still unpublished (the fast path after a commit).
+pub async fn claim_ids(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<Vec<OutboxRow>> {
+    sqlx::query_as!(
+        OutboxRow,
+        "SELECT id, event_id, stream, event_type, version, payload, trace_id, occurred_at
+         FROM outbox WHERE id = ANY($1) AND published_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED",
+        ids
+    )
+    .fetch_all(conn)
+    .await
+    .context("claim outbox rows by id")
+}
+
+pub async fn mark_published(conn: &mut PgConnection, ids: &[i64], stream_ids: &[String]) -> anyhow::Result<()> {
+    sqlx::query!(
+        "UPDATE outbox SET published_at = now(), stream_id = p.stream_id, attempts = attempts + 1
+         FROM UNNEST($1::bigint[], $2::text[]) AS p(id, stream_id) WHERE outbox.id = p.id",
+        ids,
+        stream_ids
+    )
+    .execute(conn)
+    .await
+    .context("mark outbox rows published")?;
+    Ok(())
+}
+
+/// Deletes published rows older than `before`, at most `limit` per call (short transactions).
+pub async fn prune_published(conn: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> anyhow::Result<u64> {
+    let result = sqlx::query!(
+        "DELETE FROM outbox WHERE id IN (
+             SELECT id FROM outbox WHERE published_at < $1 ORDER BY published_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        before,
+        limit
+    )
+    .execute(conn)
+    .await
+    .context("prune published outbox rows")?;
+    Ok(result.rows_affected())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxStatus {
+    pub unpublished: i64,
+    pub oldest_unpublished_at: Option<DateTime<Utc>>,
+    pub published_retained: i64,
+    pub last_published_at: Option<DateTime<Utc>>,
+}
+
+pub async fn status(conn: &mut PgConnection) -> anyhow::Result<OutboxStatus> {
+    let row = sqlx::query!(
+        r#"SELECT
+             (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS "unpublished!",
+             (SELECT min(occurred_at) FROM outbox WHERE published_at IS NULL) AS oldest_unpublished_at,
+             (SELECT count(*) FROM outbox WHERE published_at IS NOT NULL) AS "published_retained!",
+             (SELECT max(published_at) FROM outbox) AS last_published_at"#
+    )
+    .fetch_one(conn)
+    .await
+    .context("outbox status")?;
+    Ok(OutboxStatus {
+        unpublished: row.unpublished,
+        oldest_unpublished_at: row.oldest_unpublished_at,
+        published_retained: row.published_retained,
+        last_published_at: row.last_published_at,
+    })
+}

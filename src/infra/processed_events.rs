@@ -1,0 +1,37 @@
+//! The record of which events each consumer group has processed: the idempotency of every
+//! stream handler. Written in the same transaction as the handler's effect, so an event's
+//! effect and its record commit together or not at all.
+
+use std::collections::HashSet;
+
+use anyhow::Context;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Records `event_ids` as processed by `group` and returns those that were not processed
+/// before: the caller applies its effect for exactly these. A concurrent transaction
+/// recording the same event blocks here until it commits (then the event is not returned)
+/// or rolls back (then it is).
+pub async fn record_new(conn: &mut PgConnection, group: &str, event_ids: &[Uuid]) -> anyhow::Result<HashSet<Uuid>> {
+    let fresh = sqlx::query_scalar!(
+        "INSERT INTO processed_events (event_id, consumer_group)
+         SELECT id, $2 FROM UNNEST($1::uuid[]) AS t(id)
+         ON CONFLICT ON CONSTRAINT processed_events_pkey DO NOTHING
+         RETURNING event_id",
+        event_ids,
+        group
+    )
+    .fetch_all(conn)
+    .await
+    .context("record processed events")?;
+    Ok(fresh.into_iter().collect())
+}
+
+/// Deletes records older than `before` (far beyond any redelivery window).
+pub async fn prune(conn: &mut PgConnection, before: chrono::DateTime<chrono::Utc>) -> anyhow::Result<u64> {
+    let result = sqlx::query!("DELETE FROM processed_events WHERE processed_at < $1", before)
+        .execute(conn)
+        .await
+        .context("prune processed events")?;
+    Ok(result.rows_affected())
+}

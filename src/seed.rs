@@ -1,0 +1,137 @@
+//! `imticket-admin seed`: realistic demo and benchmark data, fast — seats go in through the
+//! same chunked UNNEST insert as the seat-creation worker.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{Duration, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::app::password::PasswordHasher;
+use crate::domain::catalog::{RawSection, SeatLayout};
+use crate::infra::{catalog, users};
+
+/// What `imticket-admin seed` creates (its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SeedPlan {
+    #[arg(long, default_value_t = 3)]
+    pub concerts: u32,
+    #[arg(long, default_value_t = 2)]
+    pub schedules_per_concert: u32,
+    /// At most 200000; 5 × 200000 makes 1,000,000 seats.
+    #[arg(long, default_value_t = 10_000)]
+    pub seats_per_schedule: u32,
+    #[arg(long, default_value_t = 100)]
+    pub users: u32,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub points_per_user: i64,
+    /// Every seeded user's password (they are demo accounts).
+    #[arg(long, default_value = "seeded-password")]
+    pub password: String,
+}
+
+#[derive(Debug, Default)]
+pub struct SeedReport {
+    pub concerts: u32,
+    pub schedules: u32,
+    pub seats: u64,
+    pub users: u32,
+    pub seconds: f64,
+}
+
+/// Sections of up to 100 rows × 100 seats covering `seats` seats (the last one may be short).
+fn layout_for(seats: u32) -> anyhow::Result<SeatLayout> {
+    let mut raw = Vec::new();
+    let mut left = i64::from(seats);
+    let mut n = 0;
+    while left > 0 {
+        let take = left.min(10_000);
+        let (rows, per_row) = if take % 100 == 0 { (take / 100, 100) } else { (take, 1) };
+        raw.push(RawSection {
+            name: format!("S{:02}", n + 1),
+            rows,
+            seats_per_row: per_row,
+            price: 5_000 + 1_000 * (n % 10),
+        });
+        left -= take;
+        n += 1;
+    }
+    SeatLayout::parse(raw).map_err(|e| anyhow::anyhow!("seed layout: {e}"))
+}
+
+pub async fn seed(db: &PgPool, plan: &SeedPlan) -> anyhow::Result<SeedReport> {
+    anyhow::ensure!(plan.seats_per_schedule <= 200_000, "at most 200000 seats per schedule");
+    let started = Instant::now();
+    let mut report = SeedReport::default();
+    let run = Uuid::now_v7().simple().to_string();
+    let layout = layout_for(plan.seats_per_schedule)?;
+    for c in 0..plan.concerts {
+        let mut tx = db.begin().await.context("begin")?;
+        let concert = catalog::insert_concert(
+            &mut tx,
+            Uuid::now_v7(),
+            &format!("Seeded Concert {} ({})", c + 1, &run[..8]),
+            "Demo data from imticket-admin seed",
+        )
+        .await?;
+        tx.commit().await?;
+        report.concerts += 1;
+        for s in 0..plan.schedules_per_concert {
+            let mut tx = db.begin().await.context("begin")?;
+            let starts_at = Utc::now() + Duration::days(i64::from(1 + s * 2)) + Duration::hours(i64::from(c));
+            let schedule = catalog::insert_schedule(&mut tx, Uuid::now_v7(), concert.id, starts_at).await?;
+            tx.commit().await?;
+            report.schedules += 1;
+            let total = layout.total();
+            for start in (0..total).step_by(10_000) {
+                let positions = layout.positions(start, (start + 10_000).min(total));
+                let ids: Vec<Uuid> = positions.iter().map(|_| Uuid::now_v7()).collect();
+                let sections: Vec<String> = positions.iter().map(|p| p.section.to_owned()).collect();
+                let rows: Vec<i32> = positions.iter().map(|p| p.row).collect();
+                let numbers: Vec<i32> = positions.iter().map(|p| p.number).collect();
+                let prices: Vec<i64> = positions.iter().map(|p| p.price).collect();
+                let mut tx = db.begin().await.context("begin")?;
+                let inserted =
+                    catalog::insert_seats(&mut tx, schedule.id, &ids, &sections, &rows, &numbers, &prices).await?;
+                catalog::add_to_inventory(&mut tx, schedule.id, inserted as i32).await?;
+                tx.commit().await?;
+                report.seats += inserted;
+            }
+        }
+    }
+    // One hash for every demo account: hashing is deliberately slow.
+    let hash = PasswordHasher::new(1)?.hash(&plan.password).await?;
+    for u in 0..plan.users {
+        let mut tx = db.begin().await.context("begin")?;
+        let id = Uuid::now_v7();
+        let email = format!("fan{}-{}@seed.imticket.test", u + 1, &run[..8]);
+        let user = users::NewUser {
+            id,
+            email: &email,
+            name: "Seeded Fan",
+            role: "user",
+            password_hash: &hash,
+        };
+        users::insert_with_wallet(&mut tx, &user).await?;
+        if plan.points_per_user > 0 {
+            users::credit(&mut tx, id, plan.points_per_user).await?;
+        }
+        tx.commit().await?;
+        report.users += 1;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_layouts_cover_the_requested_seats() {
+        for seats in [1, 99, 100, 10_000, 12_345, 200_000] {
+            assert_eq!(layout_for(seats).unwrap().total(), u64::from(seats), "{seats}");
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Builds and runs the HTTP API; the `imticket-api` binary and the tests both call this.
+
+use std::net::TcpListener;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::api;
+use crate::app::Deps;
+use crate::config::Config;
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    deps: Deps,
+}
+
+impl Application {
+    /// Applies pending migrations, creates the bootstrap admin, and binds the listener
+    /// (`IMTICKET_HTTP_ADDR`; port 0 picks a free port, see [`Application::port`]).
+    /// Connections that arrive before [`Application::run_until_stopped`] wait in the backlog.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let addr = config.http_addr;
+        let deps = Deps::new(config)?;
+        crate::infra::db::migrate(&deps.db).await?;
+        crate::app::auth::bootstrap_admin(&deps).await?;
+        // Warm the cache for the schedules of the coming week, without delaying start-up.
+        let warm = deps.clone();
+        tokio::spawn(async move { crate::app::catalog::warm_up(&warm, chrono::Duration::days(7)).await });
+        // Touch the recorder now so /metrics lists the process from the first scrape.
+        crate::telemetry::metrics_handle();
+
+        let listener = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
+        let local = listener.local_addr().context("local address")?;
+        tracing::info!(addr = %local, "HTTP API listening");
+        Ok(Self {
+            listener,
+            port: local.port(),
+            deps,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn deps(&self) -> &Deps {
+        &self.deps
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting connections, lets in-flight
+    /// requests finish (up to `IMTICKET_SHUTDOWN_TIMEOUT_SECONDS`) and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let deps = self.deps.clone();
+        let shutdown_timeout = deps.config.shutdown_timeout.as_secs();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(api::middleware::observe))
+                .configure(api::configure(deps.clone()))
+                .default_service(web::to(api::error::not_found))
+        })
+        // Our signal handler owns shutdown; the server stops gracefully when it cancels.
+        .disable_signals()
+        .shutdown_signal(shutdown.cancelled_owned())
+        .shutdown_timeout(shutdown_timeout)
+        .listen(self.listener)
+        .context("listen")?
+        .run();
+        let result = server.await.context("HTTP server");
+        tracing::info!("HTTP API stopped");
+        result
+    }
+}

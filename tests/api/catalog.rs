@@ -1,0 +1,544 @@
+//! Concerts, schedules, bulk seat creation and the look-aside cache.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn admins_create_concerts_and_schedules_and_anyone_reads_them() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let details = expect_status(app.get(&format!("/api/v1/concerts/{concert}")).await, StatusCode::OK).await;
+    assert_eq!(details["title"], "Aurora Live");
+    assert_eq!(details["description"], "Stadium tour");
+    assert_eq!(details["schedules"].as_array().unwrap().len(), 1);
+    assert_eq!(details["schedules"][0]["id"], schedule.as_str());
+    assert_eq!(
+        (
+            details["schedules"][0]["total_seats"].as_i64(),
+            details["schedules"][0]["available_seats"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
+
+    // Ordinary users may read but not write; anonymous writes are 401.
+    let user = app.new_user().await;
+    let forbidden = app
+        .post_json_authed("/api/v1/concerts", &user.token, &json!({"title": "Mine"}))
+        .await;
+    expect_problem(forbidden, StatusCode::FORBIDDEN, "admin_required").await;
+    expect_problem(
+        app.post_json("/api/v1/concerts", &json!({"title": "Mine"})).await,
+        StatusCode::UNAUTHORIZED,
+        "missing_token",
+    )
+    .await;
+    let seats = app
+        .post_json(&format!("/api/v1/schedules/{schedule}/seats"), &json!({"sections": []}))
+        .await;
+    expect_problem(seats, StatusCode::UNAUTHORIZED, "missing_token").await;
+    expect_problem(
+        app.get(&format!("/api/v1/concerts/{}", uuid::Uuid::now_v7())).await,
+        StatusCode::NOT_FOUND,
+        "concert_not_found",
+    )
+    .await;
+    expect_problem(
+        app.get("/api/v1/concerts/not-a-uuid").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+    )
+    .await;
+    expect_problem(
+        app.get(&format!("/api/v1/jobs/{}", uuid::Uuid::now_v7())).await,
+        StatusCode::NOT_FOUND,
+        "job_not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_catalog_input_is_422_naming_the_field_and_creates_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let concerts_before = app.count("concerts").await;
+    for (body, field) in [
+        (json!({"title": "   "}), "title"),
+        (json!({"title": "x".repeat(201)}), "title"),
+        (json!({"title": 7}), "title"),
+        (json!({"description": "no title"}), "title"),
+    ] {
+        let problem = expect_problem(
+            app.post_json_authed("/api/v1/concerts", &admin, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+        assert!(problem["detail"].as_str().unwrap().contains(field), "{problem}");
+    }
+    assert_eq!(app.count("concerts").await, concerts_before);
+
+    let schedules_before = app.count("schedules").await;
+    let path = format!("/api/v1/concerts/{concert}/schedules");
+    for starts_at in ["2001-01-01T00:00:00Z", "2999-01-01T00:00:00Z"] {
+        let problem = expect_problem(
+            app.post_json_authed(&path, &admin, &json!({"starts_at": starts_at}))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+        assert!(problem["detail"].as_str().unwrap().contains("starts_at"), "{problem}");
+    }
+    expect_problem(
+        app.post_json_authed(&path, &admin, &json!({"starts_at": "next tuesday"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    let missing = app
+        .post_json_authed(
+            &format!("/api/v1/concerts/{}/schedules", uuid::Uuid::now_v7()),
+            &admin,
+            &json!({"starts_at": "2030-01-01T20:00:00Z"}),
+        )
+        .await;
+    expect_problem(missing, StatusCode::NOT_FOUND, "concert_not_found").await;
+    assert_eq!(app.count("schedules").await, schedules_before);
+
+    let seats_path = format!("/api/v1/schedules/{schedule}/seats");
+    let section = |name: &str, rows: i64, seats: i64, price: i64| json!({"name": name, "rows": rows, "seats_per_row": seats, "price": price});
+    for (sections, needle) in [
+        (json!([]), "at least one section"),
+        (json!([section("A", 1, 1, 10), section("A", 1, 1, 10)]), "duplicate"),
+        (json!([section("A", 0, 1, 10)]), "sections[0].rows"),
+        (json!([section("A", 1, -1, 10)]), "sections[0].seats_per_row"),
+        (json!([section("A", 1, 1, 0)]), "sections[0].price"),
+        (json!([section("", 1, 1, 10)]), "sections[0].name"),
+        (json!([section("A", 500, 401, 10)]), "200000"),
+        (
+            json!([{"name": "A", "rows": "ten", "seats_per_row": 1, "price": 1}]),
+            "sections[0].rows",
+        ),
+    ] {
+        let problem = expect_problem(
+            app.post_json_authed(&seats_path, &admin, &json!({"sections": sections}))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains(needle),
+            "{needle}: {problem}"
+        );
+    }
+    let bad_mode = app
+        .post_json_authed(
+            &format!("{seats_path}?mode=fast"),
+            &admin,
+            &json!({"sections": [section("A", 1, 1, 1)]}),
+        )
+        .await;
+    expect_problem(bad_mode, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+    let no_schedule = app
+        .post_json_authed(
+            &format!("/api/v1/schedules/{}/seats", uuid::Uuid::now_v7()),
+            &admin,
+            &json!({"sections": [section("A", 1, 1, 1)]}),
+        )
+        .await;
+    expect_problem(no_schedule, StatusCode::NOT_FOUND, "schedule_not_found").await;
+    assert_eq!(app.count("jobs").await, 0);
+    assert_eq!(app.count("outbox").await, 0);
+    assert_eq!(app.count("seats").await, 0);
+}
+
+#[tokio::test]
+async fn concerts_page_in_a_stable_order() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let body = expect_status(
+            app.post_json_authed("/api/v1/concerts", &admin, &json!({"title": format!("Show {i}")}))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        created.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let body = expect_status(
+            app.get(&format!("/api/v1/concerts?page={page}&size=3")).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            (body["page"].as_i64(), body["size"].as_i64(), body["total"].as_i64()),
+            (Some(page), Some(3), Some(7))
+        );
+        seen.extend(
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(seen, created, "every concert once, in creation order");
+    let defaults = expect_status(app.get("/api/v1/concerts").await, StatusCode::OK).await;
+    assert_eq!(
+        (defaults["page"].as_i64(), defaults["size"].as_i64()),
+        (Some(1), Some(20))
+    );
+    expect_problem(
+        app.get("/api/v1/concerts?size=101").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    expect_problem(
+        app.get("/api/v1/concerts?page=0").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    expect_problem(
+        app.get("/api/v1/concerts?page=first").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+}
+
+fn layout() -> Value {
+    json!([
+        {"name": "Floor", "rows": 10, "seats_per_row": 20, "price": 15000},
+        {"name": "Balcony", "rows": 5, "seats_per_row": 10, "price": 9000},
+    ])
+}
+
+#[tokio::test]
+async fn seats_are_created_by_the_worker_and_a_repeated_request_adds_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let job = app.request_seats(&admin, &schedule, "stream", layout()).await;
+    let pending = app.job(&job).await;
+    assert_eq!(
+        (
+            pending["kind"].as_str(),
+            pending["total"].as_i64(),
+            pending["done"].as_i64()
+        ),
+        (Some("seat_creation"), Some(250), Some(0))
+    );
+
+    app.run_seat_worker().await;
+    let done = app.job(&job).await;
+    assert_eq!(
+        done,
+        json!({"id": job, "kind": "seat_creation", "status": "done", "total": 250, "done": 250, "error": null})
+    );
+    let seats = expect_status(
+        app.get(&format!("/api/v1/schedules/{schedule}/seats")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let seats = seats["seats"].as_array().unwrap().clone();
+    assert_eq!(seats.len(), 250);
+    let balcony: Vec<&Value> = seats.iter().filter(|s| s["section"] == "Balcony").collect();
+    assert_eq!(balcony.len(), 50);
+    assert!(balcony.iter().all(|s| s["price"] == 9000 && s["status"] == "available"));
+    assert!(
+        seats
+            .iter()
+            .any(|s| s["section"] == "Floor" && s["row"] == 10 && s["number"] == 20)
+    );
+    let details = expect_status(app.get(&format!("/api/v1/concerts/{concert}")).await, StatusCode::OK).await;
+    assert_eq!(
+        (
+            details["schedules"][0]["total_seats"].as_i64(),
+            details["schedules"][0]["available_seats"].as_i64()
+        ),
+        (Some(250), Some(250))
+    );
+
+    // The same request again: a new job, which finds every position taken.
+    let again = app.request_seats(&admin, &schedule, "stream", layout()).await;
+    app.run_seat_worker().await;
+    assert_eq!(app.job(&again).await["status"], "done");
+    assert_eq!(app.count("seats").await, 250);
+    let (total, available): (i32, i32) = sqlx::query_as("SELECT total_seats, available_seats FROM schedule_inventory")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        (total, available),
+        (250, 250),
+        "the inventory counts only seats actually created"
+    );
+
+    let available = expect_status(
+        app.get(&format!("/api/v1/schedules/{schedule}/seats?status=available"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(available["seats"].as_array().unwrap().len(), 250);
+    let sold = expect_status(
+        app.get(&format!("/api/v1/schedules/{schedule}/seats?status=sold"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(sold["seats"].as_array().unwrap().is_empty());
+    expect_problem(
+        app.get(&format!("/api/v1/schedules/{schedule}/seats?status=lost"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn inline_mode_runs_the_job_inside_the_api() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (_, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let job = app.request_seats(&admin, &schedule, "inline", layout()).await;
+    eventually("the inline job finishes", Duration::from_secs(30), || async {
+        app.job(&job).await["status"] == "done"
+    })
+    .await;
+    assert_eq!(app.count("seats").await, 250);
+    assert_eq!(app.count("outbox").await, 0, "inline jobs publish no event");
+}
+
+#[tokio::test]
+async fn a_job_whose_schedule_disappeared_fails_with_a_readable_error() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (_, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let job = app.request_seats(&admin, &schedule, "stream", layout()).await;
+    sqlx::query("DELETE FROM schedules WHERE id = $1::uuid")
+        .bind(&schedule)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // The job row went with its schedule (ON DELETE CASCADE); the event names a job that is
+    // gone and is dead-lettered rather than retried forever.
+    app.run_seat_worker().await;
+    expect_problem(
+        app.get(&format!("/api/v1/jobs/{job}")).await,
+        StatusCode::NOT_FOUND,
+        "job_not_found",
+    )
+    .await;
+    let deps = imticket::app::Deps::new(config_from(&app.env)).unwrap();
+    let letters =
+        imticket::stream::dead_letter::list(&mut deps.redis.connection().await.unwrap(), &deps.keys, None, 10)
+            .await
+            .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].error.contains("no job"), "{}", letters[0].error);
+}
+
+/// Counts this test database's executions of the concert-details query.
+async fn concert_loads(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND query LIKE 'SELECT id, title, description, created_at FROM concerts WHERE id = $1%'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_misses_load_the_concert_once() {
+    let app = spawn_app().await;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let admin = app.admin_token().await;
+    let (concert, _) = app.concert_with_schedule(&admin, 30).await;
+    let before = concert_loads(&app).await;
+    let path = format!("/api/v1/concerts/{concert}");
+    let responses = futures_util::future::join_all((0..100).map(|_| app.get(&path))).await;
+    let mut bodies = Vec::new();
+    for response in responses {
+        bodies.push(expect_status(response, StatusCode::OK).await);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(
+        concert_loads(&app).await - before,
+        1,
+        "one database load for 100 concurrent misses"
+    );
+    // And hits cost none.
+    app.get(&path).await;
+    assert_eq!(concert_loads(&app).await - before, 1);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for result in ["hit", "miss"] {
+        let line = format!(r#"cache_requests_total{{cache="concert",result="{result}"}}"#);
+        assert!(metrics.contains(&line), "{line} missing from /metrics");
+    }
+    assert!(metrics.contains(r#"cache_loads_total{cache="concert"}"#));
+}
+
+#[tokio::test]
+async fn reads_fall_back_to_postgres_while_redis_is_down() {
+    let mut app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
+    app.request_seats(
+        &admin,
+        &schedule,
+        "inline",
+        json!([{"name": "A", "rows": 2, "seats_per_row": 2, "price": 10}]),
+    )
+    .await;
+    eventually("seats exist", Duration::from_secs(30), || async {
+        app.count("seats").await == 4
+    })
+    .await;
+    let cached = expect_status(app.get(&format!("/api/v1/concerts/{concert}")).await, StatusCode::OK).await;
+
+    app.redis.kill();
+    let details = expect_status(app.get(&format!("/api/v1/concerts/{concert}")).await, StatusCode::OK).await;
+    assert_eq!(details, cached);
+    let seats = expect_status(
+        app.get(&format!("/api/v1/schedules/{schedule}/seats")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(seats["seats"].as_array().unwrap().len(), 4);
+    // Writes that invalidate the cache still succeed too.
+    app.concert_with_schedule(&admin, 40).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("cache_errors_total")),
+        "cache errors are counted"
+    );
+}
+
+#[tokio::test]
+async fn changes_invalidate_the_cached_views() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let path = format!("/api/v1/concerts/{concert}");
+    let first = expect_status(app.get(&path).await, StatusCode::OK).await;
+    assert_eq!(first["schedules"].as_array().unwrap().len(), 1);
+    let seats_path = format!("/api/v1/schedules/{schedule}/seats");
+    assert!(
+        expect_status(app.get(&seats_path).await, StatusCode::OK).await["seats"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A new schedule shows at once, not after the 5-minute TTL.
+    let starts_at = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
+    expect_status(
+        app.post_json_authed(&format!("{path}/schedules"), &admin, &json!({"starts_at": starts_at}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        expect_status(app.get(&path).await, StatusCode::OK).await["schedules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Finished seat creation refreshes both the seat map and the counts.
+    app.request_seats(&admin, &schedule, "stream", layout()).await;
+    app.run_seat_worker().await;
+    assert_eq!(
+        expect_status(app.get(&seats_path).await, StatusCode::OK).await["seats"]
+            .as_array()
+            .unwrap()
+            .len(),
+        250
+    );
+    let details = expect_status(app.get(&path).await, StatusCode::OK).await;
+    let counted = details["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == schedule.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(counted["available_seats"], 250);
+
+    // The one function every later seat change calls.
+    sqlx::query("UPDATE seats SET status = 'sold' WHERE section = 'Balcony'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let deps = imticket::app::Deps::new(config_from(&app.env)).unwrap();
+    imticket::app::catalog::schedule_seats_changed(&deps, schedule.parse().unwrap(), concert.parse().unwrap()).await;
+    let sold = expect_status(app.get(&format!("{seats_path}?status=sold")).await, StatusCode::OK).await;
+    assert_eq!(sold["seats"].as_array().unwrap().len(), 50);
+}
+
+#[tokio::test]
+async fn the_api_warms_the_cache_for_schedules_of_the_coming_week() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (soon, soon_schedule) = app.concert_with_schedule(&admin, 3).await;
+    let (later, _) = app.concert_with_schedule(&admin, 30).await;
+    // A second API instance starts and warms up.
+    let second = imticket::startup::Application::build(config_from(&app.env))
+        .await
+        .unwrap();
+    let deps = second.deps().clone();
+    let mut conn = deps.redis.connection().await.unwrap();
+    let exists = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap()
+                == 1
+        }
+    };
+    eventually(
+        "the week's concert and seat map are cached",
+        Duration::from_secs(20),
+        || {
+            let (a, b) = (
+                exists(format!("imticket:cache:concert:{soon}")),
+                exists(format!("imticket:cache:seats:{soon_schedule}:all")),
+            );
+            async move { a.await && b.await }
+        },
+    )
+    .await;
+    assert!(
+        !exists(format!("imticket:cache:concert:{later}")).await,
+        "later schedules are not warmed"
+    );
+    let _: () = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map(|_: String| ())
+        .unwrap();
+}

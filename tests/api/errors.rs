@@ -1,0 +1,86 @@
+//! The problem+json shape of 400, 404 and 405, and request ids.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn unknown_routes_are_404_problems() {
+    let app = spawn_app().await;
+    expect_problem(
+        app.get("/api/v1/no-such-thing").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_problem(app.get("/").await, StatusCode::NOT_FOUND, "not_found").await;
+    expect_problem(
+        app.post_raw("/api/v2/auth/login", "application/json", "{}").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_problems() {
+    let app = spawn_app().await;
+    expect_problem(
+        app.get("/api/v1/auth/signup").await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+    let delete = app.client.delete(app.url("/api/v1/users/me")).send().await.unwrap();
+    expect_problem(delete, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    expect_problem(
+        app.post_raw("/health/live", "application/json", "{}").await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_requests_are_400_problems() {
+    let app = spawn_app().await;
+    let problem = expect_problem(
+        app.post_raw("/api/v1/auth/login", "application/json", "[1, 2").await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    )
+    .await;
+    assert_eq!(
+        problem.as_object().unwrap().len(),
+        5,
+        "type, title, status, detail, code: {problem}"
+    );
+    assert_eq!(problem["title"], "Bad Request");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_keeps_a_sane_caller_id() {
+    let app = spawn_app().await;
+    let generated = app.get("/health/live").await;
+    let id = generated.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+
+    let kept = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "trace-abc.123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "trace-abc.123");
+    let replaced = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(replaced.headers()["x-request-id"], "bad id with spaces");
+    let on_error = app.get("/nope").await;
+    assert!(on_error.headers().contains_key("x-request-id"));
+}

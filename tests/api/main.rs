@@ -1,0 +1,15 @@
+//! Integration tests against real PostgreSQL and Redis servers started by the harness.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/helpers.rs"]
+mod helpers;
+#[path = "../common/servers.rs"]
+mod servers;
+
+mod auth;
+mod catalog;
+mod errors;
+mod operational;
+mod processes;
+mod schema;
+mod seat_crashes;

@@ -1,0 +1,190 @@
+//! The transactional outbox: fast-path publishing, the relay, crashes between commit and XADD,
+//! Redis down at commit time, duplicate publishes, concurrent relays and pruning.
+
+use std::time::Duration;
+
+use imticket::stream::{Envelope, Stream, relay};
+
+use crate::support::*;
+
+async fn commit_events(b: &Backbone, n: usize) -> Vec<(i64, Envelope)> {
+    let mut tx = b.db.begin().await.unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let envelope = Envelope::new("probe.ping", serde_json::json!({ "n": i }));
+        out.push((
+            relay::enqueue(&mut tx, Stream::Expiry, &envelope).await.unwrap(),
+            envelope,
+        ));
+    }
+    tx.commit().await.unwrap();
+    out
+}
+
+async fn unpublished(b: &Backbone) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&b.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_fast_path_publishes_right_after_commit() {
+    let b = backbone().await;
+    let events = commit_events(&b, 3).await;
+    let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
+    relay::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    assert_eq!(unpublished(&b).await, 0);
+    let key = b.keys.stream(Stream::Expiry);
+    assert_eq!(b.xlen(&key).await, 3);
+    // The entry carries the envelope's fields, readable with redis-cli.
+    let entries: redis::Value = redis::cmd("XRANGE")
+        .arg(&key)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut b.conn().await)
+        .await
+        .unwrap();
+    let text = format!("{entries:?}");
+    for (_, e) in &events {
+        assert!(text.contains(&e.event_id.to_string()));
+    }
+    // Publishing the same rows again does nothing: they are no longer unpublished.
+    relay::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    assert_eq!(b.xlen(&key).await, 3);
+}
+
+/// A process that died between commit and XADD leaves unpublished rows; the relay role of a
+/// real worker process publishes them.
+#[tokio::test]
+async fn the_outbox_relay_worker_publishes_what_a_crash_left_behind() {
+    let b = backbone().await;
+    commit_events(&b, 25).await; // committed, never published: what a crash after commit leaves
+    assert_eq!(unpublished(&b).await, 25);
+
+    let mut worker = KillOnDrop(b.command(WORKER).arg("outbox-relay").spawn().unwrap());
+    wait_for(
+        "the relay publishes every committed event",
+        Duration::from_secs(30),
+        || async { unpublished(&b).await == 0 },
+    )
+    .await;
+    assert_eq!(b.xlen(&b.keys.stream(Stream::Expiry)).await, 25);
+    let status = b.admin(&["outbox", "status"]);
+    assert!(
+        status.contains("unpublished          0") && status.contains("published (retained) 25"),
+        "{status}"
+    );
+
+    signal(&worker, "TERM");
+    let status = wait_exit(&mut worker, Duration::from_secs(30));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(worker.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[tokio::test]
+async fn events_committed_while_redis_is_down_are_published_when_it_is_back() {
+    let mut b = backbone().await;
+    b.redis.kill();
+    let events = commit_events(&b, 5).await;
+    let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
+    relay::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await; // fails quietly: the commit stands
+    assert_eq!(unpublished(&b).await, 5);
+    assert!(
+        relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 100).await.is_err(),
+        "the relay reports Redis down"
+    );
+    assert_eq!(
+        unpublished(&b).await,
+        5,
+        "a failed round publishes nothing and marks nothing"
+    );
+
+    b.redis.restart();
+    wait_for(
+        "the relay publishes once Redis is back",
+        Duration::from_secs(20),
+        || async { relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 100).await.is_ok() && unpublished(&b).await == 0 },
+    )
+    .await;
+    assert_eq!(b.xlen(&b.keys.stream(Stream::Expiry)).await, 5);
+}
+
+/// The relay died after XADD and before marking the row: the event is published twice, and
+/// takes effect once.
+#[tokio::test]
+async fn a_duplicate_publish_takes_effect_once() {
+    let b = backbone().await;
+    let events = commit_events(&b, 4).await;
+    assert_eq!(relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 100).await.unwrap(), 4);
+    sqlx::query("UPDATE outbox SET published_at = NULL, stream_id = NULL WHERE id = $1")
+        .bind(events[0].0)
+        .execute(&b.db)
+        .await
+        .unwrap();
+    assert_eq!(relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 100).await.unwrap(), 1);
+    let key = b.keys.stream(Stream::Expiry);
+    assert_eq!(b.xlen(&key).await, 5, "the event is in the stream twice");
+
+    let mut consumer = b.consumer(&key, "expiry", b.probe("expiry"), fast_settings());
+    let report = drain(&mut consumer).await;
+    assert_eq!(report.acked, 5, "both copies are acked");
+    assert_eq!(b.effects("expiry").await, (4, 4), "and the duplicate had no effect");
+}
+
+#[tokio::test]
+async fn concurrent_relays_publish_each_event_once() {
+    let b = backbone().await;
+    let events = commit_events(&b, 2000).await;
+    let relays = (0..4).map(|_| {
+        let (db, redis, keys) = (b.db.clone(), b.deps.redis.clone(), b.keys.clone());
+        tokio::spawn(async move {
+            let mut total = 0;
+            loop {
+                match relay::relay_batch(&db, &redis, &keys, 100).await.unwrap() {
+                    0 => return total,
+                    n => total += n,
+                }
+            }
+        })
+    });
+    let per_relay: Vec<usize> = futures_util::future::join_all(relays)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(per_relay.iter().sum::<usize>(), 2000, "{per_relay:?}");
+    let key = b.keys.stream(Stream::Expiry);
+    assert_eq!(b.xlen(&key).await, 2000);
+    let mut consumer = b.consumer(&key, "expiry", b.probe("expiry"), fast_settings());
+    drain(&mut consumer).await;
+    assert_eq!(b.effects("expiry").await, (2000, 2000));
+    assert_eq!(events.len(), 2000);
+}
+
+#[tokio::test]
+async fn pruning_removes_old_published_rows_only() {
+    let b = backbone().await;
+    commit_events(&b, 3).await;
+    relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 2).await.unwrap(); // two published, one not
+    sqlx::query("UPDATE outbox SET published_at = now() - interval '2 days' WHERE published_at IS NOT NULL")
+        .execute(&b.db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET occurred_at = now() - interval '3 days'")
+        .execute(&b.db)
+        .await
+        .unwrap();
+    assert_eq!(relay::prune(&b.db, Duration::from_secs(86_400)).await.unwrap(), 2);
+    assert_eq!(
+        unpublished(&b).await,
+        1,
+        "an unpublished row is never pruned, however old"
+    );
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&b.db)
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+}

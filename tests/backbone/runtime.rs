@@ -1,0 +1,460 @@
+//! The consumer runtime in-process, drained deterministically with `process_batch`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use imticket::stream::probe::ProbeHandler;
+use imticket::stream::{Envelope, Handler, Outcome, dead_letter, maintenance};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn events_are_handled_once_and_acked() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    let published = b.publish(&key, 250).await;
+    let mut consumer = b.consumer(&key, "g", b.probe("g"), fast_settings());
+    let report = drain(&mut consumer).await;
+    assert_eq!((report.read, report.acked, report.dead_lettered), (250, 250, 0));
+    assert_eq!(b.effects("g").await, (250, 250));
+    assert_eq!(b.pending(&key, "g").await, 0);
+
+    // A duplicate of an event already processed (same event_id, new entry) is acked without
+    // a second effect.
+    let mut conn = b.conn().await;
+    let original: redis::Value = redis::cmd("XRANGE")
+        .arg(&key)
+        .arg(&published[7].0)
+        .arg(&published[7].0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let fields: Vec<(String, String)> = match original {
+        redis::Value::Array(mut entries) => match entries.remove(0) {
+            redis::Value::Array(mut parts) => match parts.remove(1) {
+                redis::Value::Array(flat) => flat
+                    .chunks(2)
+                    .map(|p| match (&p[0], &p[1]) {
+                        (redis::Value::BulkString(k), redis::Value::BulkString(v)) => (
+                            String::from_utf8(k.clone()).unwrap(),
+                            String::from_utf8(v.clone()).unwrap(),
+                        ),
+                        _ => panic!("unexpected field"),
+                    })
+                    .collect(),
+                _ => panic!("no fields"),
+            },
+            _ => panic!("no entry"),
+        },
+        _ => panic!("no reply"),
+    };
+    let _: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg(&fields)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let report = drain(&mut consumer).await;
+    assert_eq!((report.read, report.acked), (1, 1));
+    assert_eq!(b.effects("g").await, (250, 250), "the duplicate had no effect");
+}
+
+#[tokio::test]
+async fn an_unparsable_entry_is_dead_lettered_at_once_and_the_stream_flows_on() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    b.publish(&key, 10).await;
+    let mut conn = b.conn().await;
+    let bad_id: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg("type")
+        .arg("probe.ping")
+        .arg("payload")
+        .arg("{not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    b.publish(&key, 10).await;
+
+    let mut consumer = b.consumer(&key, "g", b.probe("g"), fast_settings());
+    let report = drain(&mut consumer).await;
+    assert_eq!((report.acked, report.dead_lettered, report.retried), (20, 1, 0));
+    assert_eq!(b.effects("g").await, (20, 20));
+    assert_eq!(b.pending(&key, "g").await, 0, "the poison entry is acked on its source");
+
+    let letters = dead_letter::list(&mut conn, &b.keys, None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(
+        (
+            letter.source_stream.as_str(),
+            letter.source_id.as_str(),
+            letter.group.as_str()
+        ),
+        (key.as_str(), bad_id.as_str(), "g")
+    );
+    assert_eq!(letter.deliveries, 1, "dead-lettered on the first delivery");
+    assert!(letter.error.contains("missing field `event_id`"), "{}", letter.error);
+    assert_eq!(letter.original_field("payload"), Some("{not json"));
+}
+
+/// Fails the events whose payload says `poison` while `failing` is set, recording each attempt.
+struct Flaky {
+    inner: ProbeHandler,
+    failing: Arc<AtomicBool>,
+    attempts: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Handler for Flaky {
+    async fn handle(&self, batch: &[Envelope]) -> Vec<Outcome> {
+        let poison = |e: &Envelope| e.payload.get("poison").is_some();
+        let mut outcomes = self
+            .inner
+            .handle(&batch.iter().filter(|e| !poison(e)).cloned().collect::<Vec<_>>())
+            .await
+            .into_iter();
+        let mut healthy = Vec::new();
+        let answers: Vec<Option<Outcome>> = batch
+            .iter()
+            .map(|e| {
+                if poison(e) {
+                    self.attempts.lock().unwrap().push(Instant::now());
+                    if self.failing.load(Ordering::SeqCst) {
+                        return Some(Outcome::Retry("database unavailable (simulated)".into()));
+                    }
+                    healthy.push(e.clone());
+                    None
+                } else {
+                    outcomes.next()
+                }
+            })
+            .collect();
+        let mut healed = self.inner.handle(&healthy).await.into_iter();
+        answers
+            .into_iter()
+            .map(|a| a.or_else(|| healed.next()).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_transient_failure_backs_off_then_dead_letters_and_replay_processes_it_once() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    let failing = Arc::new(AtomicBool::new(true));
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let flaky = Flaky {
+        inner: b.probe("g"),
+        failing: failing.clone(),
+        attempts: attempts.clone(),
+    };
+    let mut settings = fast_settings(); // max 3 deliveries
+    settings.claim_idle = Duration::from_millis(500);
+    let mut consumer = b.consumer(&key, "g", flaky, settings.clone());
+
+    let poison = Envelope::new("probe.ping", serde_json::json!({"poison": true}));
+    let mut conn = b.conn().await;
+    b.xadd(&key, &poison).await;
+
+    // Keep publishing while the poison entry fails: the stream must keep flowing.
+    let mut published = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        b.publish(&key, 5).await;
+        published += 5;
+        consumer.process_batch().await.unwrap();
+        if !dead_letter::list(&mut conn, &b.keys, None, 1).await.unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the failing entry was never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drain(&mut consumer).await;
+    assert_eq!(
+        b.effects("g").await,
+        (published, published),
+        "healthy events flowed while one failed"
+    );
+
+    // Three deliveries, each after a longer wait: claim_idle × 2^(n−1).
+    let times = attempts.lock().unwrap().clone();
+    assert_eq!(times.len(), 3, "max_deliveries is 3");
+    // The back-off runs from each *delivery*; the handler starts a little after it, so the
+    // gaps between handler starts are allowed that latency (100 ms) below the back-off.
+    let latency = Duration::from_millis(100);
+    let (gap1, gap2) = (times[1] - times[0], times[2] - times[1]);
+    assert!(gap1 + latency >= settings.backoff(1), "{gap1:?}");
+    assert!(gap2 + latency >= settings.backoff(2), "{gap2:?}");
+    assert!(
+        gap2 > gap1 + settings.claim_idle / 2,
+        "the wait grows: {gap1:?} then {gap2:?}"
+    );
+
+    let letter = dead_letter::list(&mut conn, &b.keys, None, 10).await.unwrap().remove(0);
+    assert_eq!(letter.deliveries, 3);
+    assert!(letter.error.contains("database unavailable"), "{}", letter.error);
+    assert_eq!(
+        letter.original_field("event_id"),
+        Some(poison.event_id.to_string().as_str())
+    );
+    assert_eq!(b.pending(&key, "g").await, 0);
+
+    // The cause goes away; the operator replays the dead letter with the CLI.
+    failing.store(false, Ordering::SeqCst);
+    let listed = b.admin(&["dlq", "list", "--stream", "orders"]);
+    assert!(
+        listed.contains(&letter.id) && listed.contains("1 dead letter(s)"),
+        "{listed}"
+    );
+    let shown = b.admin(&["dlq", "show", &letter.id]);
+    assert!(
+        shown.contains("database unavailable") && shown.contains(&poison.event_id.to_string()),
+        "{shown}"
+    );
+    let replayed = b.admin(&["dlq", "replay", &letter.id]);
+    assert!(replayed.contains("1 dead letter(s) replayed"), "{replayed}");
+    drain(&mut consumer).await;
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_effects WHERE event_id = $1")
+        .bind(poison.event_id)
+        .fetch_one(&b.db)
+        .await
+        .unwrap();
+    assert_eq!(applied, 1, "processed exactly once after the replay");
+    assert!(
+        dead_letter::list(&mut conn, &b.keys, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Replaying it again (say, a second operator) has no second effect either.
+    b.xadd(&key, &poison).await;
+    drain(&mut consumer).await;
+    assert_eq!(b.effects("g").await, (published + 1, published + 1));
+}
+
+#[tokio::test]
+async fn an_entry_left_by_a_dead_consumer_is_reclaimed_with_its_delivery_counted() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    b.publish(&key, 5).await;
+    // A consumer that read and died: its entries stay pending under its name.
+    assert_eq!(b.read_without_ack(&key, "g", "dead-one", 5).await, 5);
+
+    let mut settings = fast_settings();
+    settings.claim_idle = Duration::from_secs(2);
+    let mut survivor = b.consumer(&key, "g", b.probe("g"), settings);
+    let early = survivor.process_batch().await.unwrap();
+    assert_eq!(early.reclaimed, 0, "not claimable before claim_idle");
+    tokio::time::sleep(Duration::from_millis(2100)).await; // past claim_idle: the precondition of the test
+    let report = drain(&mut survivor).await;
+    assert_eq!((report.reclaimed, report.acked), (5, 5));
+    assert_eq!(b.effects("g").await, (5, 5));
+    assert_eq!(b.pending(&key, "g").await, 0);
+}
+
+#[tokio::test]
+async fn a_pending_entry_whose_stream_entry_was_deleted_is_cleared_without_a_handler_call() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    let published = b.publish(&key, 3).await;
+    assert_eq!(b.read_without_ack(&key, "g", "dead-one", 3).await, 3);
+    // Someone deleted one of the pending entries (XDEL by hand, or a foreign trim).
+    let _: i64 = redis::cmd("XDEL")
+        .arg(&key)
+        .arg(&published[1].0)
+        .query_async(&mut b.conn().await)
+        .await
+        .unwrap();
+
+    let mut settings = fast_settings();
+    settings.claim_idle = Duration::from_millis(100);
+    let mut survivor = b.consumer(&key, "g", b.probe("g"), settings);
+    tokio::time::sleep(Duration::from_millis(150)).await; // past claim_idle: the precondition
+    let report = drain(&mut survivor).await;
+    assert_eq!((report.reclaimed, report.acked, report.dead_lettered), (2, 2, 0));
+    assert_eq!(b.effects("g").await, (2, 2));
+    assert_eq!(b.pending(&key, "g").await, 0, "the deleted entry left the pending list");
+}
+
+#[tokio::test]
+async fn trimming_never_removes_what_a_slow_group_has_not_acked() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    let published = b.publish(&key, 100).await;
+    let mut fast = b.consumer(&key, "fast", b.probe("fast"), fast_settings());
+    drain(&mut fast).await;
+
+    // The slow group acks 30 entries and holds the next 20 pending (its handler is stuck).
+    let mut slow_settings = fast_settings();
+    slow_settings.batch_size = 30;
+    let mut slow = b.consumer(&key, "slow", b.probe("slow"), slow_settings.clone());
+    slow.process_batch().await.unwrap();
+    let mut conn = b.conn().await;
+    b.read_without_ack(&key, "slow", "stuck", 20).await;
+    // While a third group has not read anything yet, nothing may go.
+    imticket::stream::consumer::create_group(&mut conn, &key, "never-read")
+        .await
+        .unwrap();
+    assert_eq!(
+        maintenance::trim(&mut conn, &key).await.unwrap(),
+        0,
+        "a group that read nothing keeps every entry"
+    );
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(&key)
+        .arg("never-read")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let trimmed = maintenance::trim(&mut conn, &key).await.unwrap();
+    assert_eq!(trimmed, 30, "exactly the entries every group acked");
+    let first: redis::Value = redis::cmd("XRANGE")
+        .arg(&key)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        format!("{first:?}").contains(&published[30].0),
+        "the slow group's oldest pending entry is the first kept"
+    );
+
+    // The slow group recovers and still finds every entry it had not acked.
+    let mut recovered = b.consumer(&key, "slow", b.probe("slow"), fast_settings());
+    tokio::time::sleep(Duration::from_millis(250)).await; // past claim_idle of the stuck entries
+    drain(&mut recovered).await;
+    assert_eq!(b.effects("slow").await, (100, 100));
+    assert_eq!(maintenance::trim(&mut conn, &key).await.unwrap(), 70);
+    assert_eq!(b.xlen(&key).await, 0);
+}
+
+#[tokio::test]
+async fn idle_consumers_without_pending_entries_are_removed_and_others_never() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    b.publish(&key, 3).await;
+    let mut conn = b.conn().await;
+    b.read_without_ack(&key, "g", "holder", 3).await;
+    // Consumers that got nothing (Redis creates a reading consumer only when it receives entries).
+    for name in ["empty-handed", "me"] {
+        let _: i64 = redis::cmd("XGROUP")
+            .arg("CREATECONSUMER")
+            .arg(&key)
+            .arg("g")
+            .arg(name)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    let removed = maintenance::remove_dead_consumers(&mut conn, &key, "g", Duration::from_secs(60), "me")
+        .await
+        .unwrap();
+    assert_eq!(removed, 0, "nobody has been idle for a minute");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let removed = maintenance::remove_dead_consumers(&mut conn, &key, "g", Duration::from_millis(10), "me")
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let stats = maintenance::stream_stats(&mut conn, &key).await.unwrap().unwrap();
+    let mut names: Vec<&str> = stats.groups[0].consumers.iter().map(|c| c.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["holder", "me"],
+        "the consumer with pending entries and the caller stay"
+    );
+    assert_eq!(b.pending(&key, "g").await, 3);
+}
+
+/// `imticket-admin streams --json`'s entry for `key`.
+fn stream_json(b: &Backbone, key: &str) -> serde_json::Value {
+    let all: serde_json::Value = serde_json::from_str(&b.admin(&["streams", "--json"])).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn operators_see_streams_groups_lag_and_metrics() {
+    let b = backbone().await;
+    let key = b.keys.stream(imticket::stream::Stream::Payments);
+    b.publish(&key, 10).await;
+    let mut consumer = b.consumer(&key, "payment", b.probe("payment"), fast_settings());
+    drain(&mut consumer).await;
+    b.publish(&key, 4).await;
+
+    let text = b.admin(&["streams"]);
+    assert!(text.contains(&key), "{text}");
+    assert!(text.contains("group payment") && text.contains("lag 4"), "{text}");
+    assert!(text.contains(consumer.name()), "{text}");
+    let payments = stream_json(&b, &key);
+    assert_eq!(payments["length"], 14);
+    assert_eq!(payments["groups"][0]["lag"], 4);
+
+    // Deleting an undelivered entry makes Redis unable to compute the lag: reported as
+    // unknown (null), never as 0.
+    let last: redis::Value = redis::cmd("XREVRANGE")
+        .arg(&key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(2)
+        .query_async(&mut b.conn().await)
+        .await
+        .unwrap();
+    let second_last = match last {
+        redis::Value::Array(entries) => match &entries[1] {
+            redis::Value::Array(parts) => match &parts[0] {
+                redis::Value::BulkString(id) => String::from_utf8(id.clone()).unwrap(),
+                _ => panic!(),
+            },
+            _ => panic!(),
+        },
+        _ => panic!(),
+    };
+    let _: i64 = redis::cmd("XDEL")
+        .arg(&key)
+        .arg(&second_last)
+        .query_async(&mut b.conn().await)
+        .await
+        .unwrap();
+    let payments = stream_json(&b, &key);
+    assert!(payments["groups"][0]["lag"].is_null(), "{payments}");
+    assert!(b.admin(&["streams"]).contains("lag unknown"));
+
+    let stats = maintenance::stream_stats(&mut b.conn().await, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    maintenance::record_metrics("payments", &stats);
+    let rendered = imticket::telemetry::metrics_handle().render();
+    assert!(
+        rendered.contains(r#"stream_events_total{stream=""#) && rendered.contains(r#"outcome="acked""#),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(r#"stream_group_lag_known{stream="payments",group="payment"} 0"#),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(r#"stream_group_lag{stream="payments",group="payment"} NaN"#),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("stream_handler_duration_seconds_bucket"),
+        "{rendered}"
+    );
+}

@@ -1,0 +1,318 @@
+//! Real PostgreSQL and Redis servers for the tests, started from the system binaries.
+//!
+//! - One PostgreSQL cluster per test process (initdb into a temporary directory, a free
+//!   port, fsync off); every test gets a fresh database in it.
+//! - One `redis-server` per test, started with the project's `redis.conf` (AOF on) in its own
+//!   temporary directory on a free port, so a test can stop, kill and restart it.
+//! - A reaper process stops everything and removes the directories when the test process
+//!   exits, even if it is killed.
+//!
+//! A missing binary fails the suite with an install hint; nothing is skipped silently.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The process-wide scratch directory every server of this test process lives under.
+fn scratch() -> &'static Scratch {
+    static SCRATCH: OnceLock<Scratch> = OnceLock::new();
+    SCRATCH.get_or_init(Scratch::create)
+}
+
+struct Scratch {
+    dir: PathBuf,
+    root: bool,
+}
+
+impl Scratch {
+    fn create() -> Self {
+        let root = is_root();
+        // /var/tmp rather than the per-user /tmp: the `postgres` user must be able to reach it.
+        let dir = tempfile::Builder::new()
+            .prefix("imticket-test-")
+            .tempdir_in("/var/tmp")
+            .unwrap()
+            .keep();
+        if root {
+            // initdb refuses to run as root; PostgreSQL runs as `postgres` and needs the way in.
+            run(Command::new("chmod").arg("755").arg(&dir));
+        }
+        std::fs::write(dir.join("pids"), "").unwrap();
+        // The reaper: once this test process is gone, kill what it started and clean up.
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             for p in $(cat '{dir}/pids'); do kill -9 $p 2>/dev/null; done; \
+             [ -f '{dir}/pg/data/postmaster.pid' ] && kill -9 $(head -1 '{dir}/pg/data/postmaster.pid') 2>/dev/null; \
+             rm -rf '{dir}'",
+            pid = std::process::id(),
+            dir = dir.display()
+        );
+        // Never waited for on purpose: it must outlive this process to clean up after it.
+        #[allow(clippy::zombie_processes)]
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Self { dir, root }
+    }
+
+    fn track(&self, pid: u32) {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("pids"))
+            .unwrap();
+        writeln!(file, "{pid}").unwrap();
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+fn run(cmd: &mut Command) {
+    let output = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+pub struct Postgres {
+    pub port: u16,
+}
+
+impl Postgres {
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+fn pg_bindir() -> PathBuf {
+    if let Ok(out) = Command::new("sh").arg("-c").arg("command -v initdb").output() {
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && !path.is_empty() {
+            return Path::new(&path).parent().unwrap().to_path_buf();
+        }
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .filter(|p| p.join("initdb").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.pop().unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found. The tests start their own \
+             PostgreSQL: install it with `apt-get install -y postgresql` (or run scripts/test.sh, which does)."
+        )
+    })
+}
+
+/// The PostgreSQL cluster of this test process, started on first use.
+pub fn postgres() -> &'static Postgres {
+    static PG: OnceLock<Postgres> = OnceLock::new();
+    PG.get_or_init(|| {
+        let scratch = scratch();
+        let bin = pg_bindir();
+        let pg_dir = scratch.dir.join("pg");
+        std::fs::create_dir_all(&pg_dir).unwrap();
+        let as_owner = |program: PathBuf| {
+            if scratch.root {
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", "postgres", "--"]).arg(program);
+                cmd
+            } else {
+                Command::new(program)
+            }
+        };
+        if scratch.root {
+            run(Command::new("chown").arg("postgres:").arg(&pg_dir));
+        }
+        let data = pg_dir.join("data");
+        run(as_owner(bin.join("initdb")).arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        ]));
+        let mut port = free_port();
+        let options = |port: u16| {
+            format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=1000 -c shared_buffers=128MB \
+             -c shared_preload_libraries=pg_stat_statements",
+                pg_dir.display()
+            )
+        };
+        // Retry on another port if a parallel process took this one first.
+        let mut attempts = 0;
+        loop {
+            let started = as_owner(bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(pg_dir.join("server.log"))
+                .args(["-w", "-t", "60", "-o", &options(port), "start"])
+                .output()
+                .unwrap();
+            if started.status.success() {
+                break;
+            }
+            attempts += 1;
+            assert!(
+                attempts < 5,
+                "PostgreSQL did not start: {}",
+                std::fs::read_to_string(pg_dir.join("server.log")).unwrap_or_default()
+            );
+            port = free_port();
+        }
+        Postgres { port }
+    })
+}
+
+/// A fresh, empty database in the test cluster; returns its URL.
+pub async fn fresh_database() -> String {
+    use sqlx::Connection;
+    let pg = postgres();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&pg.admin_url()).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    pg.url(&name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+
+/// A `redis-server` owned by one test, listening on a Unix socket in its own directory and
+/// on no TCP port: after a test kills it, no other test's server can take its address (a
+/// freed TCP port could be, and clients would silently reconnect to the wrong server).
+/// Stopped (SIGKILL) when dropped.
+pub struct Redis {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn redis_conf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("redis.conf")
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-")
+            .tempdir_in(&scratch().dir)
+            .unwrap();
+        let mut redis = Self { dir, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket().display())
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// (Re)starts the server with the same socket and data directory; AOF contents survive.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis-server is already running");
+        let mut child = Command::new("redis-server")
+            .arg(redis_conf())
+            .args(["--port", "0", "--unixsocketperm", "700"])
+            .arg("--unixsocket")
+            .arg(self.socket())
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("could not start redis-server ({e}). The tests start their own Redis: install it with `apt-get install -y redis-server`.")
+            });
+        scratch().track(child.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.answers() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "redis-server exited ({status}); see {}",
+                    self.dir.path().join("redis.log").display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not come up; see {}",
+                self.dir.path().join("redis.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::Read;
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    }
+
+    /// `kill -9`: no shutdown save, like a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
