@@ -122,7 +122,12 @@ async fn sigterm_lets_the_in_flight_request_finish_and_exits_zero() {
     conn.write_all(body.as_bytes()).unwrap();
     let mut response = String::new();
     conn.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 201"), "{response}; log:\n{}", log());
+    assert!(
+        response.starts_with("HTTP/1.1 201"),
+        "response {response:?}; process: {:?}; log:\n{}",
+        api.try_wait(),
+        log()
+    );
     assert!(response.contains("late@example.com"), "{response}");
 
     let status = wait_exit(&mut api, Duration::from_secs(30));
