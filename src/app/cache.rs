@@ -107,17 +107,17 @@ impl LookAside {
                 // A request that missed just before another flight stored the value, and
                 // arrives just after that flight ended, finds the value here instead of
                 // loading it a second time.
-                if self.healthy() {
-                    if let Ok(Some(bytes)) = self.store.get(key).await {
-                        return Ok::<JsonBody, AppError>(bytes.into());
-                    }
+                if self.healthy()
+                    && let Ok(Some(bytes)) = self.store.get(key).await
+                {
+                    return Ok::<JsonBody, AppError>(bytes.into());
                 }
                 metrics::counter!("cache_loads_total", "cache" => cache).increment(1);
                 let body = load().await?;
-                if self.healthy() {
-                    if let Err(err) = self.store.set(key, &body, ttl.pick()).await {
-                        self.failed(cache, "set", &err);
-                    }
+                if self.healthy()
+                    && let Err(err) = self.store.set(key, &body, ttl.pick()).await
+                {
+                    self.failed(cache, "set", &err);
                 }
                 Ok::<_, AppError>(body)
             })

@@ -252,13 +252,13 @@ async fn load_seat_map(deps: &Deps, schedule_id: Uuid, status: Option<&str>) -> 
 /// `GET /schedules/{id}/seats` as a JSON body, from the cache when possible.
 #[tracing::instrument(name = "seat map", skip_all, fields(schedule_id = %schedule_id))]
 pub async fn seat_map(deps: &Deps, schedule_id: Uuid, status: Option<&str>) -> Result<JsonBody, AppError> {
-    if let Some(s) = status {
-        if !["available", "held", "sold"].contains(&s) {
-            return Err(AppError::validation(
-                "invalid_field",
-                "status: must be one of available, held, sold",
-            ));
-        }
+    if let Some(s) = status
+        && !["available", "held", "sold"].contains(&s)
+    {
+        return Err(AppError::validation(
+            "invalid_field",
+            "status: must be one of available, held, sold",
+        ));
     }
     deps.cache
         .get_or_load("seats", &seats_key(schedule_id, status), SEATS_TTL, || {
