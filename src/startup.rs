@@ -56,6 +56,8 @@ impl Application {
         let deps = self.deps.clone();
         let shutdown_timeout = deps.config.shutdown_timeout.as_secs();
         let server = HttpServer::new(move || {
+            // Called once per worker thread: each gets its own Redis connection, driven there.
+            let deps = deps.for_this_thread();
             App::new()
                 .wrap(from_fn(api::middleware::observe))
                 .configure(api::configure(deps.clone()))

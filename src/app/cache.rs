@@ -64,6 +64,19 @@ impl LookAside {
         }
     }
 
+    pub fn store(&self) -> &CacheStore {
+        &self.store
+    }
+
+    /// The same cache (shared single-flight and error bypass) over another store.
+    pub fn with_store(&self, store: CacheStore) -> Self {
+        Self {
+            store,
+            in_flight: self.in_flight.clone(),
+            bypass_until: self.bypass_until.clone(),
+        }
+    }
+
     fn healthy(&self) -> bool {
         now_ms() >= self.bypass_until.load(Ordering::Relaxed)
     }

@@ -51,4 +51,17 @@ impl Deps {
             keys,
         })
     }
+
+    /// A copy whose Redis connection is its own, made on the runtime of the thread that first
+    /// uses it; everything else (pool, single-flight, bypass) stays shared. The API calls it
+    /// once per HTTP worker thread.
+    pub fn for_this_thread(&self) -> Self {
+        let redis = self.redis.own_connection();
+        let cache = self.cache.with_store(self.cache.store().with_redis(redis.clone()));
+        Self {
+            redis,
+            cache,
+            ..self.clone()
+        }
+    }
 }

@@ -20,6 +20,14 @@ impl CacheStore {
         }
     }
 
+    /// The same store over another Redis handle.
+    pub fn with_redis(&self, redis: Redis) -> Self {
+        Self {
+            redis,
+            prefix: self.prefix.clone(),
+        }
+    }
+
     pub fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
