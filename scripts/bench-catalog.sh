@@ -14,12 +14,15 @@ log "building (release)"
 cargo build --quiet --release --bins
 bench_services_start
 api_port=$(free_port)
-export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_HTTP_ADDR="127.0.0.1:$api_port" \
+export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_LOG_FORMAT=json IMTICKET_HTTP_ADDR="127.0.0.1:$api_port" \
   IMTICKET_WORKER_METRICS_ADDR="127.0.0.1:$(free_port)" \
   IMTICKET_BOOTSTRAP_ADMIN_EMAIL=bench@imticket.test IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=bench-password
 base="http://127.0.0.1:$api_port"
 target/release/imticket-admin migrate >/dev/null
-target/release/imticket-api & bench_pids+=($!)
+# The API logs each request's server-side time (middleware to response, no HTTP parsing or
+# network) at info: kept in a file to compare hits and misses without the client's share.
+api_log="$bench_work/api.log"
+RUST_LOG=warn,imticket::api::middleware=info target/release/imticket-api 2>"$api_log" & bench_pids+=($!)
 target/release/imticket-worker seat-creation & bench_pids+=($!)
 wait_until 60 "the API" curl -fsS "$base/health/ready"
 token=$(curl -fsS -XPOST "$base/api/v1/auth/login" -H 'content-type: application/json' \
@@ -56,9 +59,31 @@ echo "-- for contrast, counting the seat rows instead:"
 psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d bench -c \
   "EXPLAIN (ANALYZE, COSTS OFF) SELECT count(*) FROM seats WHERE schedule_id = '$last_schedule' AND status = 'available'"
 
+# server_side LABEL ROUTE: median and p99 of the server-side times of the requests to ROUTE
+# (a route template) logged since the last call.
+log_mark=0
+server_side() {
+  local lines
+  lines=$(wc -l <"$api_log")
+  tail -n +"$((log_mark + 1))" "$api_log" | head -n "$((lines - log_mark))" |
+    awk -v route="\"route\":\"$2\"" 'index($0, "\"request finished\"") && index($0, route)' |
+    sed 's/.*"elapsed_ms":\([0-9.e-]*\).*/\1/' | sort -g |
+    awk -v label="$1" '{ v[NR] = $1 } END {
+      if (NR == 0) exit
+      p99 = int(NR * 0.99); if (p99 < 1) p99 = 1
+      printf "server-side %s: n=%d median=%.1f us p99=%.1f us\n", label, NR, v[int((NR + 1) / 2)] * 1000, v[p99] * 1000
+    }'
+  log_mark=$lines
+}
+
+echo "== HTTP floor: GET /health/live (1 VU, 10 s), the least any response can cost end to end"
+k6 run -q -e BASE_URL="$base" -e SCENARIO=floor k6/catalog.js 2>&1 | grep -E "http_req_duration|http_reqs|checks"
+server_side floor /health/live
 echo "== GET /api/v1/concerts/{id}: cache misses (1,000 concerts, each read once)"
 k6 run -q -e BASE_URL="$base" -e SCENARIO=miss -e MISSES=1000 k6/catalog.js 2>&1 | grep -E "http_req_duration|http_reqs|checks"
+server_side miss '/api/v1/concerts/{id}'
 echo "== GET /api/v1/concerts/{id}: cache hits (1 VU, 10 s)"
 k6 run -q -e BASE_URL="$base" -e SCENARIO=hit k6/catalog.js 2>&1 | grep -E "http_req_duration|http_reqs|checks"
+server_side hit '/api/v1/concerts/{id}'
 echo "== GET /api/v1/concerts/{id}: cached throughput (32 VUs, 20 s)"
 k6 run -q -e BASE_URL="$base" -e SCENARIO=throughput -e VUS=32 k6/catalog.js 2>&1 | grep -E "http_req_duration|http_reqs|checks"
