@@ -1,4 +1,5 @@
-//! The Redis connection: one multiplexed connection per process that reconnects by itself.
+//! Redis connections: a multiplexed connection that reconnects by itself, one per handle
+//! (workers share one per process; the API has one per HTTP worker thread).
 
 use std::sync::Arc;
 use std::time::Duration;
