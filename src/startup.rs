@@ -60,7 +60,7 @@ impl Application {
             let deps = deps.for_this_thread();
             App::new()
                 .wrap(from_fn(api::middleware::observe))
-                .configure(api::configure(deps.clone()))
+                .configure(api::configure(deps))
                 .default_service(web::to(api::error::not_found))
         })
         // Our signal handler owns shutdown; the server stops gracefully when it cancels.

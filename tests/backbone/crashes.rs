@@ -56,7 +56,7 @@ async fn ten_thousand_events_through_three_workers_survive_a_kill_9_exactly_once
     // holding entries; the two survivors work at the normal pace meanwhile. Killing a worker at
     // a random moment instead missed the case now and then: between an ack and its next read a
     // worker holds nothing.
-    let victim = spawn_consumer(&b, &key, "g", 600_000, &settings);
+    let mut victim = spawn_consumer(&b, &key, "g", 600_000, &settings);
     let workers: Vec<KillOnDrop> = (0..2).map(|_| spawn_consumer(&b, &key, "g", 40, &settings)).collect();
     let victim_pid = victim.id();
     let victim_name = format!("-{victim_pid}-");
@@ -72,7 +72,6 @@ async fn ten_thousand_events_through_three_workers_survive_a_kill_9_exactly_once
         held_by_victim().await > 0
     })
     .await;
-    let mut victim = victim;
     victim.kill().unwrap();
     victim.wait().unwrap();
     // Its entries are claimable only after 2 s idle, far longer than the kill took.
