@@ -67,6 +67,10 @@ enum Command {
         /// Consumers (tasks) in this one process.
         #[arg(long, default_value_t = 1)]
         consumers: usize,
+        /// Take strict turns with Redis (read, handle, ack) instead of reading the next batch
+        /// while handling one, as the worker does: the "before" of the read-ahead.
+        #[arg(long)]
+        no_read_ahead: bool,
     },
     /// Insert `seats` seats into a fresh schedule, in chunks of 5,000 per transaction, with one
     /// UNNEST statement per chunk or one INSERT per seat.
@@ -186,7 +190,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             handler,
             events,
             consumers,
+            no_read_ahead,
         } => {
+            let read_ahead = !no_read_ahead;
             let key = format!("bench:{}", uuid::Uuid::new_v4().simple());
             let started = Instant::now();
             produce(&deps, &key, events, 0).await?;
@@ -197,11 +203,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 events as f64 / produced.as_secs_f64()
             );
             let rate = match handler {
-                HandlerKind::Noop => drain(&deps, &key, events, consumers, || Arc::new(NoopHandler)).await?,
+                HandlerKind::Noop => {
+                    drain(&deps, &key, events, consumers, read_ahead, || Arc::new(NoopHandler)).await?
+                }
                 HandlerKind::Probe => {
                     ProbeHandler::install(&deps.db).await?;
                     let db = deps.db.clone();
-                    drain(&deps, &key, events, consumers, move || {
+                    drain(&deps, &key, events, consumers, read_ahead, move || {
                         Arc::new(ProbeHandler::new(db.clone(), "bench", Duration::ZERO))
                     })
                     .await?
@@ -320,6 +328,7 @@ async fn drain<H: Handler>(
     key: &str,
     events: usize,
     consumers: usize,
+    read_ahead: bool,
     handler: impl Fn() -> Arc<H>,
 ) -> anyhow::Result<f64> {
     let mut instances = Vec::new();
@@ -335,7 +344,11 @@ async fn drain<H: Handler>(
         let acked = acked.clone();
         tasks.spawn(async move {
             while acked.load(std::sync::atomic::Ordering::Relaxed) < events {
-                let report: BatchReport = c.process_batch().await?;
+                let report: BatchReport = if read_ahead {
+                    c.process_batch_reading_ahead().await?
+                } else {
+                    c.process_batch().await?
+                };
                 acked.fetch_add(report.acked, std::sync::atomic::Ordering::Relaxed);
             }
             anyhow::Ok(())

@@ -118,6 +118,9 @@ pub struct Consumer<H> {
     settings: ConsumerSettings,
     last_reclaim: Option<Instant>,
     group_ready: bool,
+    /// A batch read ahead while the previous one was being handled: delivered to this
+    /// consumer (pending under its name) but not handled yet. The next round handles it.
+    ahead: Option<Vec<Delivery>>,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -143,6 +146,7 @@ impl<H: Handler> Consumer<H> {
             settings,
             last_reclaim: None,
             group_ready: false,
+            ahead: None,
         }
     }
 
@@ -168,8 +172,28 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// One round: reclaim due pending entries (when the reclaim interval has passed) or else
-    /// read new ones (blocking up to `block`), handle them, ack or dead-letter them.
+    /// read new ones (blocking up to `block`), handle them, ack or dead-letter them. Every
+    /// entry this round read is acked or dead-lettered (or left for a retry) when it returns.
     pub async fn process_batch(&mut self) -> anyhow::Result<BatchReport> {
+        self.round(false).await
+    }
+
+    /// A round as [`Self::process_batch`], except that when it reads a full batch (a backlog)
+    /// it reads the next batch, without blocking, while the handler works on this one; the
+    /// next round handles that batch first. Redis then serves the read while the consumer
+    /// handles, instead of the two taking turns. [`Self::run`] works this way; the entries read
+    /// ahead are pending under this consumer until a later round handles them
+    /// ([`Self::read_ahead`] counts them).
+    pub async fn process_batch_reading_ahead(&mut self) -> anyhow::Result<BatchReport> {
+        self.round(true).await
+    }
+
+    /// Entries read ahead and not handled yet.
+    pub fn read_ahead(&self) -> usize {
+        self.ahead.as_ref().map_or(0, Vec::len)
+    }
+
+    async fn round(&mut self, read_ahead: bool) -> anyhow::Result<BatchReport> {
         if !self.group_ready {
             self.ensure_group().await?;
         }
@@ -186,23 +210,51 @@ impl<H: Handler> Consumer<H> {
             deliveries = claimed;
         }
         if deliveries.is_empty() {
-            deliveries = self.read_new().await?;
+            deliveries = match self.ahead.take() {
+                Some(ahead) => ahead,
+                None => {
+                    let reader = self.reader().await?;
+                    self.read_new(reader, Some(self.settings.block)).await?
+                }
+            };
             report.read = deliveries.len();
         }
-        if !deliveries.is_empty() {
+        if deliveries.is_empty() {
+            return Ok(report);
+        }
+        if read_ahead && self.ahead.is_none() && report.read >= self.settings.batch_size {
+            let reader = self.reader().await?;
+            // The read goes first (`join!` polls in order), and the handler yields once before
+            // its synchronous part (envelope parsing): the read is then already on its way to
+            // Redis, whose connection is driven by a task of its own that must get to run.
+            let (next, handled) = tokio::join!(self.read_new(reader, None), async {
+                tokio::task::yield_now().await;
+                self.handle(deliveries, &mut report).await
+            });
+            // Entries read ahead are delivered to this consumer whatever became of the
+            // handling: keep them for the next round.
+            let next = next.map(|next| {
+                if !next.is_empty() {
+                    self.ahead = Some(next);
+                }
+            });
+            handled?;
+            next?;
+        } else {
             self.handle(deliveries, &mut report).await?;
         }
         Ok(report)
     }
 
-    /// Runs rounds until `shutdown` is cancelled. A round in progress always completes — its
-    /// handlers finish and their entries are acked — before the loop looks at the token, and
-    /// reads block at most `block`, so shutdown takes at most one round.
+    /// Runs rounds, reading ahead, until `shutdown` is cancelled. A round in progress always
+    /// completes — its handlers finish and their entries are acked — before the loop looks at
+    /// the token; after it, a batch already read ahead is still handled (nothing more is read),
+    /// and reads block at most `block`, so shutdown takes at most two rounds.
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(stream = %self.stream_label, group = %self.group, consumer = %self.name, "consumer started");
         let mut failures = 0u32;
-        while !shutdown.is_cancelled() {
-            match self.process_batch().await {
+        while !shutdown.is_cancelled() || self.ahead.is_some() {
+            match self.round(!shutdown.is_cancelled()).await {
                 Ok(report) if report.retried > 0 && report.acked == 0 => failures += 1,
                 Ok(_) => failures = 0,
                 Err(err) => {
@@ -306,23 +358,36 @@ impl<H: Handler> Consumer<H> {
         Ok((deliveries, deleted.len()))
     }
 
-    async fn read_new(&mut self) -> anyhow::Result<Vec<Delivery>> {
-        let reader = match &mut self.reader {
-            Some(reader) => reader,
-            slot => slot.insert(self.redis.dedicated_connection(self.settings.block).await?),
-        };
-        let reply: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
+    /// The connection for XREADGROUP (a clone shares it), opened on first use.
+    async fn reader(&mut self) -> anyhow::Result<MultiplexedConnection> {
+        if let Some(reader) = &self.reader {
+            return Ok(reader.clone());
+        }
+        let reader = self.redis.dedicated_connection(self.settings.block).await?;
+        self.reader = Some(reader.clone());
+        Ok(reader)
+    }
+
+    /// XREADGROUP of up to one batch of new entries, blocking up to `block` if given.
+    async fn read_new(
+        &self,
+        mut reader: MultiplexedConnection,
+        block: Option<Duration>,
+    ) -> anyhow::Result<Vec<Delivery>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
             .arg(&self.group)
             .arg(&self.name)
             .arg("COUNT")
-            .arg(self.settings.batch_size)
-            .arg("BLOCK")
-            .arg(self.settings.block.as_millis() as u64)
+            .arg(self.settings.batch_size);
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        let reply: Value = cmd
             .arg("STREAMS")
             .arg(&self.stream_key)
             .arg(">")
-            .query_async(reader)
+            .query_async(&mut reader)
             .await
             .context("XREADGROUP")?;
         let mut deliveries = Vec::new();
@@ -342,7 +407,7 @@ impl<H: Handler> Consumer<H> {
         Ok(deliveries)
     }
 
-    async fn handle(&mut self, deliveries: Vec<Delivery>, report: &mut BatchReport) -> anyhow::Result<()> {
+    async fn handle(&self, deliveries: Vec<Delivery>, report: &mut BatchReport) -> anyhow::Result<()> {
         let max = self.settings.max_deliveries;
         let mut to_ack: Vec<String> = Vec::new();
         let mut to_dead_letter: Vec<(Delivery, String)> = Vec::new();
@@ -501,15 +566,28 @@ pub(crate) fn as_int(value: &Value) -> Option<i64> {
     }
 }
 
+/// As [`as_string`], taking the bytes over instead of copying them.
+fn into_string(value: Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(
+            String::from_utf8(bytes).unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
+        ),
+        other => as_string(&other),
+    }
+}
+
 /// `[id, [field, value, …]]` → (id, fields); nil (a deleted entry) → None.
 pub(crate) fn parse_entry(value: Value) -> Option<(String, Vec<(String, String)>)> {
     let mut parts = as_array(value).into_iter();
-    let id = as_string(&parts.next()?)?;
+    let id = into_string(parts.next()?)?;
     let flat = parts.next().map(as_array)?;
-    let fields = flat
-        .chunks(2)
-        .filter_map(|pair| Some((as_string(pair.first()?)?, as_string(pair.get(1)?)?)))
-        .collect();
+    let mut fields = Vec::with_capacity(flat.len() / 2);
+    let mut flat = flat.into_iter();
+    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+        if let (Some(name), Some(value)) = (into_string(name), into_string(value)) {
+            fields.push((name, value));
+        }
+    }
     Some((id, fields))
 }
 

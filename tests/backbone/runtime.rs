@@ -62,6 +62,58 @@ async fn events_are_handled_once_and_acked() {
 }
 
 #[tokio::test]
+async fn reading_ahead_handles_every_entry_once_and_leaves_nothing_pending() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    b.publish(&key, 1_050).await;
+    let mut consumer = b.consumer(&key, "g", b.probe("g"), fast_settings());
+    let (mut read, mut most_ahead) = (0, 0);
+    loop {
+        let report = consumer.process_batch_reading_ahead().await.unwrap();
+        read += report.read;
+        let ahead = consumer.read_ahead();
+        most_ahead = most_ahead.max(ahead);
+        // What was read ahead is delivered to this consumer and pending under it, not lost.
+        assert_eq!(b.pending(&key, "g").await, ahead as i64);
+        if report.is_idle() {
+            break;
+        }
+    }
+    assert_eq!(most_ahead, 100, "a full batch was read ahead while another was handled");
+    assert_eq!(read, 1_050);
+    assert_eq!(b.effects("g").await, (1_050, 1_050));
+    assert_eq!((b.pending(&key, "g").await, consumer.read_ahead()), (0, 0));
+}
+
+#[tokio::test]
+async fn on_shutdown_a_batch_read_ahead_is_handled_and_nothing_more_is_read() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    b.publish(&key, 300).await;
+    let mut consumer = b.consumer(&key, "g", b.probe("g"), fast_settings());
+    let report = consumer.process_batch_reading_ahead().await.unwrap();
+    assert_eq!((report.read, report.acked, consumer.read_ahead()), (100, 100, 100));
+    assert_eq!(b.pending(&key, "g").await, 100);
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), consumer.run(stop))
+        .await
+        .expect("run returns after handling the batch read ahead");
+    assert_eq!(b.effects("g").await, (200, 200));
+    assert_eq!(
+        b.pending(&key, "g").await,
+        0,
+        "the batch read ahead was acked before run returned"
+    );
+
+    // The last 100 entries were never read: another consumer gets exactly those.
+    let mut other = b.consumer(&key, "g", b.probe("g"), fast_settings());
+    assert_eq!(drain(&mut other).await.read, 100);
+    assert_eq!(b.effects("g").await, (300, 300));
+}
+
+#[tokio::test]
 async fn an_unparsable_entry_is_dead_lettered_at_once_and_the_stream_flows_on() {
     let b = backbone().await;
     let key = b.key("orders");
