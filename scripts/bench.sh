@@ -28,10 +28,14 @@ redis-cli -p "$redis_port" del bench:ceiling >/dev/null
 
 echo "== no-op handler, one process, one consumer"
 target/release/imticket-bench consume-rate --handler noop --events "$events"
+echo "== no-op handler, one process, one consumer, without read-ahead (strict turns with Redis)"
+target/release/imticket-bench consume-rate --handler noop --events "$events" --no-read-ahead
 echo "== no-op handler, one process, two consumers"
 target/release/imticket-bench consume-rate --handler noop --events "$events" --consumers 2
 echo "== idempotent PostgreSQL handler (processed_events insert + effect), one process, one consumer"
 target/release/imticket-bench consume-rate --handler probe --events 100000
+echo "== idempotent PostgreSQL handler, one consumer, without read-ahead"
+target/release/imticket-bench consume-rate --handler probe --events 100000 --no-read-ahead
 echo "== idempotent PostgreSQL handler, one process, four consumers"
 target/release/imticket-bench consume-rate --handler probe --events 100000 --consumers 4
 echo "== outbox relay, one relay"
