@@ -85,5 +85,31 @@ server_side miss '/api/v1/concerts/{id}'
 echo "== GET /api/v1/concerts/{id}: cache hits (1 VU, 10 s)"
 k6 run -q -e BASE_URL="$base" -e SCENARIO=hit k6/catalog.js 2>&1 | grep -E "http_req_duration|http_reqs|checks"
 server_side hit '/api/v1/concerts/{id}'
+# The same latencies with a client that costs next to nothing (k6's own share per request is
+# tens of microseconds): sequential GETs on one keep-alive connection. Misses use concerts
+# 1,001-2,000 (k6 read the first 1,000).
+lean() { target/release/imticket-bench http-latency --addr "$1" "${@:2}"; }
+for page in $(seq 11 20); do
+  curl -fsS "$base/api/v1/concerts?page=$page&size=100" | grep -o '"id":"[^"]*"' | cut -d'"' -f4 |
+    sed 's|^|/api/v1/concerts/|'
+done >"$bench_work/miss-paths.txt"
+hot=$(curl -fsS "$base/api/v1/concerts?page=1&size=1" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
+echo "== lean client: HTTP floor, GET /health/live (20,000 requests)"
+lean "127.0.0.1:$api_port" --path /health/live --requests 20000
+server_side floor /health/live
+echo "== lean client: GET /api/v1/concerts/{id} cache misses ($(wc -l <"$bench_work/miss-paths.txt") concerts, each once)"
+lean "127.0.0.1:$api_port" --paths-file "$bench_work/miss-paths.txt"
+server_side miss '/api/v1/concerts/{id}'
+echo "== lean client: GET /api/v1/concerts/{id} hits in the API's near cache (20,000 requests)"
+lean "127.0.0.1:$api_port" --path "/api/v1/concerts/$hot" --requests 20000
+server_side near-hit '/api/v1/concerts/{id}'
+echo "== lean client: the same against a second API with the near cache off: Redis hits (20,000 requests)"
+api2_port=$(free_port)
+IMTICKET_HTTP_ADDR="127.0.0.1:$api2_port" IMTICKET_CACHE_NEAR_TTL_MS=0 \
+  RUST_LOG=warn,imticket::api::middleware=info target/release/imticket-api 2>>"$api_log" & bench_pids+=($!)
+wait_until 60 "the second API" curl -fsS "http://127.0.0.1:$api2_port/health/ready"
+lean "127.0.0.1:$api2_port" --path "/api/v1/concerts/$hot" --requests 20000
+server_side redis-hit '/api/v1/concerts/{id}'
+
 echo "== GET /api/v1/concerts/{id}: cached throughput (32 VUs, 20 s)"
 k6 run -q -e BASE_URL="$base" -e SCENARIO=throughput -e VUS=32 k6/catalog.js 2>&1 | grep -E "http_req_duration|http_reqs|checks"

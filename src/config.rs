@@ -33,6 +33,8 @@ pub struct Config {
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
     pub redis_timeout: Duration,
+    /// How long an API process keeps its own copy of a concert's details (0: no near cache).
+    pub cache_near_ttl: Duration,
     pub shutdown_timeout: Duration,
     pub hold_ttl: Duration,
     pub max_seats_per_reservation: u16,
@@ -173,6 +175,7 @@ impl Config {
                 100..=120_000,
             )?),
             redis_timeout: Duration::from_millis(env.number("IMTICKET_REDIS_TIMEOUT_MS", 2000, 50..=60_000)?),
+            cache_near_ttl: Duration::from_millis(env.number("IMTICKET_CACHE_NEAR_TTL_MS", 1000, 0..=60_000)?),
             shutdown_timeout: env.seconds("IMTICKET_SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=3600)?,
             hold_ttl: env.seconds("IMTICKET_HOLD_TTL_SECONDS", 300, 1..=86_400)?,
             max_seats_per_reservation: env.number("IMTICKET_MAX_SEATS_PER_RESERVATION", 4, 1..=100)?,

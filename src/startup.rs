@@ -1,6 +1,7 @@
 //! Builds and runs the HTTP API; the `imticket-api` binary and the tests both call this.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
@@ -9,7 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::app::Deps;
+use crate::app::cache::NearCache;
 use crate::config::Config;
+use crate::infra::cache::follow_invalidations;
+
+/// Concert details kept per API process at most (each a few kilobytes).
+const NEAR_CAPACITY: usize = 10_000;
 
 pub struct Application {
     listener: TcpListener,
@@ -23,7 +29,11 @@ impl Application {
     /// Connections that arrive before [`Application::run_until_stopped`] wait in the backlog.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let addr = config.http_addr;
-        let deps = Deps::new(config)?;
+        let near_ttl = config.cache_near_ttl;
+        let mut deps = Deps::new(config)?;
+        if !near_ttl.is_zero() {
+            deps.cache = deps.cache.with_near(Arc::new(NearCache::new(near_ttl, NEAR_CAPACITY)));
+        }
         crate::infra::db::migrate(&deps.db).await?;
         crate::app::auth::bootstrap_admin(&deps).await?;
         // Warm the cache for the schedules of the coming week, without delaying start-up.
@@ -54,6 +64,14 @@ impl Application {
     /// requests finish (up to `IMTICKET_SHUTDOWN_TIMEOUT_SECONDS`) and returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let deps = self.deps.clone();
+        if let Some(near) = deps.cache.near() {
+            tokio::spawn(follow_invalidations(
+                deps.redis.clone(),
+                deps.cache.store().invalidation_channel(),
+                near.clone(),
+                shutdown.clone(),
+            ));
+        }
         let shutdown_timeout = deps.config.shutdown_timeout.as_secs();
         let server = HttpServer::new(move || {
             // Called once per worker thread: each gets its own Redis connection, driven there.

@@ -7,12 +7,17 @@
 //! - Cache errors are logged and counted, never returned: with Redis down, reads go to
 //!   PostgreSQL. After an error the cache is bypassed for a second, so an outage does not
 //!   add a Redis timeout to every request.
+//! - Caches marked `near` are also kept for a short time in each API process ([`NearCache`]),
+//!   in front of Redis: the hottest page of an on-sale is then served from memory.
+//!   Invalidations reach every process through Redis pub/sub; the short local TTL bounds how
+//!   stale a copy can get if one is missed.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
@@ -22,11 +27,12 @@ use crate::infra::cache::CacheStore;
 /// A JSON document ready to be sent as a response body.
 pub type JsonBody = Arc<[u8]>;
 
-/// Time to live: `base ± jitter`.
+/// Time to live in Redis: `base ± jitter`; `near`: also kept in each process's [`NearCache`].
 #[derive(Debug, Clone, Copy)]
 pub struct Ttl {
     pub base: Duration,
     pub jitter: Duration,
+    pub near: bool,
 }
 
 impl Ttl {
@@ -43,12 +49,114 @@ impl Ttl {
 
 type Flight = Arc<OnceCell<JsonBody>>;
 
+/// Entries kept in the process for at most `ttl`, used only while the process follows the
+/// invalidation channel ([`crate::infra::cache::follow_invalidations`]).
+///
+/// A copy is never stored if an invalidation arrived after the request that loaded it began
+/// (the epoch check), so a request racing with a change cannot put back what the change
+/// removed.
+pub struct NearCache {
+    ttl: Duration,
+    capacity: usize,
+    live: AtomicBool,
+    state: Mutex<NearState>,
+}
+
+#[derive(Default)]
+struct NearState {
+    entries: HashMap<String, (JsonBody, Instant)>,
+    /// Incremented by every eviction.
+    epoch: u64,
+}
+
+impl NearCache {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity,
+            live: AtomicBool::new(false),
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, NearState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether invalidations are being received; while not, nothing is served or stored.
+    pub fn set_live(&self, live: bool) {
+        self.live.store(live, Ordering::SeqCst);
+        self.clear();
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    fn epoch(&self) -> u64 {
+        self.state().epoch
+    }
+
+    fn get(&self, key: &str) -> Option<JsonBody> {
+        if !self.is_live() {
+            return None;
+        }
+        let state = self.state();
+        let (body, expires) = state.entries.get(key)?;
+        (Instant::now() < *expires).then(|| body.clone())
+    }
+
+    /// Stores `body` unless something was evicted since `epoch` was read.
+    fn insert(&self, key: &str, body: &JsonBody, epoch: u64) {
+        if !self.is_live() {
+            return;
+        }
+        let mut state = self.state();
+        if state.epoch != epoch {
+            return;
+        }
+        if state.entries.len() >= self.capacity {
+            let now = Instant::now();
+            state.entries.retain(|_, (_, expires)| *expires > now);
+            if state.entries.len() >= self.capacity {
+                return;
+            }
+        }
+        state
+            .entries
+            .insert(key.to_owned(), (body.clone(), Instant::now() + self.ttl));
+    }
+
+    pub fn evict(&self, keys: &[String]) {
+        let mut state = self.state();
+        state.epoch += 1;
+        for key in keys {
+            state.entries.remove(key);
+        }
+    }
+
+    pub fn clear(&self) {
+        let mut state = self.state();
+        state.epoch += 1;
+        state.entries.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.state().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Clone)]
 pub struct LookAside {
     store: CacheStore,
     in_flight: Arc<Mutex<HashMap<String, Flight>>>,
     /// Unix millis until which the cache is bypassed after an error.
     bypass_until: Arc<AtomicI64>,
+    near: Option<Arc<NearCache>>,
 }
 
 fn now_ms() -> i64 {
@@ -61,7 +169,20 @@ impl LookAside {
             store,
             in_flight: Arc::default(),
             bypass_until: Arc::default(),
+            near: None,
         }
+    }
+
+    /// The same cache with a process-local copy of `near` caches in front of Redis.
+    pub fn with_near(self, near: Arc<NearCache>) -> Self {
+        Self {
+            near: Some(near),
+            ..self
+        }
+    }
+
+    pub fn near(&self) -> Option<&Arc<NearCache>> {
+        self.near.as_ref()
     }
 
     pub fn store(&self) -> &CacheStore {
@@ -74,6 +195,7 @@ impl LookAside {
             store,
             in_flight: self.in_flight.clone(),
             bypass_until: self.bypass_until.clone(),
+            near: self.near.clone(),
         }
     }
 
@@ -99,11 +221,27 @@ impl LookAside {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<JsonBody, AppError>>,
     {
+        let near = self.near.as_deref().filter(|_| ttl.near);
+        // Read before anything else: a copy loaded after an eviction began is not kept.
+        let epoch = near.map(NearCache::epoch);
+        if let Some(near) = near
+            && let Some(body) = near.get(key)
+        {
+            metrics::counter!("cache_requests_total", "cache" => cache, "result" => "near_hit").increment(1);
+            return Ok(body);
+        }
+        let keep = |body: &JsonBody| {
+            if let (Some(near), Some(epoch)) = (near, epoch) {
+                near.insert(key, body, epoch);
+            }
+        };
         if self.healthy() {
             match self.store.get(key).await {
                 Ok(Some(bytes)) => {
                     metrics::counter!("cache_requests_total", "cache" => cache, "result" => "hit").increment(1);
-                    return Ok(bytes.into());
+                    let body: JsonBody = bytes.into();
+                    keep(&body);
+                    return Ok(body);
                 }
                 Ok(None) => {}
                 Err(err) => self.failed(cache, "get", &err),
@@ -137,16 +275,25 @@ impl LookAside {
             .await
             .cloned();
         // The flight is over; later misses (after expiry or invalidation) start a new one.
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if in_flight.get(key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-            in_flight.remove(key);
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if in_flight.get(key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                in_flight.remove(key);
+            }
+        }
+        if let Ok(body) = &result {
+            keep(body);
         }
         result
     }
 
-    /// Drops `keys` so the next read loads fresh data. A failure is logged: the entries then
-    /// expire with their TTL.
+    /// Drops `keys` so the next read loads fresh data: here at once, in Redis, and in the near
+    /// caches of every process (published on the invalidation channel). A failure is logged:
+    /// the Redis entries then expire with their TTL.
     pub async fn invalidate(&self, cache: &'static str, keys: &[String]) {
+        if let Some(near) = &self.near {
+            near.evict(keys);
+        }
         if let Err(err) = self.store.delete(keys).await {
             self.failed(cache, "delete", &err);
         }
@@ -169,10 +316,56 @@ mod tests {
         let ttl = Ttl {
             base: Duration::from_secs(300),
             jitter: Duration::from_secs(30),
+            near: false,
         };
         for _ in 0..1000 {
             let t = ttl.pick();
             assert!(t >= Duration::from_secs(270) && t <= Duration::from_secs(330), "{t:?}");
         }
+    }
+
+    fn body(text: &str) -> JsonBody {
+        text.as_bytes().into()
+    }
+
+    #[test]
+    fn near_copies_are_served_only_while_live_and_until_their_ttl() {
+        let near = NearCache::new(Duration::from_millis(50), 10);
+        near.insert("k", &body("1"), near.epoch());
+        assert!(near.get("k").is_none(), "not live: nothing stored");
+        near.set_live(true);
+        near.insert("k", &body("1"), near.epoch());
+        assert_eq!(near.get("k").as_deref(), Some(&b"1"[..]));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(near.get("k").is_none(), "expired");
+        near.insert("k", &body("2"), near.epoch());
+        near.set_live(false);
+        assert!(near.get("k").is_none() && near.is_empty(), "going down clears");
+    }
+
+    #[test]
+    fn a_copy_loaded_before_an_eviction_is_not_stored() {
+        let near = NearCache::new(Duration::from_secs(60), 10);
+        near.set_live(true);
+        let epoch = near.epoch();
+        near.evict(&["other".to_owned()]);
+        near.insert("k", &body("stale"), epoch);
+        assert!(near.get("k").is_none());
+        near.insert("k", &body("fresh"), near.epoch());
+        near.evict(&["k".to_owned()]);
+        assert!(near.get("k").is_none());
+    }
+
+    #[test]
+    fn a_full_near_cache_drops_expired_copies_and_never_grows_past_capacity() {
+        let near = NearCache::new(Duration::from_millis(20), 2);
+        near.set_live(true);
+        near.insert("a", &body("1"), near.epoch());
+        near.insert("b", &body("1"), near.epoch());
+        near.insert("c", &body("1"), near.epoch());
+        assert_eq!(near.len(), 2);
+        std::thread::sleep(Duration::from_millis(30));
+        near.insert("c", &body("1"), near.epoch());
+        assert_eq!((near.len(), near.get("c").is_some()), (1, true));
     }
 }

@@ -23,10 +23,13 @@ pub const SEAT_CREATION_REQUESTED: &str = "seat_creation.requested";
 const CONCERT_TTL: Ttl = Ttl {
     base: Duration::from_secs(300),
     jitter: Duration::from_secs(30),
+    near: true,
 };
+/// Seat maps change with every hold and can be megabytes: Redis only.
 const SEATS_TTL: Ttl = Ttl {
     base: Duration::from_secs(30),
     jitter: Duration::from_secs(5),
+    near: false,
 };
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -87,6 +87,22 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         relays: usize,
     },
+    /// End-to-end latency of sequential GETs over one keep-alive HTTP/1.1 connection, with a
+    /// client that costs next to nothing (k6 adds tens of microseconds per request).
+    HttpLatency {
+        /// host:port of the API.
+        #[arg(long)]
+        addr: String,
+        /// Path to GET (repeatable); the paths are requested in turn.
+        #[arg(long)]
+        path: Vec<String>,
+        /// A file with one path per line, added to `--path`.
+        #[arg(long)]
+        paths_file: Option<std::path::PathBuf>,
+        /// Requests to time (0: each path once).
+        #[arg(long, default_value_t = 0)]
+        requests: usize,
+    },
 }
 
 #[tokio::main]
@@ -282,6 +298,33 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::HttpLatency {
+            addr,
+            mut path,
+            paths_file,
+            requests,
+        } => {
+            if let Some(file) = paths_file {
+                let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+                path.extend(
+                    text.lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(|l| l.trim().to_owned()),
+                );
+            }
+            anyhow::ensure!(!path.is_empty(), "no path to GET");
+            let requests = if requests == 0 { path.len() } else { requests };
+            let mut times = tokio::task::spawn_blocking(move || http_latency(&addr, &path, requests)).await??;
+            times.sort();
+            let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+            println!(
+                "{requests} requests: median {:.1} us, p90 {:.1} us, p99 {:.1} us",
+                at(0.5).as_secs_f64() * 1e6,
+                at(0.9).as_secs_f64() * 1e6,
+                at(0.99).as_secs_f64() * 1e6
+            );
+            Ok(())
+        }
         Command::RelayRate { events, relays } => {
             let keys = Keys::new(deps.config.redis_key_prefix.clone());
             let mut tx = deps.db.begin().await?;
@@ -320,6 +363,44 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Times `requests` sequential GETs of `paths` (in turn) on one connection; every answer must
+/// be 200 with a Content-Length body, read in full.
+fn http_latency(addr: &str, paths: &[String], requests: usize) -> anyhow::Result<Vec<Duration>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(addr).with_context(|| format!("connect to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut times = Vec::with_capacity(requests);
+    let (mut line, mut body) = (String::new(), Vec::new());
+    for i in 0..requests {
+        let path = &paths[i % paths.len()];
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let started = Instant::now();
+        writer.write_all(request.as_bytes())?;
+        let (mut status, mut length) = (String::new(), None);
+        loop {
+            line.clear();
+            anyhow::ensure!(reader.read_line(&mut line)? > 0, "connection closed");
+            if line == "\r\n" {
+                break;
+            }
+            if status.is_empty() {
+                status = line.trim_end().to_owned();
+            } else if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = Some(value.trim().parse::<usize>()?);
+            }
+        }
+        body.resize(length.context("no Content-Length")?, 0);
+        reader.read_exact(&mut body)?;
+        times.push(started.elapsed());
+        anyhow::ensure!(status.starts_with("HTTP/1.1 200"), "GET {path}: {status}");
+    }
+    Ok(times)
 }
 
 /// Consumes until `events` entries were acked; returns events per second.

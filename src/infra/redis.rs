@@ -29,6 +29,14 @@ impl Redis {
         })
     }
 
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// A handle with a connection of its own, made on first use on the runtime that first uses
     /// it. The API gives each HTTP worker thread one ([`crate::app::Deps::for_this_thread`]):
     /// a connection driven on another thread costs two cross-thread wake-ups per command, about

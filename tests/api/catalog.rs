@@ -434,6 +434,84 @@ async fn reads_fall_back_to_postgres_while_redis_is_down() {
     );
 }
 
+/// Sets the concert's title in the database and drops its Redis entry, bypassing the API: what
+/// the API answers next shows where it read from.
+async fn change_title_behind_the_apis_back(app: &TestApp, concert: &str, title: &str) {
+    sqlx::query("UPDATE concerts SET title = $1 WHERE id = $2::uuid")
+        .bind(title)
+        .bind(concert)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let mut conn = redis::Client::open(app.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("imticket:cache:concert:{concert}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+async fn title(app: &TestApp, concert: &str) -> String {
+    let details = expect_status(app.get(&format!("/api/v1/concerts/{concert}")).await, StatusCode::OK).await;
+    details["title"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn concert_details_are_kept_in_the_process_and_invalidations_reach_it_through_redis() {
+    // A near TTL far beyond the test's deadlines: only an invalidation can refresh the copy.
+    let mut app = spawn_app_with(|env| {
+        env.insert("IMTICKET_CACHE_NEAR_TTL_MS".into(), "60000".into());
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
+
+    // Once the API follows the invalidation channel, a read keeps a copy in the process: a
+    // change the API was not told about (database and Redis entry) stays invisible.
+    let mut round = 0;
+    eventually("a copy kept in the process", Duration::from_secs(10), || {
+        round += 1;
+        let (app, concert) = (&app, &concert);
+        async move {
+            let before = title(app, concert).await;
+            change_title_behind_the_apis_back(app, concert, &format!("Changed {round}")).await;
+            title(app, concert).await == before
+        }
+    })
+    .await;
+    let kept = title(&app, &concert).await;
+    change_title_behind_the_apis_back(&app, &concert, "Renamed").await;
+    assert_eq!(title(&app, &concert).await, kept);
+
+    // Another process (its own Deps, no near cache) reports a change: the API's copy goes.
+    let other = imticket::app::Deps::new(config_from(&app.env)).unwrap();
+    imticket::app::catalog::schedule_seats_changed(&other, schedule.parse().unwrap(), concert.parse().unwrap()).await;
+    eventually("the invalidation reached the API", Duration::from_secs(10), || async {
+        title(&app, &concert).await == "Renamed"
+    })
+    .await;
+
+    // Without the channel (Redis gone) the copy is dropped and nothing is kept: reads go to
+    // PostgreSQL and see the latest title.
+    assert_eq!(title(&app, &concert).await, "Renamed");
+    sqlx::query("UPDATE concerts SET title = 'After the outage' WHERE id = $1::uuid")
+        .bind(&concert)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.redis.kill();
+    eventually(
+        "the copy is dropped with the channel",
+        Duration::from_secs(10),
+        || async { title(&app, &concert).await == "After the outage" },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn changes_invalidate_the_cached_views() {
     let app = spawn_app().await;

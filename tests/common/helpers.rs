@@ -42,6 +42,9 @@ pub async fn test_env(redis: &Redis) -> HashMap<String, String> {
         ("IMTICKET_HTTP_ADDR".into(), "127.0.0.1:0".into()),
         ("IMTICKET_WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into()),
         ("IMTICKET_REDIS_TIMEOUT_MS".into(), "500".into()),
+        // Off unless a test turns it on: invalidations reach a near cache asynchronously, and
+        // most tests read right after a change made by another component.
+        ("IMTICKET_CACHE_NEAR_TTL_MS".into(), "0".into()),
         ("IMTICKET_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
         ("IMTICKET_BOOTSTRAP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
     ])
