@@ -237,13 +237,13 @@ impl LookAside {
         };
         if self.healthy() {
             match self.store.get(key).await {
-                Ok(Some(bytes)) => {
+                Ok((Some(bytes), _)) => {
                     metrics::counter!("cache_requests_total", "cache" => cache, "result" => "hit").increment(1);
                     let body: JsonBody = bytes.into();
                     keep(&body);
                     return Ok(body);
                 }
-                Ok(None) => {}
+                Ok((None, _)) => {}
                 Err(err) => self.failed(cache, "get", &err),
             }
         }
@@ -257,18 +257,30 @@ impl LookAside {
             .get_or_try_init(|| async {
                 // A request that missed just before another flight stored the value, and
                 // arrives just after that flight ended, finds the value here instead of
-                // loading it a second time.
-                if self.healthy()
-                    && let Ok(Some(bytes)) = self.store.get(key).await
-                {
-                    return Ok::<JsonBody, AppError>(bytes.into());
+                // loading it a second time. The generation read here, before the load, is
+                // the one the result may be stored under.
+                let mut generation = None;
+                if self.healthy() {
+                    match self.store.get(key).await {
+                        Ok((Some(bytes), _)) => return Ok::<JsonBody, AppError>(bytes.into()),
+                        Ok((None, read)) => generation = Some(read),
+                        Err(err) => self.failed(cache, "get", &err),
+                    }
                 }
                 metrics::counter!("cache_loads_total", "cache" => cache).increment(1);
                 let body = load().await?;
-                if self.healthy()
-                    && let Err(err) = self.store.set(key, &body, ttl.pick()).await
+                // Without a generation (Redis failed) nothing is stored: a change could have
+                // been missed.
+                if let Some(generation) = generation
+                    && self.healthy()
                 {
-                    self.failed(cache, "set", &err);
+                    match self.store.set_if(key, &body, ttl.pick(), generation).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            metrics::counter!("cache_stale_fills_total", "cache" => cache).increment(1);
+                        }
+                        Err(err) => self.failed(cache, "set", &err),
+                    }
                 }
                 Ok::<_, AppError>(body)
             })
@@ -296,13 +308,6 @@ impl LookAside {
         }
         if let Err(err) = self.store.delete(keys).await {
             self.failed(cache, "delete", &err);
-        }
-    }
-
-    /// Stores a freshly loaded body (warm-up).
-    pub async fn put(&self, cache: &'static str, key: &str, body: &[u8], ttl: Ttl) {
-        if let Err(err) = self.store.set(key, body, ttl.pick()).await {
-            self.failed(cache, "set", &err);
         }
     }
 }

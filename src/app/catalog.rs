@@ -20,7 +20,7 @@ use crate::stream::{Envelope, Stream, relay};
 /// progress moves and a crash loses little work.
 const CHUNK: u64 = 5_000;
 pub const SEAT_CREATION_REQUESTED: &str = "seat_creation.requested";
-const CONCERT_TTL: Ttl = Ttl {
+pub const CONCERT_TTL: Ttl = Ttl {
     base: Duration::from_secs(300),
     jitter: Duration::from_secs(30),
     near: true,
@@ -434,20 +434,22 @@ pub async fn warm_up(deps: &Deps, window: chrono::Duration) {
         let schedules = repo::schedules_starting(&mut *deps.db.acquire().await?, now, now + window).await?;
         let mut concerts = std::collections::HashSet::new();
         for schedule in &schedules {
+            // Through the cache's own path: what another API process already warmed is not
+            // loaded again, and a change made meanwhile is not overwritten.
             if concerts.insert(schedule.concert_id) {
-                let body = load_concert_details(deps, schedule.concert_id)
+                deps.cache
+                    .get_or_load("concert", &concert_key(schedule.concert_id), CONCERT_TTL, || {
+                        load_concert_details(deps, schedule.concert_id)
+                    })
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                deps.cache
-                    .put("concert", &concert_key(schedule.concert_id), &body, CONCERT_TTL)
-                    .await;
             }
-            let body = load_seat_map(deps, schedule.id, None)
+            deps.cache
+                .get_or_load("seats", &seats_key(schedule.id, None), SEATS_TTL, || {
+                    load_seat_map(deps, schedule.id, None)
+                })
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            deps.cache
-                .put("seats", &seats_key(schedule.id, None), &body, SEATS_TTL)
-                .await;
         }
         anyhow::Ok(schedules.len())
     }

@@ -42,27 +42,49 @@ impl CacheStore {
         format!("{}invalidations", self.prefix)
     }
 
-    pub async fn get(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    /// Key of `name`'s generation: a counter that every invalidation of `name` increments.
+    pub fn generation_key(&self, name: &str) -> String {
+        format!("{}gen:{name}", self.prefix)
+    }
+
+    /// The value of `name`, if cached, and its generation, read together: a value loaded
+    /// after this read may be stored only under the same generation ([`Self::set_if`]).
+    pub async fn get(&self, name: &str) -> anyhow::Result<(Option<Vec<u8>>, Generation)> {
         let mut conn = self.redis.connection().await?;
-        redis::cmd("GET")
+        let (value, generation): (Option<Vec<u8>>, Option<u64>) = redis::cmd("MGET")
             .arg(self.key(name))
+            .arg(self.generation_key(name))
             .query_async(&mut conn)
             .await
-            .context("cache GET")
+            .context("cache GET")?;
+        Ok((value, Generation(generation.unwrap_or(0))))
     }
 
-    pub async fn set(&self, name: &str, value: &[u8], ttl: Duration) -> anyhow::Result<()> {
+    /// Stores `value` unless `name` was invalidated since `generation` was read. Returns
+    /// whether it was stored. This is what stops a load that read the database before a
+    /// change from putting the old value back after the change removed it.
+    pub async fn set_if(
+        &self,
+        name: &str,
+        value: &[u8],
+        ttl: Duration,
+        generation: Generation,
+    ) -> anyhow::Result<bool> {
         let mut conn = self.redis.connection().await?;
-        redis::cmd("SET")
-            .arg(self.key(name))
+        let stored: i64 = SET_IF_GENERATION
+            .key(self.key(name))
+            .key(self.generation_key(name))
             .arg(value)
-            .arg("PX")
+            .arg(generation.0)
             .arg(ttl.as_millis().max(1) as u64)
-            .query_async::<()>(&mut conn)
+            .invoke_async(&mut conn)
             .await
-            .context("cache SET")
+            .context("cache SET")?;
+        Ok(stored == 1)
     }
 
+    /// Removes `names`, moves each to a new generation (so loads begun before cannot store
+    /// their result) and tells every API process's near cache, in one transaction.
     pub async fn delete(&self, names: &[String]) -> anyhow::Result<()> {
         if names.is_empty() {
             return Ok(());
@@ -70,8 +92,17 @@ impl CacheStore {
         let mut conn = self.redis.connection().await?;
         let keys: Vec<String> = names.iter().map(|n| self.key(n)).collect();
         let message = serde_json::to_string(names).context("encode invalidation")?;
-        redis::pipe()
-            .cmd("DEL")
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for name in names {
+            let generation = self.generation_key(name);
+            pipe.cmd("INCR").arg(&generation).ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(&generation)
+                .arg(GENERATION_TTL.as_millis() as u64)
+                .ignore();
+        }
+        pipe.cmd("DEL")
             .arg(keys)
             .ignore()
             .cmd("PUBLISH")
@@ -84,6 +115,26 @@ impl CacheStore {
         Ok(())
     }
 }
+
+/// How many times a cache name had been invalidated when it was read (0: never, or so long
+/// ago that the counter expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation(pub u64);
+
+/// A generation counter expires so that names no longer used leave nothing behind. The check
+/// holds as long as no load takes longer than this (loads take milliseconds).
+const GENERATION_TTL: Duration = Duration::from_secs(3600);
+
+static SET_IF_GENERATION: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local generation = redis.call('GET', KEYS[2]) or '0'
+        if generation ~= ARGV[2] then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+        return 1
+        ",
+    )
+});
 
 /// Follows the invalidation channel until `shutdown`, evicting what each message names from
 /// `near`. The near cache is live only while subscribed: it starts empty on every

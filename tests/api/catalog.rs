@@ -620,3 +620,54 @@ async fn the_api_warms_the_cache_for_schedules_of_the_coming_week() {
         .map(|_: String| ())
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_read_that_loaded_before_a_change_does_not_put_the_old_details_back_in_the_cache() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let deps = imticket::app::Deps::new(config_from(&app.env)).unwrap();
+    let (concert_id, schedule_id) = (concert.parse().unwrap(), schedule.parse().unwrap());
+
+    // A cache miss whose database read happens before a change, and whose store into Redis
+    // happens after the change invalidated the entry: the order that used to leave the old
+    // details in Redis for the whole TTL.
+    let answered = deps
+        .cache
+        .get_or_load(
+            "concert",
+            &format!("concert:{concert}"),
+            imticket::app::catalog::CONCERT_TTL,
+            || async {
+                let read_before_the_change = json!({ "id": concert, "title": "Before" }).to_string();
+                sqlx::query("UPDATE concerts SET title = 'After' WHERE id = $1::uuid")
+                    .bind(&concert)
+                    .execute(&app.db)
+                    .await
+                    .unwrap();
+                imticket::app::catalog::schedule_seats_changed(&deps, schedule_id, concert_id).await;
+                Ok(read_before_the_change.into_bytes().into())
+            },
+        )
+        .await
+        .unwrap();
+    // The racing request answers with what it read, as any request that began before a change.
+    assert_eq!(serde_json::from_slice::<Value>(&answered).unwrap()["title"], "Before");
+    // But it did not store it: the API loads again and sees the change.
+    assert_eq!(title(&app, &concert).await, "After");
+    let cached: Option<String> = redis::cmd("GET")
+        .arg(format!("imticket:cache:concert:{concert}"))
+        .query_async(
+            &mut redis::Client::open(app.redis.url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        cached.is_some_and(|body| body.contains("\"After\"")),
+        "the fresh details are cached"
+    );
+}
