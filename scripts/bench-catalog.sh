@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Catalog benchmarks (docs/PERFORMANCE.md): 100,000 seats through the seat-creation stream
 # (request to job done), UNNEST vs row-by-row inserts, and with 1,000,000 seats in the
-# database the available-count query and GET /concerts/{id} cache miss vs hit (k6).
+# database the available-count query and GET /concerts/{id} cache miss vs hit (k6, a lean
+# client that sleeps in read, and one that polls its socket).
 # Private PostgreSQL and Redis; release build; API and a seat-creation worker as processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,8 +48,8 @@ echo "== inserting 100,000 seats directly: one UNNEST per 5,000 vs one INSERT pe
 target/release/imticket-bench seat-insert --seats 100000 --strategy unnest
 target/release/imticket-bench seat-insert --seats 100000 --strategy row-by-row
 
-echo "== seeding: 2,000 concerts x 1 schedule x 350 seats (+ the 500,000 above = 1,200,000 seats)"
-target/release/imticket-admin seed --concerts 2000 --schedules-per-concert 1 --seats-per-schedule 350 --users 10
+echo "== seeding: 3,000 concerts x 1 schedule x 250 seats (+ the 500,000 above = 1,250,000 seats)"
+target/release/imticket-admin seed --concerts 3000 --schedules-per-concert 1 --seats-per-schedule 250 --users 10
 psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d bench -tAc "SELECT 'seats in the database: ' || count(*) FROM seats"
 
 echo "== available-count query (schedule with 100,000 seats)"
@@ -87,12 +88,16 @@ k6 run -q -e BASE_URL="$base" -e SCENARIO=hit k6/catalog.js 2>&1 | grep -E "http
 server_side hit '/api/v1/concerts/{id}'
 # The same latencies with a client that costs next to nothing (k6's own share per request is
 # tens of microseconds): sequential GETs on one keep-alive connection. Misses use concerts
-# 1,001-2,000 (k6 read the first 1,000).
+# 1,001-2,000 (k6 read the first 1,000), and 2,001-3,000 for the polling client below.
 lean() { target/release/imticket-bench http-latency --addr "$1" "${@:2}"; }
-for page in $(seq 11 20); do
-  curl -fsS "$base/api/v1/concerts?page=$page&size=100" | grep -o '"id":"[^"]*"' | cut -d'"' -f4 |
-    sed 's|^|/api/v1/concerts/|'
-done >"$bench_work/miss-paths.txt"
+concert_paths() {
+  for page in $(seq "$1" "$2"); do
+    curl -fsS "$base/api/v1/concerts?page=$page&size=100" | grep -o '"id":"[^"]*"' | cut -d'"' -f4 |
+      sed 's|^|/api/v1/concerts/|'
+  done
+}
+concert_paths 11 20 >"$bench_work/miss-paths.txt"
+concert_paths 21 30 >"$bench_work/miss-paths-2.txt"
 hot=$(curl -fsS "$base/api/v1/concerts?page=1&size=1" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
 echo "== lean client: HTTP floor, GET /health/live (20,000 requests)"
 lean "127.0.0.1:$api_port" --path /health/live --requests 20000
@@ -103,12 +108,27 @@ server_side miss '/api/v1/concerts/{id}'
 echo "== lean client: GET /api/v1/concerts/{id} hits in the API's near cache (20,000 requests)"
 lean "127.0.0.1:$api_port" --path "/api/v1/concerts/$hot" --requests 20000
 server_side near-hit '/api/v1/concerts/{id}'
+# The same three with a client that polls its socket instead of sleeping in read: end to end
+# without the client's own wake-up (tens of microseconds on a VM), what a client on another
+# machine would not pay either.
+echo "== polling client: HTTP floor, GET /health/live (20,000 requests)"
+lean "127.0.0.1:$api_port" --spin --path /health/live --requests 20000
+server_side floor /health/live
+echo "== polling client: GET /api/v1/concerts/{id} cache misses ($(wc -l <"$bench_work/miss-paths-2.txt") concerts, each once)"
+lean "127.0.0.1:$api_port" --spin --paths-file "$bench_work/miss-paths-2.txt"
+server_side miss '/api/v1/concerts/{id}'
+echo "== polling client: GET /api/v1/concerts/{id} near-cache hits (20,000 requests)"
+lean "127.0.0.1:$api_port" --spin --path "/api/v1/concerts/$hot" --requests 20000
+server_side near-hit '/api/v1/concerts/{id}'
 echo "== lean client: the same against a second API with the near cache off: Redis hits (20,000 requests)"
 api2_port=$(free_port)
 IMTICKET_HTTP_ADDR="127.0.0.1:$api2_port" IMTICKET_CACHE_NEAR_TTL_MS=0 \
   RUST_LOG=warn,imticket::api::middleware=info target/release/imticket-api 2>>"$api_log" & bench_pids+=($!)
 wait_until 60 "the second API" curl -fsS "http://127.0.0.1:$api2_port/health/ready"
 lean "127.0.0.1:$api2_port" --path "/api/v1/concerts/$hot" --requests 20000
+server_side redis-hit '/api/v1/concerts/{id}'
+echo "== polling client: the same Redis hits (20,000 requests)"
+lean "127.0.0.1:$api2_port" --spin --path "/api/v1/concerts/$hot" --requests 20000
 server_side redis-hit '/api/v1/concerts/{id}'
 
 echo "== GET /api/v1/concerts/{id}: cached throughput (32 VUs, 20 s)"

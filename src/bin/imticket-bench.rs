@@ -102,6 +102,10 @@ enum Command {
         /// Requests to time (0: each path once).
         #[arg(long, default_value_t = 0)]
         requests: usize,
+        /// Wait for each answer by polling the socket instead of sleeping in `read`: the
+        /// client then never pays the scheduler's wake-up (tens of microseconds on these VMs).
+        #[arg(long)]
+        spin: bool,
     },
 }
 
@@ -303,6 +307,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             mut path,
             paths_file,
             requests,
+            spin,
         } => {
             if let Some(file) = paths_file {
                 let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
@@ -314,7 +319,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             }
             anyhow::ensure!(!path.is_empty(), "no path to GET");
             let requests = if requests == 0 { path.len() } else { requests };
-            let mut times = tokio::task::spawn_blocking(move || http_latency(&addr, &path, requests)).await??;
+            let mut times = tokio::task::spawn_blocking(move || http_latency(&addr, &path, requests, spin)).await??;
             times.sort();
             let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
             println!(
@@ -365,21 +370,49 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     }
 }
 
+/// Reads from a non-blocking socket, polling until bytes arrive.
+struct Spinning(std::net::TcpStream);
+
+impl std::io::Read for Spinning {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                other => return other,
+            }
+        }
+    }
+}
+
 /// Times `requests` sequential GETs of `paths` (in turn) on one connection; every answer must
 /// be 200 with a Content-Length body, read in full.
-fn http_latency(addr: &str, paths: &[String], requests: usize) -> anyhow::Result<Vec<Duration>> {
+fn http_latency(addr: &str, paths: &[String], requests: usize, spin: bool) -> anyhow::Result<Vec<Duration>> {
     use std::io::{BufRead, BufReader, Read, Write};
     let stream = std::net::TcpStream::connect(addr).with_context(|| format!("connect to {addr}"))?;
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
+    let source: Box<dyn Read> = if spin {
+        stream.set_nonblocking(true)?;
+        Box::new(Spinning(stream))
+    } else {
+        Box::new(stream)
+    };
+    let mut reader = BufReader::new(source);
     let mut times = Vec::with_capacity(requests);
     let (mut line, mut body) = (String::new(), Vec::new());
     for i in 0..requests {
         let path = &paths[i % paths.len()];
         let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
         let started = Instant::now();
-        writer.write_all(request.as_bytes())?;
+        let mut pending = request.as_bytes();
+        while !pending.is_empty() {
+            // In spin mode the socket is non-blocking (the clone shares the flag).
+            match writer.write(pending) {
+                Ok(n) => pending = &pending[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                Err(e) => return Err(e.into()),
+            }
+        }
         let (mut status, mut length) = (String::new(), None);
         loop {
             line.clear();
