@@ -174,7 +174,9 @@ pub async fn trim(conn: &mut impl ConnectionLike, key: &str) -> anyhow::Result<u
 
 /// Removes, atomically, every consumer of `group` that owns no pending entry and has been
 /// idle for longer than `idle`, except `keep` (the caller). A consumer that owns pending
-/// entries is never removed: deleting it would drop them from the pending list.
+/// entries is never removed: deleting it would drop them from the pending list. A stream or
+/// group that does not exist (yet: maintenance starts beside the consumer that creates them)
+/// has no consumer to remove.
 pub async fn remove_dead_consumers(
     conn: &mut impl ConnectionLike,
     key: &str,
@@ -183,8 +185,16 @@ pub async fn remove_dead_consumers(
     keep: &str,
 ) -> anyhow::Result<u64> {
     const SCRIPT: &str = r#"
+        local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+        if type(consumers) == 'table' and consumers['err'] then
+            local err = consumers['err']
+            if string.find(err, 'no such key', 1, true) or string.find(err, 'NOGROUP', 1, true) then
+                return 0
+            end
+            return redis.error_reply(err)
+        end
         local removed = 0
-        for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+        for _, consumer in ipairs(consumers) do
             local name, pending, idle
             for i = 1, #consumer, 2 do
                 local k = consumer[i]

@@ -428,6 +428,42 @@ async fn idle_consumers_without_pending_entries_are_removed_and_others_never() {
     assert_eq!(b.pending(&key, "g").await, 3);
 }
 
+#[tokio::test]
+async fn maintenance_before_the_stream_or_group_exists_finds_nothing_to_do_and_other_errors_still_surface() {
+    let b = backbone().await;
+    let key = b.key("not-yet");
+    let mut conn = b.conn().await;
+    let idle = Duration::from_millis(1);
+    // Maintenance starts beside the consumer that creates the stream and its group.
+    assert_eq!(
+        maintenance::remove_dead_consumers(&mut conn, &key, "g", idle, "me")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(maintenance::trim(&mut conn, &key).await.unwrap(), 0);
+    b.publish(&key, 1).await;
+    assert_eq!(
+        maintenance::remove_dead_consumers(&mut conn, &key, "g", idle, "me")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(b.xlen(&key).await, 1, "nothing trimmed without a group");
+
+    let not_a_stream = b.key("a-string");
+    let _: () = redis::cmd("SET")
+        .arg(&not_a_stream)
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let err = maintenance::remove_dead_consumers(&mut conn, &not_a_stream, "g", idle, "me")
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("WRONGTYPE"), "{err:#}");
+}
+
 /// `imticket-admin streams --json`'s entry for `key`.
 fn stream_json(b: &Backbone, key: &str) -> serde_json::Value {
     let all: serde_json::Value = serde_json::from_str(&b.admin(&["streams", "--json"])).unwrap();
