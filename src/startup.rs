@@ -64,6 +64,9 @@ impl Application {
     /// requests finish (up to `IMTICKET_SHUTDOWN_TIMEOUT_SECONDS`) and returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let deps = self.deps.clone();
+        // Stopped after the last request: a request finishing during the drain may invalidate.
+        let retries_stop = CancellationToken::new();
+        let retries = tokio::spawn(deps.cache.clone().keep_retrying_invalidations(retries_stop.clone()));
         if let Some(near) = deps.cache.near() {
             tokio::spawn(follow_invalidations(
                 deps.redis.clone(),
@@ -89,6 +92,8 @@ impl Application {
         .context("listen")?
         .run();
         let result = server.await.context("HTTP server");
+        retries_stop.cancel();
+        let _ = retries.await;
         tracing::info!("HTTP API stopped");
         result
     }

@@ -117,6 +117,9 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
     let metrics_server = tokio::spawn(server);
 
     let deps = Deps::new(config.clone())?;
+    // Stopped after the roles: a handler finishing during the drain may invalidate.
+    let retries_stop = CancellationToken::new();
+    let retries = tokio::spawn(deps.cache.clone().keep_retrying_invalidations(retries_stop.clone()));
     let keys = Keys::new(config.redis_key_prefix.clone());
     // Roles stop at `roles_stop`; it is cancelled on shutdown, or when a role ends on its own
     // (which only happens on a bug), so the process never limps on with a duty missing.
@@ -172,6 +175,8 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
         tasks.abort_all();
         failed = true;
     }
+    retries_stop.cancel();
+    let _ = retries.await;
     metrics_handle.stop(true).await;
     metrics_server
         .await

@@ -12,7 +12,7 @@
 //!   Invalidations reach every process through Redis pub/sub; the short local TTL bounds how
 //!   stale a copy can get if one is missed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -150,6 +150,13 @@ impl NearCache {
     }
 }
 
+/// Invalidations kept for a retry at most; beyond this, the oldest are given up (their
+/// entries then expire with their TTL) and the loss is logged.
+const UNSENT_CAPACITY: usize = 100_000;
+
+/// How often invalidations that failed are tried again.
+const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+
 #[derive(Clone)]
 pub struct LookAside {
     store: CacheStore,
@@ -157,6 +164,45 @@ pub struct LookAside {
     /// Unix millis until which the cache is bypassed after an error.
     bypass_until: Arc<AtomicI64>,
     near: Option<Arc<NearCache>>,
+    /// Invalidations that could not be delivered (Redis unreachable), by key, with the cache
+    /// they belong to; sent again with the next invalidation and by
+    /// [`LookAside::retry_unsent_invalidations`].
+    unsent: Arc<Mutex<Unsent>>,
+}
+
+/// Invalidations that failed, in the order they failed, without duplicates.
+#[derive(Default)]
+struct Unsent {
+    order: VecDeque<(&'static str, String)>,
+    keys: HashSet<String>,
+}
+
+impl Unsent {
+    /// Adds `key` (of `cache`) unless present; returns how many of the oldest were given up to
+    /// stay within `capacity`.
+    fn add(&mut self, cache: &'static str, key: &str, capacity: usize) -> usize {
+        if !self.keys.insert(key.to_owned()) {
+            return 0;
+        }
+        self.order.push_back((cache, key.to_owned()));
+        let mut dropped = 0;
+        while self.order.len() > capacity {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.keys.remove(&old);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    fn take(&mut self) -> Vec<(&'static str, String)> {
+        self.keys.clear();
+        self.order.drain(..).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
 }
 
 fn now_ms() -> i64 {
@@ -170,6 +216,7 @@ impl LookAside {
             in_flight: Arc::default(),
             bypass_until: Arc::default(),
             near: None,
+            unsent: Arc::default(),
         }
     }
 
@@ -196,6 +243,7 @@ impl LookAside {
             in_flight: self.in_flight.clone(),
             bypass_until: self.bypass_until.clone(),
             near: self.near.clone(),
+            unsent: self.unsent.clone(),
         }
     }
 
@@ -300,14 +348,86 @@ impl LookAside {
     }
 
     /// Drops `keys` so the next read loads fresh data: here at once, in Redis, and in the near
-    /// caches of every process (published on the invalidation channel). A failure is logged:
-    /// the Redis entries then expire with their TTL.
+    /// caches of every process (published on the invalidation channel).
+    ///
+    /// If Redis cannot be reached, the keys are kept and sent again, with the next
+    /// invalidation and by [`Self::retry_unsent_invalidations`], so entries that survive an
+    /// outage (Redis keeps them on disk) are removed soon after it ends rather than served
+    /// until their TTL. A process that exits before Redis is back gives them up: logged.
     pub async fn invalidate(&self, cache: &'static str, keys: &[String]) {
         if let Some(near) = &self.near {
             near.evict(keys);
         }
-        if let Err(err) = self.store.delete(keys).await {
-            self.failed(cache, "delete", &err);
+        let mut batch: Vec<(&'static str, String)> = keys.iter().map(|k| (cache, k.clone())).collect();
+        batch.extend(self.unsent().take().into_iter().filter(|(_, k)| !keys.contains(k)));
+        self.send(cache, batch).await;
+    }
+
+    /// Sends the invalidations that failed earlier; returns how many are still waiting.
+    pub async fn retry_unsent_invalidations(&self) -> usize {
+        // Within a second of a failure Redis is left alone, as for reads.
+        if !self.healthy() {
+            return self.unsent().len();
+        }
+        let batch = self.unsent().take();
+        if batch.is_empty() {
+            return 0;
+        }
+        let count = batch.len();
+        let cache = batch[0].0;
+        if self.send(cache, batch).await {
+            tracing::info!(
+                count,
+                "sent cache invalidations that failed while Redis was unreachable"
+            );
+            metrics::counter!("cache_invalidations_retried_total").increment(count as u64);
+        }
+        self.unsent().len()
+    }
+
+    /// Retries failed invalidations every half second until `shutdown`, then once more.
+    pub async fn keep_retrying_invalidations(self, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(RETRY_INTERVAL) => {}
+            }
+            self.retry_unsent_invalidations().await;
+        }
+        self.bypass_until.store(0, Ordering::Relaxed);
+        let left = self.retry_unsent_invalidations().await;
+        if left > 0 {
+            tracing::warn!(
+                count = left,
+                "exiting with cache invalidations Redis never received; those entries expire with their TTL"
+            );
+        }
+    }
+
+    fn unsent(&self) -> std::sync::MutexGuard<'_, Unsent> {
+        self.unsent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Deletes `batch` in Redis; on failure keeps it for a retry. Returns whether it was sent.
+    async fn send(&self, cache: &'static str, batch: Vec<(&'static str, String)>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let names: Vec<String> = batch.iter().map(|(_, k)| k.clone()).collect();
+        match self.store.delete(&names).await {
+            Ok(()) => true,
+            Err(err) => {
+                self.failed(cache, "delete", &err);
+                let mut unsent = self.unsent();
+                let dropped: usize = batch.iter().map(|(c, k)| unsent.add(c, k, UNSENT_CAPACITY)).sum();
+                if dropped > 0 {
+                    tracing::warn!(
+                        dropped,
+                        "too many cache invalidations waiting for Redis; the oldest expire with their TTL"
+                    );
+                }
+                false
+            }
         }
     }
 }
@@ -359,6 +479,22 @@ mod tests {
         near.insert("k", &body("fresh"), near.epoch());
         near.evict(&["k".to_owned()]);
         assert!(near.get("k").is_none());
+    }
+
+    #[test]
+    fn unsent_invalidations_keep_their_order_once_each_and_give_up_the_oldest_past_capacity() {
+        let mut unsent = Unsent::default();
+        assert_eq!(unsent.add("concert", "a", 2), 0);
+        assert_eq!(unsent.add("seats", "b", 2), 0);
+        assert_eq!(unsent.add("concert", "a", 2), 0, "already waiting");
+        assert_eq!(unsent.add("concert", "c", 2), 1, "the oldest is given up");
+        assert_eq!(
+            unsent.take(),
+            vec![("seats", "b".to_owned()), ("concert", "c".to_owned())]
+        );
+        assert_eq!(unsent.len(), 0);
+        assert_eq!(unsent.add("concert", "a", 2), 0, "taken keys can wait again");
+        assert_eq!(unsent.len(), 1);
     }
 
     #[test]

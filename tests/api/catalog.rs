@@ -434,6 +434,56 @@ async fn reads_fall_back_to_postgres_while_redis_is_down() {
     );
 }
 
+#[tokio::test]
+async fn a_change_made_while_redis_is_down_still_reaches_the_cache_when_redis_is_back() {
+    let mut app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (concert, _) = app.concert_with_schedule(&admin, 30).await;
+    let schedules = |details: Value| details["schedules"].as_array().unwrap().len();
+    let path = format!("/api/v1/concerts/{concert}");
+    assert_eq!(schedules(expect_status(app.get(&path).await, StatusCode::OK).await), 1);
+
+    // Redis stops with the concert's details cached, and keeps them on disk.
+    app.redis.stop();
+    // A change while it is down: a second schedule. Its invalidation cannot be delivered.
+    let starts_at = (chrono::Utc::now() + chrono::Duration::days(45)).to_rfc3339();
+    expect_status(
+        app.post_json_authed(
+            &format!("/api/v1/concerts/{concert}/schedules"),
+            &admin,
+            &json!({ "starts_at": starts_at }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        schedules(expect_status(app.get(&path).await, StatusCode::OK).await),
+        2,
+        "read from PostgreSQL while Redis is down"
+    );
+
+    // Redis is back with the old details: the API sends the invalidation it kept, instead of
+    // serving the old details until their TTL (300 s).
+    app.redis.restart();
+    eventually(
+        "the kept invalidation reached Redis",
+        Duration::from_secs(10),
+        || async {
+            schedules(expect_status(app.get(&path).await, StatusCode::OK).await) == 2
+                && app
+                    .get("/metrics")
+                    .await
+                    .text()
+                    .await
+                    .unwrap()
+                    .lines()
+                    .any(|l| l.starts_with("cache_invalidations_retried_total") && !l.ends_with(" 0"))
+        },
+    )
+    .await;
+}
+
 /// Sets the concert's title in the database and drops its Redis entry, bypassing the API: what
 /// the API answers next shows where it read from.
 async fn change_title_behind_the_apis_back(app: &TestApp, concert: &str, title: &str) {

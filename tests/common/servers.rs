@@ -302,6 +302,23 @@ impl Redis {
         s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
     }
 
+    /// A clean stop (`SHUTDOWN`): Redis writes out its AOF first, so everything it held is
+    /// there again after [`Self::restart`], like after an operator's restart.
+    pub fn stop(&mut self) {
+        use std::io::Read;
+        if let Some(mut child) = self.child.take() {
+            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) {
+                let _ = s.write_all(b"SHUTDOWN\r\n");
+                let _ = s.read(&mut [0u8; 64]);
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "redis-server did not shut down");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
     /// `kill -9`: no shutdown save, like a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
