@@ -28,12 +28,21 @@ cargo build --quiet --profile "$profile" --bins
 bin=target/$target_dir
 
 pids=()
+redis_pid=""
 pg_data=""
+# The API and workers first (they drain: in-flight requests and handlers finish, and acks and
+# cache invalidations still reach Redis), then Redis (it writes its AOF), then PostgreSQL.
+# Redis and PostgreSQL run in sessions of their own, so a Ctrl-C reaches only the API and
+# workers and the script.
 cleanup() {
   trap - INT TERM EXIT
   log "stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "$redis_pid" ]; then
+    kill -TERM "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
   [ -n "$pg_data" ] && pg_stop "$pg_data"
   log "stopped"
 }
@@ -44,7 +53,7 @@ pg_start "$pg_data" "$pg_port"
 pg_createdb "$pg_port" imticket
 
 redis_start "$data_dir/redis" "$redis_port"
-pids+=("$REDIS_PID")
+redis_pid=$REDIS_PID
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/imticket"
 export REDIS_URL="redis://127.0.0.1:$redis_port"
@@ -65,4 +74,4 @@ log "ImTicket is running at $url  (OpenAPI: $url/openapi.json, metrics: $url/met
 log "admin account: $IMTICKET_BOOTSTRAP_ADMIN_EMAIL / $IMTICKET_BOOTSTRAP_ADMIN_PASSWORD (development only)"
 log "press Ctrl-C to stop"
 # Stop everything as soon as any process ends on its own.
-wait -n "${pids[@]}" || true
+wait -n "${pids[@]}" "$redis_pid" || true

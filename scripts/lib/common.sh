@@ -107,9 +107,11 @@ wait_until() {
 
 # redis_start DIR PORT: a redis-server with ./redis.conf in the background (pid in REDIS_PID),
 # waited for until it answers.
+# In a session of its own, so a Ctrl-C at the terminal does not reach it: the processes that
+# use it stop first, then the caller stops it.
 redis_start() {
   mkdir -p "$1"
-  redis-server ./redis.conf --port "$2" --dir "$1" --logfile redis.log &
+  setsid redis-server ./redis.conf --port "$2" --dir "$1" --logfile redis.log &
   REDIS_PID=$!
   wait_until 30 "Redis on port $2" redis-cli -p "$2" ping
 }
