@@ -360,7 +360,7 @@ impl LookAside {
         }
         let mut batch: Vec<(&'static str, String)> = keys.iter().map(|k| (cache, k.clone())).collect();
         batch.extend(self.unsent().take().into_iter().filter(|(_, k)| !keys.contains(k)));
-        self.send(cache, batch).await;
+        self.send(batch).await;
     }
 
     /// Sends the invalidations that failed earlier; returns how many are still waiting.
@@ -374,8 +374,7 @@ impl LookAside {
             return 0;
         }
         let count = batch.len();
-        let cache = batch[0].0;
-        if self.send(cache, batch).await {
+        if self.send(batch).await {
             tracing::info!(
                 count,
                 "sent cache invalidations that failed while Redis was unreachable"
@@ -408,11 +407,12 @@ impl LookAside {
         self.unsent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Deletes `batch` in Redis; on failure keeps it for a retry. Returns whether it was sent.
-    async fn send(&self, cache: &'static str, batch: Vec<(&'static str, String)>) -> bool {
-        if batch.is_empty() {
+    /// Deletes `batch` in Redis; on failure keeps it for a retry (the error is counted under
+    /// the first entry's cache). Returns whether it was sent.
+    async fn send(&self, batch: Vec<(&'static str, String)>) -> bool {
+        let Some(&(cache, _)) = batch.first() else {
             return true;
-        }
+        };
         let names: Vec<String> = batch.iter().map(|(_, k)| k.clone()).collect();
         match self.store.delete(&names).await {
             Ok(()) => true,
