@@ -8,9 +8,10 @@ use redis::aio::ConnectionManager;
 use serde_json::json;
 use sqlx::PgPool;
 
+use crate::events::Stream;
+use crate::keys::Keys;
 use crate::stream::dead_letter::{self, DeadLetter};
 use crate::stream::maintenance::{self, StreamStats};
-use crate::stream::{Keys, Stream};
 
 pub struct Admin {
     pub keys: Keys,

@@ -2,14 +2,22 @@
 //!
 //! Layers, in one direction: [`api`] (actix handlers, DTOs, auth extractors) → [`app`] (use
 //! cases; own the transaction) → [`domain`] (pure types) ← [`infra`] (PostgreSQL, Redis).
+//! Beside them: [`events`] (streams and typed payloads), [`keys`] (every Redis key name),
+//! [`cache`] (look-aside and near cache), [`stream`] (the consumer runtime) and [`worker`]
+//! (roles and their stream handlers). [`root`] builds every dependency of a process once.
 //! The binaries are thin: they parse configuration, install telemetry and call one `run`.
 
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod infra;
+pub mod keys;
+pub mod retry;
+pub mod root;
 pub mod seed;
 pub mod shutdown;
 pub mod startup;

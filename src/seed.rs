@@ -85,15 +85,9 @@ pub async fn seed(db: &PgPool, plan: &SeedPlan) -> anyhow::Result<SeedReport> {
             report.schedules += 1;
             let total = layout.total();
             for start in (0..total).step_by(10_000) {
-                let positions = layout.positions(start, (start + 10_000).min(total));
-                let ids: Vec<Uuid> = positions.iter().map(|_| Uuid::now_v7()).collect();
-                let sections: Vec<String> = positions.iter().map(|p| p.section.to_owned()).collect();
-                let rows: Vec<i32> = positions.iter().map(|p| p.row).collect();
-                let numbers: Vec<i32> = positions.iter().map(|p| p.number).collect();
-                let prices: Vec<i64> = positions.iter().map(|p| p.price).collect();
+                let seats = layout.columns(start, (start + 10_000).min(total));
                 let mut tx = db.begin().await.context("begin")?;
-                let inserted =
-                    catalog::insert_seats(&mut tx, schedule.id, &ids, &sections, &rows, &numbers, &prices).await?;
+                let inserted = catalog::insert_seats(&mut tx, schedule.id, &seats).await?;
                 catalog::add_to_inventory(&mut tx, schedule.id, inserted as i32).await?;
                 tx.commit().await?;
                 report.seats += inserted;

@@ -1,7 +1,6 @@
 //! Builds and runs the HTTP API; the `imticket-api` binary and the tests both call this.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
@@ -10,12 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::app::Deps;
-use crate::app::cache::NearCache;
+use crate::cache::follow_invalidations;
 use crate::config::Config;
-use crate::infra::cache::follow_invalidations;
-
-/// Concert details kept per API process at most (each a few kilobytes).
-const NEAR_CAPACITY: usize = 10_000;
 
 pub struct Application {
     listener: TcpListener,
@@ -29,16 +24,12 @@ impl Application {
     /// Connections that arrive before [`Application::run_until_stopped`] wait in the backlog.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let addr = config.http_addr;
-        let near_ttl = config.cache_near_ttl;
-        let mut deps = Deps::new(config)?;
-        if !near_ttl.is_zero() {
-            deps.cache = deps.cache.with_near(Arc::new(NearCache::new(near_ttl, NEAR_CAPACITY)));
-        }
+        let deps = crate::root::api_deps(config)?;
         crate::infra::db::migrate(&deps.db).await?;
         crate::app::auth::bootstrap_admin(&deps).await?;
         // Warm the cache for the schedules of the coming week, without delaying start-up.
         let warm = deps.clone();
-        tokio::spawn(async move { crate::app::catalog::warm_up(&warm, chrono::Duration::days(7)).await });
+        tokio::spawn(async move { crate::app::warm_up::warm_up(&warm, chrono::Duration::days(7)).await });
         // Touch the recorder now so /metrics lists the process from the first scrape.
         crate::telemetry::metrics_handle();
 

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::domain::InvalidField;
+use crate::infra::error::{database_unavailable, violated_constraint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -116,13 +117,7 @@ impl From<InvalidField> for AppError {
 /// the client may retry: the operation was not done.
 impl From<anyhow::Error> for AppError {
     fn from(err: anyhow::Error) -> Self {
-        let database_down = err.chain().any(|cause| {
-            matches!(
-                cause.downcast_ref::<sqlx::Error>(),
-                Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-            )
-        });
-        if database_down {
+        if database_unavailable(&err) {
             AppError::unavailable(
                 "database_unavailable",
                 "the database is unavailable; try again shortly",
@@ -133,14 +128,6 @@ impl From<anyhow::Error> for AppError {
             AppError::internal(err)
         }
     }
-}
-
-/// The name of the database constraint `err` violated, if that is what happened.
-pub fn violated_constraint(err: &anyhow::Error) -> Option<&str> {
-    err.chain().find_map(|cause| match cause.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => db.constraint(),
-        _ => None,
-    })
 }
 
 /// Turns one named constraint violation into a client error; anything else stays an

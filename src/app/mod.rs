@@ -1,67 +1,67 @@
-//! Use cases. Each owns its transaction and returns [`AppError`] with a stable code.
+//! Use cases, one file each, grouped by what a user does: `auth` (sign up, log in),
+//! `concerts` (concerts and schedules), `seat_map`, `seat_creation` (bulk seats as a job),
+//! `warm_up` (the cache at start). Each owns its transaction and returns [`AppError`] with a
+//! stable code. Use cases never see the stream runtime: they write typed events
+//! ([`crate::events`]) with [`crate::infra::outbox::append`] and publish them after commit.
 
 pub mod auth;
-pub mod cache;
-pub mod catalog;
+pub mod concerts;
 pub mod error;
 pub mod password;
+pub mod seat_creation;
+pub mod seat_map;
 pub mod tokens;
+pub mod warm_up;
 
 use std::sync::Arc;
 
+use serde::Serialize;
 use sqlx::PgPool;
 
 pub use error::{AppError, ErrorKind};
 
+use crate::cache::{JsonBody, LookAside};
 use crate::config::Config;
-use crate::infra::cache::CacheStore;
+use crate::infra::outbox::Publisher;
 use crate::infra::redis::Redis;
-use crate::stream::Keys;
-use cache::LookAside;
+use crate::keys::Keys;
 use password::PasswordHasher;
 use tokens::TokenService;
 
-/// The dependencies every use case may need, built once per process and shared.
+/// The handles use cases work with. Built once per process by the composition root
+/// ([`crate::root::deps`]) and cloned cheaply from there; nothing here opens a connection.
 #[derive(Clone)]
 pub struct Deps {
     pub config: Arc<Config>,
     pub db: PgPool,
     pub redis: Redis,
+    pub keys: Keys,
     pub tokens: Arc<TokenService>,
     pub hasher: PasswordHasher,
     pub cache: LookAside,
-    pub keys: Keys,
+    pub outbox: Publisher,
 }
 
 impl Deps {
-    pub fn new(config: Config) -> anyhow::Result<Self> {
-        let db = crate::infra::db::pool(&config)?;
-        let redis = Redis::new(&config.redis_url, config.redis_timeout)?;
-        let tokens = Arc::new(TokenService::new(&config.jwt_secret, config.jwt_ttl));
-        let hasher = PasswordHasher::for_this_machine()?;
-        let cache = LookAside::new(CacheStore::new(redis.clone(), &config.redis_key_prefix));
-        let keys = Keys::new(config.redis_key_prefix.clone());
-        Ok(Self {
-            config: Arc::new(config),
-            db,
-            redis,
-            tokens,
-            hasher,
-            cache,
-            keys,
-        })
-    }
-
     /// A copy whose Redis connection is its own, made on the runtime of the thread that first
     /// uses it; everything else (pool, single-flight, bypass) stays shared. The API calls it
     /// once per HTTP worker thread.
     pub fn for_this_thread(&self) -> Self {
         let redis = self.redis.own_connection();
         let cache = self.cache.with_store(self.cache.store().with_redis(redis.clone()));
+        let outbox = self.outbox.with_redis(redis.clone());
         Self {
             redis,
             cache,
+            outbox,
             ..self.clone()
         }
     }
+}
+
+/// A response body as JSON bytes, for the cache.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<JsonBody, AppError> {
+    serde_json::to_vec(value)
+        .map(Into::into)
+        .map_err(|e| AppError::internal(anyhow::Error::new(e).context("serialize")))
 }

@@ -9,10 +9,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use imticket::app::Deps;
 use imticket::config::Config;
-use imticket::stream::consumer::BatchReport;
+use imticket::events::{Envelope, Stream};
+use imticket::infra::outbox;
 use imticket::stream::probe::{NoopHandler, ProbeHandler};
-use imticket::stream::{Consumer, ConsumerSettings, Envelope, Handler, Keys, relay};
-use imticket::worker::spawn_stream_consumer;
+use imticket::stream::{Consumer, Handler, StreamRuntime, Subscription};
 
 #[derive(Parser)]
 #[command(name = "imticket-bench", about = "Event-backbone benchmarks and probe consumers")]
@@ -161,14 +161,9 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn consumer<H: Handler>(deps: &Deps, key: &str, group: &str, handler: Arc<H>) -> Consumer<H> {
-    let keys = Keys::new(deps.config.redis_key_prefix.clone());
-    let settings = ConsumerSettings::from_config(&deps.config);
-    Consumer::new(deps.redis.clone(), &keys, key.to_owned(), key, group, handler, settings)
-}
-
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
-    let deps = Deps::new(config)?;
+    let deps = imticket::root::deps(config)?;
+    let streams = imticket::root::stream_runtime(&deps);
     match cli.command {
         Command::Produce {
             stream_key,
@@ -184,21 +179,16 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             // The unit a consumer role runs: the consumer plus its stream's housekeeping.
             let shutdown = imticket::shutdown::on_signal()?;
             let mut tasks = tokio::task::JoinSet::new();
-            let label = stream_key.clone();
             match handler {
-                HandlerKind::Noop => spawn_stream_consumer(
+                HandlerKind::Noop => streams.spawn(
                     &mut tasks,
-                    &deps,
-                    stream_key,
-                    &label,
-                    &group,
-                    Arc::new(NoopHandler),
+                    Subscription::custom(stream_key, group, NoopHandler),
                     shutdown,
                 ),
                 HandlerKind::Probe => {
                     ProbeHandler::install(&deps.db).await?;
                     let probe = ProbeHandler::new(deps.db.clone(), &group, Duration::from_millis(delay_ms));
-                    spawn_stream_consumer(&mut tasks, &deps, stream_key, &label, &group, Arc::new(probe), shutdown)
+                    streams.spawn(&mut tasks, Subscription::custom(stream_key, group, probe), shutdown)
                 }
             }
             while let Some(result) = tasks.join_next().await {
@@ -224,12 +214,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             );
             let rate = match handler {
                 HandlerKind::Noop => {
-                    drain(&deps, &key, events, consumers, read_ahead, || Arc::new(NoopHandler)).await?
+                    drain(&streams, &key, events, consumers, read_ahead, || Arc::new(NoopHandler)).await?
                 }
                 HandlerKind::Probe => {
                     ProbeHandler::install(&deps.db).await?;
                     let db = deps.db.clone();
-                    drain(&deps, &key, events, consumers, read_ahead, move || {
+                    drain(&streams, &key, events, consumers, read_ahead, move || {
                         Arc::new(ProbeHandler::new(db.clone(), "bench", Duration::ZERO))
                     })
                     .await?
@@ -267,19 +257,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let total = u64::from(seats);
             let started = Instant::now();
             for start in (0..total).step_by(5_000) {
-                let positions = layout.positions(start, (start + 5_000).min(total));
+                let end = (start + 5_000).min(total);
                 let mut tx = deps.db.begin().await?;
                 match strategy {
                     InsertStrategy::Unnest => {
-                        let ids: Vec<uuid::Uuid> = positions.iter().map(|_| uuid::Uuid::now_v7()).collect();
-                        let sections: Vec<String> = positions.iter().map(|p| p.section.to_owned()).collect();
-                        let rows: Vec<i32> = positions.iter().map(|p| p.row).collect();
-                        let numbers: Vec<i32> = positions.iter().map(|p| p.number).collect();
-                        let prices: Vec<i64> = positions.iter().map(|p| p.price).collect();
-                        repo::insert_seats(&mut tx, schedule.id, &ids, &sections, &rows, &numbers, &prices).await?;
+                        repo::insert_seats(&mut tx, schedule.id, &layout.columns(start, end)).await?;
                     }
                     InsertStrategy::RowByRow => {
-                        for p in &positions {
+                        for p in &layout.positions(start, end) {
                             repo::insert_seat_row_by_row(
                                 &mut tx,
                                 schedule.id,
@@ -331,10 +316,10 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::RelayRate { events, relays } => {
-            let keys = Keys::new(deps.config.redis_key_prefix.clone());
+            let keys = deps.keys.clone();
             let mut tx = deps.db.begin().await?;
             for _ in 0..events {
-                relay::enqueue(&mut tx, imticket::stream::Stream::Expiry, &probe_envelope(0)).await?;
+                outbox::append_envelope(&mut tx, Stream::Expiry, &probe_envelope(0)).await?;
             }
             tx.commit().await?;
             let started = Instant::now();
@@ -345,7 +330,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 tasks.spawn(async move {
                     let mut published = 0;
                     loop {
-                        let n = relay::relay_batch(&db, &redis, &keys, batch).await?;
+                        let n = outbox::publish_oldest(&db, &redis, &keys, batch).await?;
                         if n == 0 {
                             return anyhow::Ok(published);
                         }
@@ -438,7 +423,7 @@ fn http_latency(addr: &str, paths: &[String], requests: usize, spin: bool) -> an
 
 /// Consumes until `events` entries were acked; returns events per second.
 async fn drain<H: Handler>(
-    deps: &Deps,
+    streams: &StreamRuntime,
     key: &str,
     events: usize,
     consumers: usize,
@@ -447,7 +432,7 @@ async fn drain<H: Handler>(
 ) -> anyhow::Result<f64> {
     let mut instances = Vec::new();
     for _ in 0..consumers {
-        let mut c = consumer(deps, key, "bench", handler());
+        let mut c: Consumer<H> = streams.consumer(Subscription::custom(key, "bench", handler()));
         c.ensure_group().await?;
         instances.push(c);
     }
@@ -458,7 +443,7 @@ async fn drain<H: Handler>(
         let acked = acked.clone();
         tasks.spawn(async move {
             while acked.load(std::sync::atomic::Ordering::Relaxed) < events {
-                let report: BatchReport = if read_ahead {
+                let report = if read_ahead {
                     c.process_batch_reading_ahead().await?
                 } else {
                     c.process_batch().await?

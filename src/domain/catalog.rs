@@ -99,6 +99,26 @@ pub struct SeatPosition<'a> {
     pub price: i64,
 }
 
+/// Seats of a layout as columns, one vector per database column: the shape a bulk insert
+/// (`UNNEST`) takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeatColumns {
+    pub sections: Vec<String>,
+    pub rows: Vec<i32>,
+    pub numbers: Vec<i32>,
+    pub prices: Vec<i64>,
+}
+
+impl SeatColumns {
+    pub fn len(&self) -> usize {
+        self.sections.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sections.is_empty()
+    }
+}
+
 /// Raw section input; numbers are wide so that negative or huge values get a clear message.
 pub struct RawSection {
     pub name: String,
@@ -188,6 +208,24 @@ impl SeatLayout {
             }
         }
         out
+    }
+
+    /// Positions `start..end` (as [`Self::positions`]) as columns.
+    pub fn columns(&self, start: u64, end: u64) -> SeatColumns {
+        let positions = self.positions(start, end);
+        let mut columns = SeatColumns {
+            sections: Vec::with_capacity(positions.len()),
+            rows: Vec::with_capacity(positions.len()),
+            numbers: Vec::with_capacity(positions.len()),
+            prices: Vec::with_capacity(positions.len()),
+        };
+        for p in positions {
+            columns.sections.push(p.section.to_owned());
+            columns.rows.push(p.row);
+            columns.numbers.push(p.number);
+            columns.prices.push(p.price);
+        }
+        columns
     }
 }
 
@@ -293,6 +331,18 @@ mod tests {
             .collect();
         assert_eq!(chunked, all);
         assert_eq!(all[6].price, 20);
+    }
+
+    #[test]
+    fn columns_hold_the_positions_column_by_column() {
+        let layout = SeatLayout::parse(vec![raw("A", 2, 3, 10), raw("B", 1, 2, 20)]).unwrap();
+        let columns = layout.columns(4, 8);
+        assert_eq!(columns.len(), 4);
+        assert_eq!(columns.sections, vec!["A", "A", "B", "B"]);
+        assert_eq!(columns.rows, vec![2, 2, 1, 1]);
+        assert_eq!(columns.numbers, vec![2, 3, 1, 2]);
+        assert_eq!(columns.prices, vec![10, 10, 20, 20]);
+        assert!(layout.columns(8, 8).is_empty());
     }
 
     #[test]

@@ -6,6 +6,8 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::catalog::SeatColumns;
+
 #[derive(Debug, Clone)]
 pub struct ConcertRow {
     pub id: Uuid,
@@ -199,26 +201,19 @@ pub async fn seats_of(
 
 /// Inserts a chunk of seats in one statement (UNNEST), skipping positions that exist.
 /// Returns how many were inserted.
-pub async fn insert_seats(
-    conn: &mut PgConnection,
-    schedule_id: Uuid,
-    ids: &[Uuid],
-    sections: &[String],
-    rows: &[i32],
-    numbers: &[i32],
-    prices: &[i64],
-) -> anyhow::Result<u64> {
+pub async fn insert_seats(conn: &mut PgConnection, schedule_id: Uuid, seats: &SeatColumns) -> anyhow::Result<u64> {
+    let ids: Vec<Uuid> = (0..seats.len()).map(|_| Uuid::now_v7()).collect();
     let result = sqlx::query!(
         "INSERT INTO seats (id, schedule_id, section, row_number, seat_number, price)
          SELECT id, $2, section, row_number, seat_number, price
          FROM UNNEST($1::uuid[], $3::text[], $4::int[], $5::int[], $6::bigint[]) AS t(id, section, row_number, seat_number, price)
          ON CONFLICT ON CONSTRAINT seats_position_key DO NOTHING",
-        ids,
+        &ids,
         schedule_id,
-        sections,
-        rows,
-        numbers,
-        prices
+        &seats.sections,
+        &seats.rows,
+        &seats.numbers,
+        &seats.prices
     )
     .execute(conn)
     .await

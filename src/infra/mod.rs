@@ -1,8 +1,8 @@
 //! Adapters to the outside world: PostgreSQL repositories and Redis connections.
 
-pub mod cache;
 pub mod catalog;
 pub mod db;
+pub mod error;
 pub mod outbox;
 pub mod processed_events;
 pub mod redis;

@@ -1,80 +1,28 @@
 //! One consumer-group consumer: reads a stream in batches, runs a [`Handler`], acks after the
 //! handler's transaction committed, reclaims entries that other (dead or failing) consumers
-//! left pending with an exponential back-off, and dead-letters poison entries so the stream
-//! never stalls behind them.
+//! left pending ([`super::reclaim`]), and dead-letters poison entries so the stream never
+//! stalls behind them.
 //!
 //! Delivery is at-least-once; handlers make the *effect* exactly-once by recording the
 //! `event_id` in `processed_events` inside their own transaction (see
 //! [`crate::infra::processed_events`]).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis::Value;
-use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::envelope::Envelope;
-use super::{Keys, consumer_name, dead_letter};
-use crate::config::Config;
+use super::delivery::Delivery;
+use super::group::{create_group, is_missing_group};
+use super::resp::{as_array, parse_entry};
+use super::{ConsumerSettings, Handler, Outcome, Subscription, consumer_name, dead_letter};
+use crate::events::Envelope;
 use crate::infra::redis::Redis;
-
-/// What a handler says about one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Done (or a duplicate that was done before): acknowledge.
-    Ack,
-    /// Transient failure (database or Redis down): leave pending; it is redelivered after the
-    /// back-off, and dead-lettered once it has been delivered `max_deliveries` times.
-    Retry(String),
-    /// Permanent failure (payload the handler cannot use, unknown type): dead-letter now.
-    DeadLetter(String),
-}
-
-/// The work done for one stream. Implementations must commit their effect (and the
-/// processed-events record) before answering [`Outcome::Ack`].
-pub trait Handler: Send + Sync + 'static {
-    /// Handles a batch and answers one outcome per envelope, in order. A batch lets a handler
-    /// use one transaction for many events; it may also handle them one by one.
-    fn handle(&self, batch: &[Envelope]) -> impl Future<Output = Vec<Outcome>> + Send;
-}
-
-#[derive(Debug, Clone)]
-pub struct ConsumerSettings {
-    pub batch_size: usize,
-    pub concurrency: usize,
-    pub block: Duration,
-    /// A pending entry becomes claimable after `claim_idle × 2^(deliveries−1)`, capped.
-    pub claim_idle: Duration,
-    pub backoff_cap: Duration,
-    pub max_deliveries: u32,
-    /// How often the pending list is scanned for claimable entries.
-    pub reclaim_interval: Duration,
-}
-
-impl ConsumerSettings {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            batch_size: config.stream.batch_size,
-            concurrency: config.stream.concurrency,
-            block: config.stream.block,
-            claim_idle: config.stream_claim_idle,
-            backoff_cap: config.stream.backoff_cap,
-            max_deliveries: config.stream_max_deliveries,
-            reclaim_interval: (config.stream_claim_idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)),
-        }
-    }
-
-    /// How long an entry delivered `deliveries` times must sit idle before it is reclaimed.
-    pub fn backoff(&self, deliveries: u32) -> Duration {
-        let factor = 2u32.saturating_pow(deliveries.saturating_sub(1).min(30));
-        self.claim_idle
-            .saturating_mul(factor)
-            .min(self.backoff_cap.max(self.claim_idle))
-    }
-}
+use crate::keys::Keys;
+use crate::retry::retry_delay;
 
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -96,26 +44,18 @@ impl BatchReport {
     }
 }
 
-/// One delivered entry.
-struct Delivery {
-    id: String,
-    fields: Vec<(String, String)>,
-    /// How many times it has been delivered, this delivery included.
-    deliveries: u32,
-}
-
 pub struct Consumer<H> {
-    stream_key: String,
-    stream_label: String,
-    group: String,
+    pub(super) stream_key: String,
+    pub(super) stream_label: String,
+    pub(super) group: String,
     dead_letter_key: String,
-    name: String,
-    redis: Redis,
+    pub(super) name: String,
+    pub(super) redis: Redis,
     /// Blocking reads get a connection of their own: a BLOCKed XREADGROUP would otherwise
     /// hold up every other command multiplexed on the shared connection.
     reader: Option<MultiplexedConnection>,
     handler: Arc<H>,
-    settings: ConsumerSettings,
+    pub(super) settings: ConsumerSettings,
     last_reclaim: Option<Instant>,
     group_ready: bool,
     /// A batch read ahead while the previous one was being handled: delivered to this
@@ -124,20 +64,17 @@ pub struct Consumer<H> {
 }
 
 impl<H: Handler> Consumer<H> {
-    /// `stream_label` names the stream in metrics and logs (the logical name, not the key).
-    pub fn new(
-        redis: Redis,
-        keys: &Keys,
-        stream_key: String,
-        stream_label: &str,
-        group: &str,
-        handler: Arc<H>,
-        settings: ConsumerSettings,
-    ) -> Self {
+    pub fn new(redis: Redis, keys: &Keys, subscription: Subscription<H>, settings: ConsumerSettings) -> Self {
+        let Subscription {
+            stream_key,
+            label,
+            group,
+            handler,
+        } = subscription;
         Self {
             stream_key,
-            stream_label: stream_label.to_owned(),
-            group: group.to_owned(),
+            stream_label: label,
+            group,
             dead_letter_key: keys.dead_letter(),
             name: consumer_name(),
             redis,
@@ -160,6 +97,11 @@ impl<H: Handler> Consumer<H> {
 
     pub fn group(&self) -> &str {
         &self.group
+    }
+
+    /// The logical stream name used in metrics and logs.
+    pub fn label(&self) -> &str {
+        &self.stream_label
     }
 
     /// Creates the stream and the group if missing. The group starts at id 0, so entries
@@ -259,7 +201,7 @@ impl<H: Handler> Consumer<H> {
                 Ok(_) => failures = 0,
                 Err(err) => {
                     failures += 1;
-                    if format!("{err:#}").contains("NOGROUP") {
+                    if is_missing_group(&err) {
                         // Redis lost the group (restarted without its data): recreate it.
                         self.group_ready = false;
                     }
@@ -275,87 +217,6 @@ impl<H: Handler> Consumer<H> {
             }
         }
         tracing::info!(stream = %self.stream_label, group = %self.group, consumer = %self.name, "consumer stopped");
-    }
-
-    /// Claims pending entries whose idle time exceeds their back-off. Returns the claimed
-    /// deliveries and how many pending entries pointed at deleted stream entries.
-    async fn reclaim(&mut self) -> anyhow::Result<(Vec<Delivery>, usize)> {
-        let mut conn = self.redis.connection().await?;
-        let claim_idle_ms = self.settings.claim_idle.as_millis() as u64;
-        let pending: Value = redis::cmd("XPENDING")
-            .arg(&self.stream_key)
-            .arg(&self.group)
-            .arg("IDLE")
-            .arg(claim_idle_ms)
-            .arg("-")
-            .arg("+")
-            .arg(self.settings.batch_size)
-            .query_async(&mut conn)
-            .await
-            .context("XPENDING")?;
-        let mut due = Vec::new();
-        for entry in as_array(pending) {
-            let fields = as_array(entry);
-            let (Some(id), Some(idle), Some(count)) = (
-                fields.first().and_then(as_string),
-                fields.get(2).and_then(as_int),
-                fields.get(3).and_then(as_int),
-            ) else {
-                continue;
-            };
-            let deliveries = u32::try_from(count).unwrap_or(u32::MAX);
-            if Duration::from_millis(idle.max(0) as u64) >= self.settings.backoff(deliveries) {
-                due.push((id, deliveries));
-            }
-        }
-        if due.is_empty() {
-            return Ok((Vec::new(), 0));
-        }
-        // XCLAIM (not XAUTOCLAIM): the back-off differs per entry, which XAUTOCLAIM's single
-        // min-idle-time cannot express. Without JUSTID, XCLAIM increments the delivery counter.
-        // Its own min-idle check makes a race with another reclaimer harmless: an entry just
-        // claimed by someone else is no longer idle and is skipped.
-        let mut cmd = redis::cmd("XCLAIM");
-        cmd.arg(&self.stream_key)
-            .arg(&self.group)
-            .arg(&self.name)
-            .arg(claim_idle_ms);
-        for (id, _) in &due {
-            cmd.arg(id);
-        }
-        let claimed: Value = cmd.query_async(&mut conn).await.context("XCLAIM")?;
-        let mut deliveries = Vec::new();
-        let mut deleted = Vec::new();
-        for (position, item) in as_array(claimed).into_iter().enumerate() {
-            match parse_entry(item) {
-                Some((id, fields)) => {
-                    let previous = due.iter().find(|(d, _)| *d == id).map(|(_, n)| *n).unwrap_or(0);
-                    deliveries.push(Delivery {
-                        id,
-                        fields,
-                        deliveries: previous.saturating_add(1),
-                    });
-                }
-                // Redis 6.2 answers nil for a pending entry whose stream entry was deleted;
-                // Redis 7 drops such entries from the pending list and the reply by itself.
-                None => {
-                    if let Some((id, _)) = due.get(position) {
-                        deleted.push(id.clone());
-                    }
-                }
-            }
-        }
-        if !deleted.is_empty() {
-            let _: i64 = redis::cmd("XACK")
-                .arg(&self.stream_key)
-                .arg(&self.group)
-                .arg(&deleted)
-                .query_async(&mut conn)
-                .await
-                .context("XACK deleted entries")?;
-            self.count("deleted", deleted.len());
-        }
-        Ok((deliveries, deleted.len()))
     }
 
     /// The connection for XREADGROUP (a clone shares it), opened on first use.
@@ -471,33 +332,18 @@ impl<H: Handler> Consumer<H> {
             report.acked = to_ack.len();
         }
         if !to_dead_letter.is_empty() {
-            // Each dead letter is added and its source entry acked atomically, so an entry is
-            // never both lost and unacked, nor dead-lettered twice by one consumer.
-            let mut pipe = redis::pipe();
-            pipe.atomic();
             for (delivery, error) in &to_dead_letter {
                 tracing::error!(stream = %self.stream_label, group = %self.group, entry_id = %delivery.id,
                     deliveries = delivery.deliveries, error = %error, "entry dead-lettered");
-                let fields = dead_letter::fields(
-                    &delivery.fields,
-                    &self.stream_key,
-                    &delivery.id,
-                    &self.group,
-                    delivery.deliveries,
-                    error,
-                );
-                pipe.cmd("XADD")
-                    .arg(&self.dead_letter_key)
-                    .arg("*")
-                    .arg(fields)
-                    .ignore();
-                pipe.cmd("XACK")
-                    .arg(&self.stream_key)
-                    .arg(&self.group)
-                    .arg(&delivery.id)
-                    .ignore();
             }
-            let () = pipe.query_async(&mut conn).await.context("dead-letter entries")?;
+            dead_letter::move_to_dead_letter(
+                &mut conn,
+                &self.dead_letter_key,
+                &self.stream_key,
+                &self.group,
+                &to_dead_letter,
+            )
+            .await?;
             report.dead_lettered = to_dead_letter.len();
         }
         self.count("acked", report.acked);
@@ -506,142 +352,11 @@ impl<H: Handler> Consumer<H> {
         Ok(())
     }
 
-    fn count(&self, outcome: &'static str, n: usize) {
+    pub(super) fn count(&self, outcome: &'static str, n: usize) {
         if n > 0 {
             metrics::counter!("stream_events_total", "stream" => self.stream_label.clone(),
                 "group" => self.group.clone(), "outcome" => outcome)
             .increment(n as u64);
         }
-    }
-}
-
-/// `XGROUP CREATE … 0 MKSTREAM`; an existing group (BUSYGROUP) is fine.
-pub async fn create_group(conn: &mut impl ConnectionLike, stream_key: &str, group: &str) -> anyhow::Result<()> {
-    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(stream_key)
-        .arg(group)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(conn)
-        .await;
-    match created {
-        Ok(()) => Ok(()),
-        Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-        Err(err) => Err(anyhow::Error::new(err).context(format!("create consumer group {group} on {stream_key}"))),
-    }
-}
-
-/// Exponential back-off with jitter for a loop whose last `failures` rounds failed:
-/// 100 ms doubling to 10 s, each ±50%, so many workers do not retry in lockstep.
-pub fn retry_delay(failures: u32) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)));
-    base.min(Duration::from_secs(10)).mul_f64(rand::random_range(0.5..1.5))
-}
-
-// ---- RESP helpers: replies are parsed by hand to keep field order and avoid a map per entry.
-
-pub(crate) fn as_array(value: Value) -> Vec<Value> {
-    match value {
-        Value::Array(items) | Value::Set(items) => items,
-        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        _ => Vec::new(),
-    }
-}
-
-pub(crate) fn as_string(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        Value::Int(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-pub(crate) fn as_int(value: &Value) -> Option<i64> {
-    match value {
-        Value::Int(n) => Some(*n),
-        other => as_string(other)?.parse().ok(),
-    }
-}
-
-/// As [`as_string`], taking the bytes over instead of copying them.
-fn into_string(value: Value) -> Option<String> {
-    match value {
-        Value::BulkString(bytes) => Some(
-            String::from_utf8(bytes).unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
-        ),
-        other => as_string(&other),
-    }
-}
-
-/// `[id, [field, value, …]]` → (id, fields); nil (a deleted entry) → None.
-pub(crate) fn parse_entry(value: Value) -> Option<(String, Vec<(String, String)>)> {
-    let mut parts = as_array(value).into_iter();
-    let id = into_string(parts.next()?)?;
-    let flat = parts.next().map(as_array)?;
-    let mut fields = Vec::with_capacity(flat.len() / 2);
-    let mut flat = flat.into_iter();
-    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-        if let (Some(name), Some(value)) = (into_string(name), into_string(value)) {
-            fields.push((name, value));
-        }
-    }
-    Some((id, fields))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(claim_idle_ms: u64, cap_ms: u64) -> ConsumerSettings {
-        ConsumerSettings {
-            batch_size: 10,
-            concurrency: 1,
-            block: Duration::from_millis(10),
-            claim_idle: Duration::from_millis(claim_idle_ms),
-            backoff_cap: Duration::from_millis(cap_ms),
-            max_deliveries: 5,
-            reclaim_interval: Duration::ZERO,
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_per_delivery_up_to_the_cap() {
-        let s = settings(1000, 5000);
-        let waits: Vec<u128> = (1..=6).map(|n| s.backoff(n).as_millis()).collect();
-        assert_eq!(waits, vec![1000, 2000, 4000, 5000, 5000, 5000]);
-        assert_eq!(s.backoff(u32::MAX).as_millis(), 5000);
-        // A cap below claim_idle never shortens the first wait.
-        assert_eq!(settings(1000, 10).backoff(1).as_millis(), 1000);
-    }
-
-    #[test]
-    fn retry_delay_grows_and_is_bounded() {
-        for failures in 1..40 {
-            let d = retry_delay(failures);
-            assert!(
-                d >= Duration::from_millis(50) && d <= Duration::from_secs(15),
-                "{failures}: {d:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn entries_parse_in_order_and_nil_is_none() {
-        let entry = Value::Array(vec![
-            Value::BulkString(b"1-1".to_vec()),
-            Value::Array(vec![
-                Value::BulkString(b"b".to_vec()),
-                Value::BulkString(b"2".to_vec()),
-                Value::BulkString(b"a".to_vec()),
-                Value::BulkString(b"1".to_vec()),
-            ]),
-        ]);
-        let (id, fields) = parse_entry(entry).unwrap();
-        assert_eq!(id, "1-1");
-        assert_eq!(fields, vec![("b".into(), "2".into()), ("a".into(), "1".into())]);
-        assert!(parse_entry(Value::Nil).is_none());
     }
 }

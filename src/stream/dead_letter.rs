@@ -10,8 +10,9 @@ use redis::Value;
 use redis::aio::ConnectionLike;
 use serde::Serialize;
 
-use super::Keys;
-use super::consumer::{as_array, parse_entry};
+use super::delivery::Delivery;
+use super::resp::{as_array, parse_entry};
+use crate::keys::Keys;
 
 const ADDED: [&str; 6] = [
     "source_stream",
@@ -48,6 +49,33 @@ pub fn fields(
         ),
     ]);
     fields
+}
+
+/// Adds a dead letter for each of `entries` (with its error) and acks its source entry,
+/// atomically: an entry is never both lost and unacked, nor dead-lettered twice by one
+/// consumer.
+pub(super) async fn move_to_dead_letter(
+    conn: &mut impl ConnectionLike,
+    dead_letter_key: &str,
+    stream_key: &str,
+    group: &str,
+    entries: &[(Delivery, String)],
+) -> anyhow::Result<()> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for (delivery, error) in entries {
+        let fields = fields(
+            &delivery.fields,
+            stream_key,
+            &delivery.id,
+            group,
+            delivery.deliveries,
+            error,
+        );
+        pipe.cmd("XADD").arg(dead_letter_key).arg("*").arg(fields).ignore();
+        pipe.cmd("XACK").arg(stream_key).arg(group).arg(&delivery.id).ignore();
+    }
+    pipe.query_async::<()>(conn).await.context("dead-letter entries")
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -9,7 +9,7 @@ use redis::aio::ConnectionLike;
 use serde::Serialize;
 
 use super::EntryId;
-use super::consumer::{as_array, as_int, as_string};
+use super::resp::{as_array, as_int, as_string};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsumerStats {
@@ -235,6 +235,7 @@ pub fn record_metrics(stream_label: &str, stats: &StreamStats) {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct MaintenanceSettings {
     pub interval: Duration,
     pub consumer_cleanup_idle: Duration,
@@ -255,7 +256,7 @@ pub struct Target {
 /// and dead-consumer removal. Several processes doing it at once is safe.
 pub async fn run(
     redis: crate::infra::redis::Redis,
-    keys: super::Keys,
+    keys: crate::keys::Keys,
     target: Target,
     settings: MaintenanceSettings,
     shutdown: tokio_util::sync::CancellationToken,
@@ -273,7 +274,7 @@ pub async fn run(
 
 async fn maintain_once(
     redis: &crate::infra::redis::Redis,
-    keys: &super::Keys,
+    keys: &crate::keys::Keys,
     target: &Target,
     settings: &MaintenanceSettings,
 ) -> anyhow::Result<()> {

@@ -1,97 +1,45 @@
 //! The event backbone's runtime: Redis Streams consumer groups with reclaim, back-off and a
 //! dead-letter stream, safe trimming, and the outbox relay. Used by `workers/` and by
-//! `imticket-admin`; the only module besides `infra` that talks to Redis.
+//! `imticket-admin`; besides `infra` and `cache`, the only code that talks to Redis. Use cases
+//! never import it: events and their streams are [`crate::events`]'s.
 //!
-//! Names (documented in the README; never change them silently):
-//!
-//! | stream (key, after the `IMTICKET_REDIS_KEY_PREFIX`) | consumer group |
+//! | file | what |
 //! |---|---|
-//! | `stream:seat-creation` | `seat-creation` |
-//! | `stream:payments` | `payment` |
-//! | `stream:expiry` | `expiry` |
-//! | `stream:dead-letter` | (none: read by operators with `imticket-admin dlq`) |
+//! | `subscription.rs` | the description of a consumer: stream, group, handler |
+//! | `runtime.rs` | turns subscriptions into running consumers with their housekeeping |
+//! | `handler.rs` | the [`Handler`] trait and its [`Outcome`]s |
+//! | `settings.rs` | batch size, concurrency, back-off, delivery limit |
+//! | `consumer.rs` | the loop: read (ahead), handle, ack, shut down in two phases |
+//! | `delivery.rs` | an entry between read and ack |
+//! | `reclaim.rs` | pending entries whose back-off has passed |
+//! | `dead_letter.rs` | the dead-letter stream, for the consumer and for operators |
+//! | `group.rs` | consumer-group creation and loss |
+//! | `maintenance.rs` | stream statistics, trimming, dead-consumer removal |
+//! | `relay.rs` | the `outbox-relay` role |
+//! | `probe.rs` | diagnostic handlers for benchmarks and crash tests |
+//! | `resp.rs` | hand parsing of stream replies |
 
 pub mod consumer;
 pub mod dead_letter;
-pub mod envelope;
+mod delivery;
+pub mod group;
+pub mod handler;
 pub mod maintenance;
 pub mod probe;
+mod reclaim;
 pub mod relay;
+mod resp;
+pub mod runtime;
+pub mod settings;
+pub mod subscription;
 
 use std::fmt;
 
-pub use consumer::{Consumer, ConsumerSettings, Handler, Outcome};
-pub use envelope::Envelope;
-
-/// The event families, one stream each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stream {
-    SeatCreation,
-    Payments,
-    Expiry,
-}
-
-impl Stream {
-    pub const ALL: [Stream; 3] = [Stream::SeatCreation, Stream::Payments, Stream::Expiry];
-
-    /// The logical name, stored in outbox rows and used in metric labels.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::SeatCreation => "seat-creation",
-            Stream::Payments => "payments",
-            Stream::Expiry => "expiry",
-        }
-    }
-
-    /// The consumer group of the worker role that handles this stream.
-    pub fn group(self) -> &'static str {
-        match self {
-            Stream::SeatCreation => "seat-creation",
-            Stream::Payments => "payment",
-            Stream::Expiry => "expiry",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Stream> {
-        Stream::ALL.into_iter().find(|s| s.name() == name)
-    }
-}
-
-impl fmt::Display for Stream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Redis key names under the deployment's prefix.
-#[derive(Debug, Clone)]
-pub struct Keys {
-    prefix: String,
-}
-
-impl Keys {
-    pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
-    }
-
-    /// Key of a stream given its logical name (`payments` → `imticket:stream:payments`).
-    pub fn stream_named(&self, name: &str) -> String {
-        format!("{}stream:{name}", self.prefix)
-    }
-
-    pub fn stream(&self, stream: Stream) -> String {
-        self.stream_named(stream.name())
-    }
-
-    pub fn dead_letter(&self) -> String {
-        self.stream_named("dead-letter")
-    }
-
-    /// The logical name of a stream key of this deployment, if it is one.
-    pub fn logical_name<'a>(&self, key: &'a str) -> Option<&'a str> {
-        key.strip_prefix(&self.prefix)?.strip_prefix("stream:")
-    }
-}
+pub use consumer::{BatchReport, Consumer};
+pub use handler::{Handler, Outcome};
+pub use runtime::StreamRuntime;
+pub use settings::ConsumerSettings;
+pub use subscription::Subscription;
 
 /// A consumer name unique per process: host, pid and a random suffix (a restarted process
 /// with a recycled pid must not inherit a dead consumer's pending entries by name).
@@ -142,18 +90,6 @@ impl fmt::Display for EntryId {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_and_names() {
-        let keys = Keys::new("imticket:");
-        assert_eq!(keys.stream(Stream::Payments), "imticket:stream:payments");
-        assert_eq!(keys.dead_letter(), "imticket:stream:dead-letter");
-        assert_eq!(keys.logical_name("imticket:stream:payments"), Some("payments"));
-        assert_eq!(keys.logical_name("other:stream:payments"), None);
-        for stream in Stream::ALL {
-            assert_eq!(Stream::from_name(stream.name()), Some(stream));
-        }
-    }
 
     #[test]
     fn entry_ids_order_and_step() {

@@ -8,7 +8,8 @@ use anyhow::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Envelope, Handler, Outcome};
+use super::{Handler, Outcome};
+use crate::events::Envelope;
 use crate::infra::processed_events;
 
 /// Acks everything: measures the runtime and Redis, nothing else.

@@ -344,7 +344,7 @@ async fn a_job_whose_schedule_disappeared_fails_with_a_readable_error() {
         "job_not_found",
     )
     .await;
-    let deps = imticket::app::Deps::new(config_from(&app.env)).unwrap();
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
     let letters =
         imticket::stream::dead_letter::list(&mut deps.redis.connection().await.unwrap(), &deps.keys, None, 10)
             .await
@@ -538,8 +538,8 @@ async fn concert_details_are_kept_in_the_process_and_invalidations_reach_it_thro
     assert_eq!(title(&app, &concert).await, kept);
 
     // Another process (its own Deps, no near cache) reports a change: the API's copy goes.
-    let other = imticket::app::Deps::new(config_from(&app.env)).unwrap();
-    imticket::app::catalog::schedule_seats_changed(&other, schedule.parse().unwrap(), concert.parse().unwrap()).await;
+    let other = imticket::root::deps(config_from(&app.env)).unwrap();
+    imticket::app::seat_map::schedule_seats_changed(&other, schedule.parse().unwrap(), concert.parse().unwrap()).await;
     eventually("the invalidation reached the API", Duration::from_secs(10), || async {
         title(&app, &concert).await == "Renamed"
     })
@@ -619,8 +619,8 @@ async fn changes_invalidate_the_cached_views() {
         .execute(&app.db)
         .await
         .unwrap();
-    let deps = imticket::app::Deps::new(config_from(&app.env)).unwrap();
-    imticket::app::catalog::schedule_seats_changed(&deps, schedule.parse().unwrap(), concert.parse().unwrap()).await;
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    imticket::app::seat_map::schedule_seats_changed(&deps, schedule.parse().unwrap(), concert.parse().unwrap()).await;
     let sold = expect_status(app.get(&format!("{seats_path}?status=sold")).await, StatusCode::OK).await;
     assert_eq!(sold["seats"].as_array().unwrap().len(), 50);
 }
@@ -676,7 +676,7 @@ async fn a_read_that_loaded_before_a_change_does_not_put_the_old_details_back_in
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
-    let deps = imticket::app::Deps::new(config_from(&app.env)).unwrap();
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
     let (concert_id, schedule_id) = (concert.parse().unwrap(), schedule.parse().unwrap());
 
     // A cache miss whose database read happens before a change, and whose store into Redis
@@ -687,7 +687,7 @@ async fn a_read_that_loaded_before_a_change_does_not_put_the_old_details_back_in
         .get_or_load(
             "concert",
             &format!("concert:{concert}"),
-            imticket::app::catalog::CONCERT_TTL,
+            imticket::app::concerts::CONCERT_TTL,
             || async {
                 let read_before_the_change = json!({ "id": concert, "title": "Before" }).to_string();
                 sqlx::query("UPDATE concerts SET title = 'After' WHERE id = $1::uuid")
@@ -695,8 +695,8 @@ async fn a_read_that_loaded_before_a_change_does_not_put_the_old_details_back_in
                     .execute(&app.db)
                     .await
                     .unwrap();
-                imticket::app::catalog::schedule_seats_changed(&deps, schedule_id, concert_id).await;
-                Ok(read_before_the_change.into_bytes().into())
+                imticket::app::seat_map::schedule_seats_changed(&deps, schedule_id, concert_id).await;
+                Ok::<_, imticket::app::AppError>(read_before_the_change.into_bytes().into())
             },
         )
         .await

@@ -4,7 +4,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use imticket::stream::{Envelope, Stream, relay};
+use imticket::events::{Envelope, Stream};
+use imticket::infra::outbox;
+use imticket::stream::relay;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
@@ -153,7 +155,7 @@ async fn kill_9_of_redis_under_load_keeps_streams_groups_and_pending_lists_and_l
                 let mut ids = Vec::new();
                 for i in 0..50 {
                     ids.push(
-                        relay::enqueue(
+                        outbox::append_envelope(
                             &mut tx,
                             Stream::Expiry,
                             &Envelope::new("probe.ping", serde_json::json!({ "n": i })),
@@ -163,7 +165,7 @@ async fn kill_9_of_redis_under_load_keeps_streams_groups_and_pending_lists_and_l
                     );
                 }
                 tx.commit().await.unwrap();
-                relay::publish_now(&db, &redis, &keys, &ids).await;
+                outbox::publish_now(&db, &redis, &keys, &ids).await;
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
         })

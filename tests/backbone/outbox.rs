@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use imticket::stream::{Envelope, Stream, relay};
+use imticket::events::{Envelope, Stream};
+use imticket::infra::outbox;
 
 use crate::support::*;
 
@@ -13,7 +14,9 @@ async fn commit_events(b: &Backbone, n: usize) -> Vec<(i64, Envelope)> {
     for i in 0..n {
         let envelope = Envelope::new("probe.ping", serde_json::json!({ "n": i }));
         out.push((
-            relay::enqueue(&mut tx, Stream::Expiry, &envelope).await.unwrap(),
+            outbox::append_envelope(&mut tx, Stream::Expiry, &envelope)
+                .await
+                .unwrap(),
             envelope,
         ));
     }
@@ -33,7 +36,7 @@ async fn the_fast_path_publishes_right_after_commit() {
     let b = backbone().await;
     let events = commit_events(&b, 3).await;
     let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
-    relay::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    outbox::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
     assert_eq!(unpublished(&b).await, 0);
     let key = b.keys.stream(Stream::Expiry);
     assert_eq!(b.xlen(&key).await, 3);
@@ -50,7 +53,7 @@ async fn the_fast_path_publishes_right_after_commit() {
         assert!(text.contains(&e.event_id.to_string()));
     }
     // Publishing the same rows again does nothing: they are no longer unpublished.
-    relay::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    outbox::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
     assert_eq!(b.xlen(&key).await, 3);
 }
 
@@ -89,10 +92,12 @@ async fn events_committed_while_redis_is_down_are_published_when_it_is_back() {
     b.redis.kill();
     let events = commit_events(&b, 5).await;
     let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
-    relay::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await; // fails quietly: the commit stands
+    outbox::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await; // fails quietly: the commit stands
     assert_eq!(unpublished(&b).await, 5);
     assert!(
-        relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 100).await.is_err(),
+        outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+            .await
+            .is_err(),
         "the relay reports Redis down"
     );
     assert_eq!(
@@ -105,7 +110,9 @@ async fn events_committed_while_redis_is_down_are_published_when_it_is_back() {
     wait_for(
         "the relay publishes once Redis is back",
         Duration::from_secs(20),
-        || async { relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 100).await.is_ok() && unpublished(&b).await == 0 },
+        || async {
+            outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100).await.is_ok() && unpublished(&b).await == 0
+        },
     )
     .await;
     assert_eq!(b.xlen(&b.keys.stream(Stream::Expiry)).await, 5);
@@ -117,13 +124,23 @@ async fn events_committed_while_redis_is_down_are_published_when_it_is_back() {
 async fn a_duplicate_publish_takes_effect_once() {
     let b = backbone().await;
     let events = commit_events(&b, 4).await;
-    assert_eq!(relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 100).await.unwrap(), 4);
+    assert_eq!(
+        outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+            .await
+            .unwrap(),
+        4
+    );
     sqlx::query("UPDATE outbox SET published_at = NULL, stream_id = NULL WHERE id = $1")
         .bind(events[0].0)
         .execute(&b.db)
         .await
         .unwrap();
-    assert_eq!(relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 100).await.unwrap(), 1);
+    assert_eq!(
+        outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+            .await
+            .unwrap(),
+        1
+    );
     let key = b.keys.stream(Stream::Expiry);
     assert_eq!(b.xlen(&key).await, 5, "the event is in the stream twice");
 
@@ -142,7 +159,7 @@ async fn concurrent_relays_publish_each_event_once() {
         tokio::spawn(async move {
             let mut total = 0;
             loop {
-                match relay::relay_batch(&db, &redis, &keys, 100).await.unwrap() {
+                match outbox::publish_oldest(&db, &redis, &keys, 100).await.unwrap() {
                     0 => return total,
                     n => total += n,
                 }
@@ -167,7 +184,7 @@ async fn concurrent_relays_publish_each_event_once() {
 async fn pruning_removes_old_published_rows_only() {
     let b = backbone().await;
     commit_events(&b, 3).await;
-    relay::relay_batch(&b.db, &b.deps.redis, &b.keys, 2).await.unwrap(); // two published, one not
+    outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 2).await.unwrap(); // two published, one not
     sqlx::query("UPDATE outbox SET published_at = now() - interval '2 days' WHERE published_at IS NOT NULL")
         .execute(&b.db)
         .await
@@ -176,7 +193,7 @@ async fn pruning_removes_old_published_rows_only() {
         .execute(&b.db)
         .await
         .unwrap();
-    assert_eq!(relay::prune(&b.db, Duration::from_secs(86_400)).await.unwrap(), 2);
+    assert_eq!(outbox::prune(&b.db, Duration::from_secs(86_400)).await.unwrap(), 2);
     assert_eq!(
         unpublished(&b).await,
         1,

@@ -4,8 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use imticket::events::Envelope;
 use imticket::stream::probe::ProbeHandler;
-use imticket::stream::{Envelope, Handler, Outcome, dead_letter, maintenance};
+use imticket::stream::{Handler, Outcome, dead_letter, maintenance};
 
 use crate::support::*;
 
@@ -348,7 +349,7 @@ async fn trimming_never_removes_what_a_slow_group_has_not_acked() {
     let mut conn = b.conn().await;
     b.read_without_ack(&key, "slow", "stuck", 20).await;
     // While a third group has not read anything yet, nothing may go.
-    imticket::stream::consumer::create_group(&mut conn, &key, "never-read")
+    imticket::stream::group::create_group(&mut conn, &key, "never-read")
         .await
         .unwrap();
     assert_eq!(
@@ -478,7 +479,7 @@ fn stream_json(b: &Backbone, key: &str) -> serde_json::Value {
 #[tokio::test]
 async fn operators_see_streams_groups_lag_and_metrics() {
     let b = backbone().await;
-    let key = b.keys.stream(imticket::stream::Stream::Payments);
+    let key = b.keys.stream(imticket::events::Stream::Payments);
     b.publish(&key, 10).await;
     let mut consumer = b.consumer(&key, "payment", b.probe("payment"), fast_settings());
     drain(&mut consumer).await;

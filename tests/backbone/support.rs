@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use imticket::app::Deps;
-use imticket::stream::consumer::BatchReport;
+use imticket::events::Envelope;
+use imticket::keys::Keys;
 use imticket::stream::probe::ProbeHandler;
-use imticket::stream::{Consumer, ConsumerSettings, Envelope, Handler, Keys};
+use imticket::stream::{BatchReport, Consumer, ConsumerSettings, Handler, Subscription};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
@@ -51,10 +51,10 @@ pub async fn backbone() -> Backbone {
         "IMTICKET_REDIS_KEY_PREFIX".into(),
         format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     );
-    let deps = Deps::new(config_from(&env)).unwrap();
+    let deps = imticket::root::deps(config_from(&env)).unwrap();
     imticket::infra::db::migrate(&deps.db).await.unwrap();
     ProbeHandler::install(&deps.db).await.unwrap();
-    let keys = Keys::new(env["IMTICKET_REDIS_KEY_PREFIX"].clone());
+    let keys = deps.keys.clone();
     Backbone {
         db: deps.db.clone(),
         redis,
@@ -103,15 +103,9 @@ impl Backbone {
     }
 
     pub fn consumer<H: Handler>(&self, key: &str, group: &str, handler: H, settings: ConsumerSettings) -> Consumer<H> {
-        Consumer::new(
-            self.deps.redis.clone(),
-            &self.keys,
-            key.to_owned(),
-            key,
-            group,
-            Arc::new(handler),
-            settings,
-        )
+        imticket::root::stream_runtime(&self.deps)
+            .with_settings(settings)
+            .consumer(Subscription::custom(key, group, handler))
     }
 
     pub fn probe(&self, group: &str) -> ProbeHandler {
@@ -148,7 +142,7 @@ impl Backbone {
     /// acking them: a consumer that read and then died (or is stuck). Returns the entry count.
     pub async fn read_without_ack(&self, key: &str, group: &str, consumer: &str, count: usize) -> usize {
         let mut conn = self.conn().await;
-        imticket::stream::consumer::create_group(&mut conn, key, group)
+        imticket::stream::group::create_group(&mut conn, key, group)
             .await
             .unwrap();
         let reply: redis::Value = redis::cmd("XREADGROUP")

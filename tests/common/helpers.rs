@@ -216,19 +216,18 @@ impl TestApp {
 
     /// Runs the seat-creation role in this process until its stream is drained.
     pub async fn run_seat_worker(&self) {
-        let deps = imticket::app::Deps::new(config_from(&self.env)).unwrap();
-        let stream = imticket::stream::Stream::SeatCreation;
-        let mut settings = imticket::stream::ConsumerSettings::from_config(&deps.config);
+        use imticket::events::Stream;
+        use imticket::stream::Subscription;
+        use imticket::worker::handlers::SeatCreationHandler;
+        let deps = imticket::root::deps(config_from(&self.env)).unwrap();
+        let streams = imticket::root::stream_runtime(&deps);
+        let mut settings = streams.settings().clone();
         settings.block = std::time::Duration::from_millis(20);
-        let mut consumer = imticket::stream::Consumer::new(
-            deps.redis.clone(),
-            &deps.keys,
-            deps.keys.stream(stream),
-            stream.name(),
-            stream.group(),
-            std::sync::Arc::new(imticket::app::catalog::SeatCreationHandler::new(deps.clone())),
-            settings,
-        );
+        let handler = SeatCreationHandler::new(deps.clone());
+        let mut consumer =
+            streams
+                .with_settings(settings)
+                .consumer(Subscription::to(&deps.keys, Stream::SeatCreation, handler));
         while !consumer.process_batch().await.unwrap().is_idle() {}
     }
 

@@ -1,11 +1,18 @@
-//! The transactional outbox table: events written in the transaction of the state change that
-//! caused them, published to Redis after commit (fast path) or by the `outbox-relay`.
+//! The transactional outbox: events written in the transaction of the state change that
+//! caused them ([`append`]), published to Redis after commit by the use case
+//! ([`Publisher::publish_now`]) or later by the `outbox-relay` role ([`publish_oldest`]).
+
+mod publish;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+pub use publish::{Publisher, prune, publish_now, publish_oldest};
+
+use crate::events::{Envelope, Event, Stream};
 
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
@@ -20,7 +27,7 @@ pub struct OutboxRow {
     pub occurred_at: DateTime<Utc>,
 }
 
-pub struct NewEvent<'a> {
+struct NewEvent<'a> {
     pub event_id: Uuid,
     pub stream: &'a str,
     pub event_type: &'a str,
@@ -30,8 +37,44 @@ pub struct NewEvent<'a> {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// Writes `event` to the outbox in the caller's transaction; returns its outbox id, to hand to
+/// [`Publisher::publish_now`] after the commit.
+pub async fn append<E: Event>(conn: &mut PgConnection, event: &E) -> anyhow::Result<i64> {
+    append_envelope(conn, E::STREAM, &crate::events::encode(event)?).await
+}
+
+/// As [`append`], for an envelope built by hand (diagnostics and benchmarks).
+pub async fn append_envelope(conn: &mut PgConnection, stream: Stream, envelope: &Envelope) -> anyhow::Result<i64> {
+    insert(
+        conn,
+        &NewEvent {
+            event_id: envelope.event_id,
+            stream: stream.name(),
+            event_type: &envelope.event_type,
+            version: i32::try_from(envelope.version).unwrap_or(i32::MAX),
+            payload: &envelope.payload,
+            trace_id: envelope.trace_id.as_deref(),
+            occurred_at: envelope.occurred_at,
+        },
+    )
+    .await
+}
+
+impl OutboxRow {
+    pub fn envelope(&self) -> Envelope {
+        Envelope {
+            event_id: self.event_id,
+            event_type: self.event_type.clone(),
+            version: u32::try_from(self.version).unwrap_or(0),
+            occurred_at: self.occurred_at,
+            payload: self.payload.clone(),
+            trace_id: self.trace_id.clone(),
+        }
+    }
+}
+
 /// Writes one event in the caller's transaction; returns its outbox id.
-pub async fn insert(conn: &mut PgConnection, event: &NewEvent<'_>) -> anyhow::Result<i64> {
+async fn insert(conn: &mut PgConnection, event: &NewEvent<'_>) -> anyhow::Result<i64> {
     sqlx::query_scalar!(
         "INSERT INTO outbox (event_id, stream, event_type, version, payload, trace_id, occurred_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",

@@ -1,82 +1,26 @@
-//! Concerts, schedules, seats and jobs. Reads are public; writes need an admin token.
+//! Concerts, schedules, seats and jobs. Reads are public; writes need an admin token. The
+//! request and response bodies are in [`dto`].
+
+pub mod dto;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
 use actix_web::web::{Data, Path, Query};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::Problem;
 use super::extract::{AdminUser, Json};
-use crate::app::cache::JsonBody;
-use crate::app::catalog::{self, Concert, ConcertDetails, ConcertPage, Job, JobMode, Schedule, SeatMap};
-use crate::app::{AppError, Deps};
+use crate::app::seat_creation::{self, JobMode};
+use crate::app::{AppError, Deps, concerts, seat_map};
+use crate::cache::JsonBody;
 use crate::domain::catalog::{PageRequest, RawSection, SeatLayout};
+use dto::{
+    Concert, ConcertDetails, ConcertPage, Job, JobAccepted, NewConcert, NewSchedule, NewSeats, PageQuery, Schedule,
+    SeatCreationQuery, SeatMap, SeatQuery,
+};
 
 fn json_body(body: JsonBody) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(body.to_vec())
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewConcert {
-    #[schema(example = "Aurora Live 2027")]
-    title: String,
-    #[serde(default)]
-    description: String,
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// 1-based page (default 1).
-    page: Option<i64>,
-    /// Items per page, 1 to 100 (default 20).
-    size: Option<i64>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewSchedule {
-    /// RFC 3339; in the future, at most 5 years ahead.
-    starts_at: DateTime<Utc>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewSection {
-    name: String,
-    rows: i64,
-    seats_per_row: i64,
-    /// Points per seat.
-    price: i64,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewSeats {
-    /// Non-empty, unique names; at most 200,000 seats in all.
-    sections: Vec<NewSection>,
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct SeatCreationQuery {
-    /// `stream` (default): a worker does the job, surviving crashes. `inline`: the API does it
-    /// in-process (comparison mode; a crash leaves it unfinished).
-    mode: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct SeatQuery {
-    /// Only seats with this status: `available`, `held` or `sold`.
-    status: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct JobAccepted {
-    job_id: Uuid,
-    status: String,
 }
 
 /// Create a concert (admin).
@@ -88,8 +32,8 @@ pub async fn create_concert(
     _: AdminUser,
     Json(body): Json<NewConcert>,
 ) -> Result<HttpResponse, AppError> {
-    let concert = catalog::create_concert(&deps, &body.title, &body.description).await?;
-    Ok(HttpResponse::Created().json(concert))
+    let concert = concerts::create_concert(&deps, &body.title, &body.description).await?;
+    Ok(HttpResponse::Created().json(Concert::from(concert)))
 }
 
 /// Concerts, oldest first (a stable order for paging).
@@ -97,14 +41,14 @@ pub async fn create_concert(
     responses((status = 200, body = ConcertPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_concerts(deps: Data<Deps>, query: Query<PageQuery>) -> Result<HttpResponse, AppError> {
     let page = PageRequest::parse(query.page, query.size)?;
-    Ok(HttpResponse::Ok().json(catalog::list_concerts(&deps, page).await?))
+    Ok(HttpResponse::Ok().json(ConcertPage::from(concerts::list_concerts(&deps, page).await?)))
 }
 
 /// A concert with its schedules and their total and available seats (cached 300 s ± 30 s).
 #[utoipa::path(get, path = "/api/v1/concerts/{id}", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, body = ConcertDetails), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn concert(deps: Data<Deps>, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
-    Ok(json_body(catalog::concert_details(&deps, *id).await?))
+    Ok(json_body(concerts::concert_details(&deps, *id).await?))
 }
 
 /// Add a schedule (performance) to a concert (admin).
@@ -118,7 +62,8 @@ pub async fn create_schedule(
     id: Path<Uuid>,
     Json(body): Json<NewSchedule>,
 ) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Created().json(catalog::create_schedule(&deps, *id, body.starts_at).await?))
+    let schedule = concerts::create_schedule(&deps, *id, body.starts_at).await?;
+    Ok(HttpResponse::Created().json(Schedule::from(schedule)))
 }
 
 /// Create seats in bulk (admin): answers at once with a job to follow.
@@ -154,7 +99,7 @@ pub async fn create_seats(
         })
         .collect();
     let layout = SeatLayout::parse(raw)?;
-    let job = catalog::request_seats(&deps, *id, layout, mode).await?;
+    let job = seat_creation::request_seats(&deps, *id, layout, mode).await?;
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/v1/jobs/{}", job.id)))
         .json(JobAccepted {
@@ -167,7 +112,7 @@ pub async fn create_seats(
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, body = Job), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn job(deps: Data<Deps>, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(catalog::job(&deps, *id).await?))
+    Ok(HttpResponse::Ok().json(Job::from(seat_creation::job(&deps, *id).await?)))
 }
 
 /// The seats of a schedule (cached 30 s ± 5 s, dropped on every seat change).
@@ -175,5 +120,7 @@ pub async fn job(deps: Data<Deps>, id: Path<Uuid>) -> Result<HttpResponse, AppEr
     responses((status = 200, body = SeatMap), (status = 404, body = Problem), (status = 422, body = Problem,
         content_type = "application/problem+json")))]
 pub async fn seats(deps: Data<Deps>, id: Path<Uuid>, query: Query<SeatQuery>) -> Result<HttpResponse, AppError> {
-    Ok(json_body(catalog::seat_map(&deps, *id, query.status.as_deref()).await?))
+    Ok(json_body(
+        seat_map::seat_map(&deps, *id, query.status.as_deref()).await?,
+    ))
 }

@@ -1,5 +1,5 @@
 //! The event envelope: flat, human-readable field/value pairs, so that
-//! `redis-cli XRANGE imticket:stream:payments - +` tells an operator what happened.
+//! `redis-cli XRANGE imticket:stream:seat-creation - +` tells an operator what happened.
 //!
 //! | field | example |
 //! |---|---|

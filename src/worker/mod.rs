@@ -1,21 +1,21 @@
 //! The `imticket-worker` process: runs the requested roles until shutdown and serves its own
-//! `/metrics` and `/health/live` on `IMTICKET_WORKER_METRICS_ADDR`.
+//! `/metrics` and `/health/live` on `IMTICKET_WORKER_METRICS_ADDR` ([`probes`]). Stream
+//! handlers live in [`handlers`], one file per stream.
+
+pub mod handlers;
+pub mod probes;
 
 use std::fmt;
-use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, web};
-use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Deps;
 use crate::config::Config;
-use crate::stream::maintenance::{self, MaintenanceSettings, Target};
+use crate::events::Stream;
+use crate::stream::Subscription;
 use crate::stream::relay::{self, RelaySettings};
-use crate::stream::{Consumer, ConsumerSettings, Handler, Keys};
+use handlers::SeatCreationHandler;
 
 /// Every duty a worker process can take on. Any number of processes of any role may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -99,34 +99,28 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
     }
     tracing::info!(roles = ?roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "worker starting");
 
-    crate::telemetry::metrics_handle();
-    let addr = config.worker_metrics_addr;
-    let listener = TcpListener::bind(addr).with_context(|| format!("bind worker metrics address {addr}"))?;
-    let local = listener.local_addr().context("local address")?;
-    let server = HttpServer::new(|| {
-        App::new()
-            .route("/metrics", web::get().to(crate::api::operational::metrics))
-            .route("/health/live", web::get().to(crate::api::operational::live))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    tracing::info!(addr = %local, "worker metrics listening");
-    let metrics_handle = server.handle();
-    let metrics_server = tokio::spawn(server);
+    let probes = probes::ProbeServer::start(config.worker_metrics_addr)?;
 
-    let deps = Deps::new(config.clone())?;
+    let deps = crate::root::deps(config.clone())?;
+    let streams = crate::root::stream_runtime(&deps);
     // Stopped after the roles: a handler finishing during the drain may invalidate.
     let retries_stop = CancellationToken::new();
     let retries = tokio::spawn(deps.cache.clone().keep_retrying_invalidations(retries_stop.clone()));
-    let keys = Keys::new(config.redis_key_prefix.clone());
     // Roles stop at `roles_stop`; it is cancelled on shutdown, or when a role ends on its own
     // (which only happens on a bug), so the process never limps on with a duty missing.
     let roles_stop = shutdown.child_token();
     let mut tasks = JoinSet::new();
     for role in &roles {
+        let stop = roles_stop.clone();
         match role {
+            Role::SeatCreation => {
+                let handler = SeatCreationHandler::new(deps.clone());
+                streams.spawn(
+                    &mut tasks,
+                    Subscription::to(&deps.keys, Stream::SeatCreation, handler),
+                    stop,
+                );
+            }
             Role::OutboxRelay => {
                 let settings = RelaySettings {
                     batch_size: config.stream.outbox_batch_size,
@@ -134,18 +128,8 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
                     retention: config.stream.outbox_retention,
                     housekeeping_interval: config.stream.maintenance_interval,
                 };
-                tasks.spawn(relay::run(
-                    deps.db.clone(),
-                    deps.redis.clone(),
-                    keys.clone(),
-                    settings,
-                    roles_stop.clone(),
-                ));
-            }
-            Role::SeatCreation => {
-                let stream = crate::stream::Stream::SeatCreation;
-                let handler = Arc::new(crate::app::catalog::SeatCreationHandler::new(deps.clone()));
-                spawn_consumer_role(&mut tasks, &deps, &keys, stream, handler, roles_stop.clone());
+                let (db, redis, keys) = (deps.db.clone(), deps.redis.clone(), deps.keys.clone());
+                tasks.spawn(relay::run(db, redis, keys, settings, stop));
             }
             other => anyhow::bail!("role {other} has no implementation"),
         }
@@ -177,76 +161,10 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
     }
     retries_stop.cancel();
     let _ = retries.await;
-    metrics_handle.stop(true).await;
-    metrics_server
-        .await
-        .context("metrics server task")?
-        .context("metrics server")?;
+    probes.stop().await?;
     tracing::info!("worker stopped");
     anyhow::ensure!(!failed, "worker stopped abnormally");
     Ok(())
-}
-
-fn spawn_consumer_role<H: Handler>(
-    tasks: &mut JoinSet<()>,
-    deps: &Deps,
-    keys: &Keys,
-    stream: crate::stream::Stream,
-    handler: Arc<H>,
-    stop: CancellationToken,
-) {
-    spawn_stream_consumer(
-        tasks,
-        deps,
-        keys.stream(stream),
-        stream.name(),
-        stream.group(),
-        handler,
-        stop,
-    );
-}
-
-/// Runs a consumer of `stream_key`/`group` with `handler`, and beside it the stream's
-/// housekeeping (trimming, dead-consumer removal, stream metrics), until `stop`. The unit
-/// every consumer role is made of.
-pub fn spawn_stream_consumer<H: Handler>(
-    tasks: &mut JoinSet<()>,
-    deps: &Deps,
-    stream_key: String,
-    label: &str,
-    group: &str,
-    handler: Arc<H>,
-    stop: CancellationToken,
-) {
-    let config = &deps.config;
-    let keys = Keys::new(config.redis_key_prefix.clone());
-    let consumer = Consumer::new(
-        deps.redis.clone(),
-        &keys,
-        stream_key.clone(),
-        label,
-        group,
-        handler,
-        ConsumerSettings::from_config(config),
-    );
-    let target = Target {
-        key: stream_key,
-        label: label.to_owned(),
-        group: group.to_owned(),
-        consumer: consumer.name().to_owned(),
-    };
-    let settings = MaintenanceSettings {
-        interval: config.stream.maintenance_interval,
-        consumer_cleanup_idle: config.stream.consumer_cleanup_idle,
-    };
-    tasks.spawn(maintenance::run(
-        deps.redis.clone(),
-        keys,
-        target,
-        settings,
-        stop.clone(),
-    ));
-    tasks.spawn(consumer.run(stop));
 }
 
 #[cfg(test)]

@@ -1,154 +1,17 @@
-//! Look-aside caching of whole JSON responses.
-//!
-//! - A miss loads from PostgreSQL once per key and process however many requests miss at the
-//!   same time (single-flight); the others wait for that load.
-//! - Entries live for a TTL with random jitter, so keys written together do not expire
-//!   together.
-//! - Cache errors are logged and counted, never returned: with Redis down, reads go to
-//!   PostgreSQL. After an error the cache is bypassed for a second, so an outage does not
-//!   add a Redis timeout to every request.
-//! - Caches marked `near` are also kept for a short time in each API process ([`NearCache`]),
-//!   in front of Redis: the hottest page of an on-sale is then served from memory.
-//!   Invalidations reach every process through Redis pub/sub; the short local TTL bounds how
-//!   stale a copy can get if one is missed.
+//! [`LookAside`]: single-flight loads, error bypass, and invalidations that survive a Redis
+//! outage.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use super::AppError;
-use crate::infra::cache::CacheStore;
-
-/// A JSON document ready to be sent as a response body.
-pub type JsonBody = Arc<[u8]>;
-
-/// Time to live in Redis: `base ± jitter`; `near`: also kept in each process's [`NearCache`].
-#[derive(Debug, Clone, Copy)]
-pub struct Ttl {
-    pub base: Duration,
-    pub jitter: Duration,
-    pub near: bool,
-}
-
-impl Ttl {
-    fn pick(self) -> Duration {
-        let jitter = self.jitter.as_millis() as i64;
-        let offset = if jitter > 0 {
-            rand::random_range(-jitter..=jitter)
-        } else {
-            0
-        };
-        Duration::from_millis((self.base.as_millis() as i64 + offset).max(1) as u64)
-    }
-}
+use super::{CacheStore, JsonBody, NearCache, Ttl};
 
 type Flight = Arc<OnceCell<JsonBody>>;
-
-/// Entries kept in the process for at most `ttl`, used only while the process follows the
-/// invalidation channel ([`crate::infra::cache::follow_invalidations`]).
-///
-/// A copy is never stored if an invalidation arrived after the request that loaded it began
-/// (the epoch check), so a request racing with a change cannot put back what the change
-/// removed.
-pub struct NearCache {
-    ttl: Duration,
-    capacity: usize,
-    live: AtomicBool,
-    state: Mutex<NearState>,
-}
-
-#[derive(Default)]
-struct NearState {
-    entries: HashMap<String, (JsonBody, Instant)>,
-    /// Incremented by every eviction.
-    epoch: u64,
-}
-
-impl NearCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            ttl,
-            capacity,
-            live: AtomicBool::new(false),
-            state: Mutex::default(),
-        }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, NearState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether invalidations are being received; while not, nothing is served or stored.
-    pub fn set_live(&self, live: bool) {
-        self.live.store(live, Ordering::SeqCst);
-        self.clear();
-    }
-
-    pub fn is_live(&self) -> bool {
-        self.live.load(Ordering::SeqCst)
-    }
-
-    fn epoch(&self) -> u64 {
-        self.state().epoch
-    }
-
-    fn get(&self, key: &str) -> Option<JsonBody> {
-        if !self.is_live() {
-            return None;
-        }
-        let state = self.state();
-        let (body, expires) = state.entries.get(key)?;
-        (Instant::now() < *expires).then(|| body.clone())
-    }
-
-    /// Stores `body` unless something was evicted since `epoch` was read.
-    fn insert(&self, key: &str, body: &JsonBody, epoch: u64) {
-        if !self.is_live() {
-            return;
-        }
-        let mut state = self.state();
-        if state.epoch != epoch {
-            return;
-        }
-        if state.entries.len() >= self.capacity {
-            let now = Instant::now();
-            state.entries.retain(|_, (_, expires)| *expires > now);
-            if state.entries.len() >= self.capacity {
-                return;
-            }
-        }
-        state
-            .entries
-            .insert(key.to_owned(), (body.clone(), Instant::now() + self.ttl));
-    }
-
-    pub fn evict(&self, keys: &[String]) {
-        let mut state = self.state();
-        state.epoch += 1;
-        for key in keys {
-            state.entries.remove(key);
-        }
-    }
-
-    pub fn clear(&self) {
-        let mut state = self.state();
-        state.epoch += 1;
-        state.entries.clear();
-    }
-
-    pub fn len(&self) -> usize {
-        self.state().entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// Invalidations kept for a retry at most; beyond this, the oldest are given up (their
 /// entries then expire with their TTL) and the loss is logged.
@@ -258,16 +121,11 @@ impl LookAside {
     }
 
     /// The cached body of `key`, or `load`'s result (stored for next time).
-    pub async fn get_or_load<F, Fut>(
-        &self,
-        cache: &'static str,
-        key: &str,
-        ttl: Ttl,
-        load: F,
-    ) -> Result<JsonBody, AppError>
+    /// A failed load is returned as it is, and nothing is stored.
+    pub async fn get_or_load<F, Fut, E>(&self, cache: &'static str, key: &str, ttl: Ttl, load: F) -> Result<JsonBody, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<JsonBody, AppError>>,
+        Fut: Future<Output = Result<JsonBody, E>>,
     {
         let near = self.near.as_deref().filter(|_| ttl.near);
         // Read before anything else: a copy loaded after an eviction began is not kept.
@@ -310,7 +168,7 @@ impl LookAside {
                 let mut generation = None;
                 if self.healthy() {
                     match self.store.get(key).await {
-                        Ok((Some(bytes), _)) => return Ok::<JsonBody, AppError>(bytes.into()),
+                        Ok((Some(bytes), _)) => return Ok::<JsonBody, E>(bytes.into()),
                         Ok((None, read)) => generation = Some(read),
                         Err(err) => self.failed(cache, "get", &err),
                     }
@@ -330,7 +188,7 @@ impl LookAside {
                         Err(err) => self.failed(cache, "set", &err),
                     }
                 }
-                Ok::<_, AppError>(body)
+                Ok::<_, E>(body)
             })
             .await
             .cloned();
@@ -435,52 +293,6 @@ impl LookAside {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ttl_jitter_stays_in_bounds() {
-        let ttl = Ttl {
-            base: Duration::from_secs(300),
-            jitter: Duration::from_secs(30),
-            near: false,
-        };
-        for _ in 0..1000 {
-            let t = ttl.pick();
-            assert!(t >= Duration::from_secs(270) && t <= Duration::from_secs(330), "{t:?}");
-        }
-    }
-
-    fn body(text: &str) -> JsonBody {
-        text.as_bytes().into()
-    }
-
-    #[test]
-    fn near_copies_are_served_only_while_live_and_until_their_ttl() {
-        let near = NearCache::new(Duration::from_millis(50), 10);
-        near.insert("k", &body("1"), near.epoch());
-        assert!(near.get("k").is_none(), "not live: nothing stored");
-        near.set_live(true);
-        near.insert("k", &body("1"), near.epoch());
-        assert_eq!(near.get("k").as_deref(), Some(&b"1"[..]));
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(near.get("k").is_none(), "expired");
-        near.insert("k", &body("2"), near.epoch());
-        near.set_live(false);
-        assert!(near.get("k").is_none() && near.is_empty(), "going down clears");
-    }
-
-    #[test]
-    fn a_copy_loaded_before_an_eviction_is_not_stored() {
-        let near = NearCache::new(Duration::from_secs(60), 10);
-        near.set_live(true);
-        let epoch = near.epoch();
-        near.evict(&["other".to_owned()]);
-        near.insert("k", &body("stale"), epoch);
-        assert!(near.get("k").is_none());
-        near.insert("k", &body("fresh"), near.epoch());
-        near.evict(&["k".to_owned()]);
-        assert!(near.get("k").is_none());
-    }
-
     #[test]
     fn unsent_invalidations_keep_their_order_once_each_and_give_up_the_oldest_past_capacity() {
         let mut unsent = Unsent::default();
@@ -495,18 +307,5 @@ mod tests {
         assert_eq!(unsent.len(), 0);
         assert_eq!(unsent.add("concert", "a", 2), 0, "taken keys can wait again");
         assert_eq!(unsent.len(), 1);
-    }
-
-    #[test]
-    fn a_full_near_cache_drops_expired_copies_and_never_grows_past_capacity() {
-        let near = NearCache::new(Duration::from_millis(20), 2);
-        near.set_live(true);
-        near.insert("a", &body("1"), near.epoch());
-        near.insert("b", &body("1"), near.epoch());
-        near.insert("c", &body("1"), near.epoch());
-        assert_eq!(near.len(), 2);
-        std::thread::sleep(Duration::from_millis(30));
-        near.insert("c", &body("1"), near.epoch());
-        assert_eq!((near.len(), near.get("c").is_some()), (1, true));
     }
 }

@@ -1,0 +1,275 @@
+//! The catalog's request and response bodies, as the OpenAPI document describes them. The
+//! use cases return their own plain views (`app::concerts`, `app::seat_map`,
+//! `app::seat_creation`); the cached bodies are those views serialized, so the tests below
+//! prove each documented shape serializes to the same JSON as its view.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::app::{concerts, seat_creation};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConcert {
+    #[schema(example = "Aurora Live 2027")]
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// 1-based page (default 1).
+    pub page: Option<i64>,
+    /// Items per page, 1 to 100 (default 20).
+    pub size: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSchedule {
+    /// RFC 3339; in the future, at most 5 years ahead.
+    pub starts_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSection {
+    pub name: String,
+    pub rows: i64,
+    pub seats_per_row: i64,
+    /// Points per seat.
+    pub price: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSeats {
+    /// Non-empty, unique names; at most 200,000 seats in all.
+    pub sections: Vec<NewSection>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct SeatCreationQuery {
+    /// `stream` (default): a worker does the job, surviving crashes. `inline`: the API does it
+    /// in-process (comparison mode; a crash leaves it unfinished).
+    pub mode: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct SeatQuery {
+    /// Only seats with this status: `available`, `held` or `sold`.
+    pub status: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JobAccepted {
+    pub job_id: Uuid,
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Concert {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<concerts::Concert> for Concert {
+    fn from(c: concerts::Concert) -> Self {
+        Self {
+            id: c.id,
+            title: c.title,
+            description: c.description,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConcertPage {
+    pub items: Vec<Concert>,
+    pub page: u32,
+    pub size: u32,
+    pub total: i64,
+}
+
+impl From<concerts::ConcertPage> for ConcertPage {
+    fn from(p: concerts::ConcertPage) -> Self {
+        Self {
+            items: p.items.into_iter().map(Concert::from).collect(),
+            page: p.page,
+            size: p.size,
+            total: p.total,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleSummary {
+    pub id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub total_seats: i32,
+    pub available_seats: i32,
+}
+
+/// Served as cached (the serialized [`concerts::ConcertDetails`]).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConcertDetails {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub schedules: Vec<ScheduleSummary>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Schedule {
+    pub id: Uuid,
+    pub concert_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+}
+
+impl From<concerts::Schedule> for Schedule {
+    fn from(s: concerts::Schedule) -> Self {
+        Self {
+            id: s.id,
+            concert_id: s.concert_id,
+            starts_at: s.starts_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Seat {
+    pub id: Uuid,
+    pub section: String,
+    pub row: i32,
+    pub number: i32,
+    pub price: i64,
+    /// `available`, `held` or `sold`.
+    pub status: String,
+}
+
+/// Served as cached (the serialized [`crate::app::seat_map::SeatMap`]).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatMap {
+    pub schedule_id: Uuid,
+    pub seats: Vec<Seat>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Job {
+    pub id: Uuid,
+    /// `seat_creation`.
+    pub kind: String,
+    /// `pending`, `running`, `done` or `failed`.
+    pub status: String,
+    pub total: i32,
+    pub done: i32,
+    pub error: Option<String>,
+}
+
+impl From<seat_creation::Job> for Job {
+    fn from(j: seat_creation::Job) -> Self {
+        Self {
+            id: j.id,
+            kind: j.kind,
+            status: j.status,
+            total: j.total,
+            done: j.done,
+            error: j.error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::seat_map;
+
+    fn json<T: Serialize>(value: &T) -> serde_json::Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn documented_bodies_match_the_cached_views() {
+        let (id, now) = (Uuid::now_v7(), Utc::now());
+        let view = concerts::ConcertDetails {
+            id,
+            title: "t".into(),
+            description: "d".into(),
+            schedules: vec![concerts::ScheduleSummary {
+                id,
+                starts_at: now,
+                total_seats: 3,
+                available_seats: 2,
+            }],
+        };
+        let documented = ConcertDetails {
+            id,
+            title: "t".into(),
+            description: "d".into(),
+            schedules: vec![ScheduleSummary {
+                id,
+                starts_at: now,
+                total_seats: 3,
+                available_seats: 2,
+            }],
+        };
+        assert_eq!(json(&view), json(&documented));
+
+        let view = seat_map::SeatMap {
+            schedule_id: id,
+            seats: vec![seat_map::Seat {
+                id,
+                section: "A".into(),
+                row: 1,
+                number: 2,
+                price: 10,
+                status: "available".into(),
+            }],
+        };
+        let documented = SeatMap {
+            schedule_id: id,
+            seats: vec![Seat {
+                id,
+                section: "A".into(),
+                row: 1,
+                number: 2,
+                price: 10,
+                status: "available".into(),
+            }],
+        };
+        assert_eq!(json(&view), json(&documented));
+    }
+
+    #[test]
+    fn converted_bodies_keep_every_field() {
+        let (id, now) = (Uuid::now_v7(), Utc::now());
+        let job = seat_creation::Job {
+            id,
+            kind: "seat_creation".into(),
+            status: "done".into(),
+            total: 5,
+            done: 5,
+            error: None,
+        };
+        assert_eq!(json(&Job::from(job.clone())), json(&job));
+        let page = concerts::ConcertPage {
+            items: vec![concerts::Concert {
+                id,
+                title: "t".into(),
+                description: "".into(),
+                created_at: now,
+            }],
+            page: 1,
+            size: 20,
+            total: 1,
+        };
+        let expected = json(&page);
+        assert_eq!(json(&ConcertPage::from(page)), expected);
+    }
+}

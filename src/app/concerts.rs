@@ -1,0 +1,152 @@
+//! Concerts and their schedules: create, list, and the (cached) concert details page.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::{AppError, OnConstraint};
+use super::{Deps, to_json};
+use crate::cache::{JsonBody, Ttl};
+use crate::domain::catalog::{ConcertTitle, Description, PageRequest, StartsAt};
+use crate::infra::catalog as repo;
+use crate::keys::CacheEntry;
+
+/// Concert details change only when a schedule is added or seats change (both invalidate), so
+/// they are kept long, and in each API process too: the hottest page of an on-sale.
+pub const CONCERT_TTL: Ttl = Ttl {
+    base: Duration::from_secs(300),
+    jitter: Duration::from_secs(30),
+    near: true,
+};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Concert {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConcertPage {
+    pub items: Vec<Concert>,
+    pub page: u32,
+    pub size: u32,
+    pub total: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ScheduleSummary {
+    pub id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub total_seats: i32,
+    pub available_seats: i32,
+}
+
+/// The body of `GET /concerts/{id}`, as cached.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConcertDetails {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub schedules: Vec<ScheduleSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Schedule {
+    pub id: Uuid,
+    pub concert_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+}
+
+pub(crate) fn concert_not_found() -> AppError {
+    AppError::not_found("concert_not_found", "no such concert")
+}
+
+pub(crate) fn schedule_not_found() -> AppError {
+    AppError::not_found("schedule_not_found", "no such schedule")
+}
+
+pub async fn create_concert(deps: &Deps, title: &str, description: &str) -> Result<Concert, AppError> {
+    let title = ConcertTitle::parse(title)?;
+    let description = Description::parse(description)?;
+    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let row = repo::insert_concert(&mut conn, Uuid::now_v7(), title.as_str(), description.as_str()).await?;
+    Ok(Concert {
+        id: row.id,
+        title: row.title,
+        description: row.description,
+        created_at: row.created_at,
+    })
+}
+
+pub async fn list_concerts(deps: &Deps, page: PageRequest) -> Result<ConcertPage, AppError> {
+    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let (rows, total) = repo::list_concerts(&mut conn, i64::from(page.size), page.offset()).await?;
+    let items = rows
+        .into_iter()
+        .map(|r| Concert {
+            id: r.id,
+            title: r.title,
+            description: r.description,
+            created_at: r.created_at,
+        })
+        .collect();
+    Ok(ConcertPage {
+        items,
+        page: page.page,
+        size: page.size,
+        total,
+    })
+}
+
+pub(crate) async fn load_concert_details(deps: &Deps, id: Uuid) -> Result<JsonBody, AppError> {
+    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let concert = repo::find_concert(&mut conn, id).await?.ok_or_else(concert_not_found)?;
+    let schedules = repo::schedules_of(&mut conn, id)
+        .await?
+        .into_iter()
+        .map(|s| ScheduleSummary {
+            id: s.id,
+            starts_at: s.starts_at,
+            total_seats: s.total_seats,
+            available_seats: s.available_seats,
+        })
+        .collect();
+    to_json(&ConcertDetails {
+        id: concert.id,
+        title: concert.title,
+        description: concert.description,
+        schedules,
+    })
+}
+
+/// `GET /concerts/{id}` as a JSON body, from the cache when possible.
+#[tracing::instrument(name = "concert details", skip_all, fields(concert_id = %id))]
+pub async fn concert_details(deps: &Deps, id: Uuid) -> Result<JsonBody, AppError> {
+    deps.cache
+        .get_or_load("concert", &CacheEntry::concert(id), CONCERT_TTL, || {
+            load_concert_details(deps, id)
+        })
+        .await
+}
+
+pub async fn create_schedule(deps: &Deps, concert_id: Uuid, starts_at: DateTime<Utc>) -> Result<Schedule, AppError> {
+    let starts_at = StartsAt::parse(starts_at, Utc::now())?;
+    let mut tx = deps.db.begin().await.context("begin")?;
+    let row = repo::insert_schedule(&mut tx, Uuid::now_v7(), concert_id, starts_at.get())
+        .await
+        .on_constraint("schedules_concert_fkey", concert_not_found)?;
+    tx.commit().await.context("commit schedule")?;
+    deps.cache
+        .invalidate("concert", &[CacheEntry::concert(concert_id)])
+        .await;
+    Ok(Schedule {
+        id: row.id,
+        concert_id: row.concert_id,
+        starts_at: row.starts_at,
+    })
+}

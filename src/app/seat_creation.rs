@@ -1,0 +1,200 @@
+//! Bulk seat creation: a request is accepted at once as a job, and the job runs chunk by chunk
+//! in the background — by the `seat-creation` worker (from its stream event), or inline in
+//! the API process (the comparison mode). See docs/seat-creation.md.
+
+use anyhow::Context;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Deps;
+use super::concerts::schedule_not_found;
+use super::error::AppError;
+use super::seat_map::schedule_seats_changed;
+use crate::domain::catalog::SeatLayout;
+use crate::events::SeatCreationRequested;
+use crate::infra::catalog::{self as repo, JobRow};
+use crate::infra::error::violated_constraint;
+use crate::infra::{outbox, processed_events};
+
+/// Seats inserted per transaction: large enough for UNNEST to pay off, small enough that
+/// progress moves and a crash loses little work.
+const CHUNK: u64 = 5_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: Uuid,
+    /// `seat_creation`.
+    pub kind: String,
+    /// `pending`, `running`, `done` or `failed`.
+    pub status: String,
+    pub total: i32,
+    pub done: i32,
+    pub error: Option<String>,
+}
+
+impl From<JobRow> for Job {
+    fn from(row: JobRow) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            status: row.status,
+            total: row.total,
+            done: row.done,
+            error: row.error,
+        }
+    }
+}
+
+/// How a seat-creation job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobMode {
+    /// Through the seat-creation stream and its worker: survives crashes (the default).
+    Stream,
+    /// `tokio::spawn` inside the API process: the comparison mode that a crash interrupts.
+    Inline,
+}
+
+impl JobMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobMode::Stream => "stream",
+            JobMode::Inline => "inline",
+        }
+    }
+}
+
+/// Accepts a seat-creation request: the job and (in stream mode) its event are written in one
+/// transaction; the work happens in the background.
+#[tracing::instrument(name = "request seat creation", skip_all, fields(schedule_id = %schedule_id))]
+pub async fn request_seats(deps: &Deps, schedule_id: Uuid, layout: SeatLayout, mode: JobMode) -> Result<Job, AppError> {
+    let total =
+        i32::try_from(layout.total()).map_err(|_| AppError::validation("invalid_field", "sections: too many seats"))?;
+    let job = JobRow {
+        id: Uuid::now_v7(),
+        kind: "seat_creation".into(),
+        mode: mode.as_str().into(),
+        schedule_id: Some(schedule_id),
+        status: "pending".into(),
+        request: serde_json::to_value(&layout).context("serialize layout")?,
+        total,
+        done: 0,
+        error: None,
+    };
+    let mut tx = deps.db.begin().await.context("begin")?;
+    repo::find_schedule(&mut tx, schedule_id)
+        .await?
+        .ok_or_else(schedule_not_found)?;
+    repo::insert_job(&mut tx, &job).await?;
+    let outbox_id = match mode {
+        JobMode::Stream => Some(outbox::append(&mut tx, &SeatCreationRequested { job_id: job.id }).await?),
+        JobMode::Inline => None,
+    };
+    tx.commit().await.context("commit seat-creation request")?;
+    match outbox_id {
+        Some(id) => deps.outbox.publish_now(&[id]).await,
+        None => {
+            let (deps, job_id) = (deps.clone(), job.id);
+            tokio::spawn(async move {
+                if let Err(err) = execute_seat_job(&deps, job_id, None).await {
+                    tracing::error!(%job_id, error = %format!("{err:#}"), "inline seat creation failed");
+                }
+            });
+        }
+    }
+    Ok(job.into())
+}
+
+pub async fn job(deps: &Deps, id: Uuid) -> Result<Job, AppError> {
+    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    repo::find_job(&mut conn, id)
+        .await?
+        .map(Job::from)
+        .ok_or_else(|| AppError::not_found("job_not_found", "no such job"))
+}
+
+async fn record_processed(tx: &mut sqlx::PgConnection, processed: Option<(&str, Uuid)>) -> anyhow::Result<()> {
+    if let Some((group, id)) = processed {
+        processed_events::record_new(tx, group, &[id]).await?;
+    }
+    Ok(())
+}
+
+/// How a job ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JobEnd {
+    Done,
+    Failed,
+    /// No such job (a bad event): nothing to do.
+    Missing,
+}
+
+/// Runs a seat-creation job to its end, chunk by chunk. Each chunk is one transaction that
+/// inserts its seats (UNNEST, existing positions skipped), updates the inventory and records
+/// the progress, with the job row locked: the job resumes exactly where the last committed
+/// chunk ended, whoever runs it, and concurrent runs of one job take turns. `processed`
+/// (consumer group, event id) is recorded in the transaction that ends the job.
+pub async fn execute_seat_job(deps: &Deps, job_id: Uuid, processed: Option<(&str, Uuid)>) -> anyhow::Result<JobEnd> {
+    loop {
+        let mut tx = deps.db.begin().await.context("begin seat-creation chunk")?;
+        let Some(job) = repo::lock_job(&mut tx, job_id).await? else {
+            return Ok(JobEnd::Missing);
+        };
+        match job.status.as_str() {
+            "done" => return Ok(JobEnd::Done),
+            "failed" => return Ok(JobEnd::Failed),
+            _ => {}
+        }
+        let schedule_id = job.schedule_id.context("seat-creation job without schedule")?;
+        let layout: SeatLayout = match serde_json::from_value(job.request.clone()) {
+            Ok(layout) => layout,
+            Err(err) => {
+                repo::update_job(
+                    &mut tx,
+                    job_id,
+                    "failed",
+                    job.done,
+                    Some(&format!("unreadable request: {err}")),
+                )
+                .await?;
+                record_processed(&mut tx, processed).await?;
+                tx.commit().await.context("commit failed job")?;
+                return Ok(JobEnd::Failed);
+            }
+        };
+        let (start, total) = (job.done as u64, job.total as u64);
+        if start >= total {
+            repo::update_job(&mut tx, job_id, "done", job.total, None).await?;
+            record_processed(&mut tx, processed).await?;
+            tx.commit().await.context("commit finished job")?;
+            tracing::info!(%job_id, seats = total, "seat-creation job done");
+            if let Some(schedule) = repo::find_schedule(&mut *deps.db.acquire().await?, schedule_id).await? {
+                schedule_seats_changed(deps, schedule_id, schedule.concert_id).await;
+            }
+            return Ok(JobEnd::Done);
+        }
+        let end = (start + CHUNK).min(total);
+        match repo::insert_seats(&mut tx, schedule_id, &layout.columns(start, end)).await {
+            Ok(inserted) => {
+                repo::add_to_inventory(&mut tx, schedule_id, inserted as i32).await?;
+                repo::update_job(&mut tx, job_id, "running", end as i32, None).await?;
+                tx.commit().await.context("commit seat chunk")?;
+            }
+            Err(err) if violated_constraint(&err) == Some("seats_schedule_fkey") => {
+                drop(tx);
+                let mut tx = deps.db.begin().await.context("begin")?;
+                repo::update_job(
+                    &mut tx,
+                    job_id,
+                    "failed",
+                    job.done,
+                    Some("the schedule no longer exists"),
+                )
+                .await?;
+                record_processed(&mut tx, processed).await?;
+                tx.commit().await.context("commit failed job")?;
+                return Ok(JobEnd::Failed);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}

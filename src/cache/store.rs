@@ -1,0 +1,126 @@
+//! The Redis side of the look-aside cache: opaque byte values with a time to live, each with
+//! a generation counter, and deletions announced on the invalidation channel.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::infra::redis::Redis;
+use crate::keys::Keys;
+
+#[derive(Clone)]
+pub struct CacheStore {
+    redis: Redis,
+    keys: Keys,
+}
+
+impl CacheStore {
+    pub fn new(redis: Redis, keys: Keys) -> Self {
+        Self { redis, keys }
+    }
+
+    /// The same store over another Redis handle.
+    pub fn with_redis(&self, redis: Redis) -> Self {
+        Self {
+            redis,
+            keys: self.keys.clone(),
+        }
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    /// Pub/sub channel of invalidations: each message is a JSON array of cache names.
+    pub fn invalidation_channel(&self) -> String {
+        self.keys.cache_invalidations()
+    }
+
+    /// The value of `name`, if cached, and its generation, read together: a value loaded
+    /// after this read may be stored only under the same generation ([`Self::set_if`]).
+    pub async fn get(&self, name: &str) -> anyhow::Result<(Option<Vec<u8>>, Generation)> {
+        let mut conn = self.redis.connection().await?;
+        let (value, generation): (Option<Vec<u8>>, Option<u64>) = redis::cmd("MGET")
+            .arg(self.keys.cache(name))
+            .arg(self.keys.cache_generation(name))
+            .query_async(&mut conn)
+            .await
+            .context("cache GET")?;
+        Ok((value, Generation(generation.unwrap_or(0))))
+    }
+
+    /// Stores `value` unless `name` was invalidated since `generation` was read. Returns
+    /// whether it was stored. This is what stops a load that read the database before a
+    /// change from putting the old value back after the change removed it.
+    pub async fn set_if(
+        &self,
+        name: &str,
+        value: &[u8],
+        ttl: Duration,
+        generation: Generation,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.redis.connection().await?;
+        let stored: i64 = SET_IF_GENERATION
+            .key(self.keys.cache(name))
+            .key(self.keys.cache_generation(name))
+            .arg(value)
+            .arg(generation.0)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut conn)
+            .await
+            .context("cache SET")?;
+        Ok(stored == 1)
+    }
+
+    /// Removes `names`, moves each to a new generation (so loads begun before cannot store
+    /// their result) and tells every API process's near cache, in one transaction.
+    pub async fn delete(&self, names: &[String]) -> anyhow::Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.redis.connection().await?;
+        let keys: Vec<String> = names.iter().map(|n| self.keys.cache(n)).collect();
+        let message = serde_json::to_string(names).context("encode invalidation")?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for name in names {
+            let generation = self.keys.cache_generation(name);
+            pipe.cmd("INCR").arg(&generation).ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(&generation)
+                .arg(GENERATION_TTL.as_millis() as u64)
+                .ignore();
+        }
+        pipe.cmd("DEL")
+            .arg(keys)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.invalidation_channel())
+            .arg(message)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .context("cache DEL and PUBLISH")?;
+        Ok(())
+    }
+}
+
+/// How many times a cache name had been invalidated when it was read (0: never, or so long
+/// ago that the counter expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation(pub u64);
+
+/// A generation counter expires so that names no longer used leave nothing behind. The check
+/// holds as long as no load takes longer than this (loads take milliseconds).
+const GENERATION_TTL: Duration = Duration::from_secs(3600);
+
+static SET_IF_GENERATION: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local generation = redis.call('GET', KEYS[2]) or '0'
+        if generation ~= ARGV[2] then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+        return 1
+        ",
+    )
+});

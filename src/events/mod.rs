@@ -1,0 +1,172 @@
+//! The events ImTicket's parts tell each other: the streams they travel on and their typed
+//! payloads, encoded and decoded here and nowhere else.
+//!
+//! A use case builds a payload (e.g. [`SeatCreationRequested`]) and hands it to
+//! [`crate::infra::outbox::append`] inside its transaction; a worker's handler gets it back
+//! with [`decode`]. Neither side touches the wire format ([`Envelope`]) or the stream runtime.
+//!
+//! | stream (key after the prefix) | consumer group | event types |
+//! |---|---|---|
+//! | `stream:seat-creation` | `seat-creation` | `seat_creation.requested` v1 |
+//! | `stream:payments` | `payment` | (next: `payment.completed`) |
+//! | `stream:expiry` | `expiry` | (next: `hold.expired`) |
+//! | `stream:dead-letter` | (none: read by operators with `imticket-admin dlq`) | any |
+//!
+//! Names are documented in the README; never change them silently.
+
+mod envelope;
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+pub use envelope::{Envelope, Unparsable};
+
+/// The event families, one stream each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    SeatCreation,
+    Payments,
+    Expiry,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 3] = [Stream::SeatCreation, Stream::Payments, Stream::Expiry];
+
+    /// The logical name, stored in outbox rows and used in metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::SeatCreation => "seat-creation",
+            Stream::Payments => "payments",
+            Stream::Expiry => "expiry",
+        }
+    }
+
+    /// The consumer group of the worker role that handles this stream.
+    pub fn group(self) -> &'static str {
+        match self {
+            Stream::SeatCreation => "seat-creation",
+            Stream::Payments => "payment",
+            Stream::Expiry => "expiry",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A typed event: its payload type knows its stream, its `type` name and its schema version.
+pub trait Event: Serialize + DeserializeOwned {
+    const STREAM: Stream;
+    const TYPE: &'static str;
+    const VERSION: u32;
+}
+
+/// An admin asked for seats; the job row holds the layout, the event only names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SeatCreationRequested {
+    pub job_id: Uuid,
+}
+
+impl Event for SeatCreationRequested {
+    const STREAM: Stream = Stream::SeatCreation;
+    const TYPE: &'static str = "seat_creation.requested";
+    const VERSION: u32 = 1;
+}
+
+/// A fresh envelope (new event id, now) carrying `event`.
+pub fn encode<E: Event>(event: &E) -> anyhow::Result<Envelope> {
+    let payload = serde_json::to_value(event).map_err(|e| anyhow::anyhow!("encode {} payload: {e}", E::TYPE))?;
+    let mut envelope = Envelope::new(E::TYPE, payload);
+    envelope.version = E::VERSION;
+    Ok(envelope)
+}
+
+/// Why an envelope is not the event a handler expects. Always permanent: redelivery cannot
+/// fix it, so handlers dead-letter it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unexpected event type {found:?} (expected {expected:?})")]
+    WrongType { expected: &'static str, found: String },
+    #[error("{event_type} version {found} is not supported (this build reads version {supported})")]
+    UnsupportedVersion {
+        event_type: &'static str,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{event_type} payload is invalid: {reason}")]
+    InvalidPayload { event_type: &'static str, reason: String },
+}
+
+/// The event an envelope carries, if it is an `E` of a version this build reads.
+pub fn decode<E: Event>(envelope: &Envelope) -> Result<E, DecodeError> {
+    if envelope.event_type != E::TYPE {
+        return Err(DecodeError::WrongType {
+            expected: E::TYPE,
+            found: envelope.event_type.clone(),
+        });
+    }
+    if envelope.version != E::VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            event_type: E::TYPE,
+            found: envelope.version,
+            supported: E::VERSION,
+        });
+    }
+    E::deserialize(&envelope.payload).map_err(|e| DecodeError::InvalidPayload {
+        event_type: E::TYPE,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_round_trip() {
+        for stream in Stream::ALL {
+            assert_eq!(Stream::from_name(stream.name()), Some(stream));
+        }
+        assert_eq!(Stream::Payments.group(), "payment");
+    }
+
+    #[test]
+    fn events_round_trip_and_mismatches_are_named() {
+        let event = SeatCreationRequested { job_id: Uuid::now_v7() };
+        let envelope = encode(&event).unwrap();
+        assert_eq!(envelope.event_type, "seat_creation.requested");
+        assert_eq!(envelope.payload, serde_json::json!({ "job_id": event.job_id }));
+        assert_eq!(decode::<SeatCreationRequested>(&envelope).unwrap(), event);
+
+        let other = Envelope::new("payment.completed", serde_json::json!({}));
+        assert!(matches!(
+            decode::<SeatCreationRequested>(&other),
+            Err(DecodeError::WrongType { .. })
+        ));
+        let mut newer = envelope.clone();
+        newer.version = 2;
+        assert!(
+            decode::<SeatCreationRequested>(&newer)
+                .unwrap_err()
+                .to_string()
+                .contains("version 2")
+        );
+        let bad = Envelope::new("seat_creation.requested", serde_json::json!({ "job_id": "nope" }));
+        assert!(
+            decode::<SeatCreationRequested>(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("seat_creation.requested payload is invalid")
+        );
+    }
+}

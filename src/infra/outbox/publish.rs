@@ -1,0 +1,105 @@
+//! Publishing outbox rows to their streams.
+//!
+//! A row is locked (`FOR UPDATE SKIP LOCKED`), XADDed, and marked published in one
+//! transaction, so several publishers never publish the same row concurrently. If the process
+//! dies after XADD and before the commit, the row is published again later: consumers see
+//! the same `event_id` twice and their processed-events record makes the second a no-op.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+
+use super::OutboxRow;
+use crate::infra::redis::Redis;
+use crate::keys::Keys;
+
+/// What a use case needs to publish the events it just committed.
+#[derive(Clone)]
+pub struct Publisher {
+    db: PgPool,
+    redis: Redis,
+    keys: Keys,
+}
+
+impl Publisher {
+    pub fn new(db: PgPool, redis: Redis, keys: Keys) -> Self {
+        Self { db, redis, keys }
+    }
+
+    /// The same publisher over another Redis handle.
+    pub fn with_redis(&self, redis: Redis) -> Self {
+        Self { redis, ..self.clone() }
+    }
+
+    /// The fast path: publishes the just-committed rows `ids`. Failures are logged, not
+    /// returned: the commit already happened, and the relay publishes the rows later.
+    pub async fn publish_now(&self, ids: &[i64]) {
+        publish_now(&self.db, &self.redis, &self.keys, ids).await;
+    }
+}
+
+enum Claim<'a> {
+    Oldest(i64),
+    Ids(&'a [i64]),
+}
+
+/// XADDs the rows in one pipeline; returns the entry ids in row order.
+async fn xadd_all(redis: &Redis, keys: &Keys, rows: &[OutboxRow]) -> anyhow::Result<Vec<String>> {
+    let mut conn = redis.connection().await?;
+    let mut pipe = redis::pipe();
+    for row in rows {
+        pipe.cmd("XADD")
+            .arg(keys.stream_named(&row.stream))
+            .arg("*")
+            .arg(row.envelope().to_fields());
+    }
+    pipe.query_async(&mut conn).await.context("XADD outbox events")
+}
+
+async fn publish_claimed(db: &PgPool, redis: &Redis, keys: &Keys, claim: Claim<'_>) -> anyhow::Result<usize> {
+    let mut tx = db.begin().await.context("begin outbox publish")?;
+    let rows = match claim {
+        Claim::Oldest(limit) => super::claim_unpublished(&mut tx, limit).await?,
+        Claim::Ids(ids) => super::claim_ids(&mut tx, ids).await?,
+    };
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // On failure the transaction rolls back and the rows stay unpublished for the relay.
+    let stream_ids = xadd_all(redis, keys, &rows).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    super::mark_published(&mut tx, &ids, &stream_ids).await?;
+    tx.commit().await.context("commit outbox publish")?;
+    metrics::counter!("outbox_published_total").increment(rows.len() as u64);
+    Ok(rows.len())
+}
+
+/// Publishes the just-committed rows `ids`; failures are logged (see [`Publisher::publish_now`]).
+pub async fn publish_now(db: &PgPool, redis: &Redis, keys: &Keys, ids: &[i64]) {
+    if ids.is_empty() {
+        return;
+    }
+    if let Err(err) = publish_claimed(db, redis, keys, Claim::Ids(ids)).await {
+        tracing::warn!(error = %format!("{err:#}"), "publishing after commit failed; the outbox relay will publish");
+    }
+}
+
+/// One relay round: publishes up to `limit` of the oldest unpublished rows. Returns how many.
+pub async fn publish_oldest(db: &PgPool, redis: &Redis, keys: &Keys, limit: usize) -> anyhow::Result<usize> {
+    publish_claimed(db, redis, keys, Claim::Oldest(limit as i64)).await
+}
+
+/// Deletes published rows older than `retention`. Returns how many.
+pub async fn prune(db: &PgPool, retention: Duration) -> anyhow::Result<u64> {
+    let before = chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(1));
+    let mut total = 0;
+    loop {
+        let mut conn = db.acquire().await.context("acquire connection for outbox pruning")?;
+        let pruned = super::prune_published(&mut conn, before, 10_000).await?;
+        total += pruned;
+        if pruned < 10_000 {
+            return Ok(total);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Every Redis key name ImTicket uses, under the deployment's `IMTICKET_REDIS_KEY_PREFIX`.
+//! Nothing else builds a key: a feature that needs Redis adds its names here, so an operator
+//! (and `redis-cli`) can find them all in one table.
+//!
+//! | key (after the prefix) | type | what |
+//! |---|---|---|
+//! | `stream:<name>` | stream | an event stream ([`crate::events::Stream`]) |
+//! | `stream:dead-letter` | stream | entries that failed for good, read by operators |
+//! | `cache:<entry>` | string | a cached JSON body ([`CacheEntry`] names the entries) |
+//! | `cache:gen:<entry>` | string | the entry's generation counter (see [`crate::cache`]) |
+//! | `cache:invalidations` | pub/sub channel | cache entries just invalidated |
+//!
+//! The prefix is built once at start-up (the composition root, [`crate::root`]) and cloned
+//! from there.
+
+use uuid::Uuid;
+
+use crate::events::Stream;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Key of a stream given its logical name (`payments` → `imticket:stream:payments`).
+    pub fn stream_named(&self, name: &str) -> String {
+        format!("{}stream:{name}", self.prefix)
+    }
+
+    pub fn stream(&self, stream: Stream) -> String {
+        self.stream_named(stream.name())
+    }
+
+    pub fn dead_letter(&self) -> String {
+        self.stream_named("dead-letter")
+    }
+
+    /// The logical name of a stream key of this deployment, if it is one.
+    pub fn logical_name<'a>(&self, key: &'a str) -> Option<&'a str> {
+        key.strip_prefix(&self.prefix)?.strip_prefix("stream:")
+    }
+
+    /// Key of a cached body.
+    pub fn cache(&self, entry: &str) -> String {
+        format!("{}cache:{entry}", self.prefix)
+    }
+
+    /// Key of a cache entry's generation: a counter that every invalidation increments.
+    pub fn cache_generation(&self, entry: &str) -> String {
+        format!("{}cache:gen:{entry}", self.prefix)
+    }
+
+    /// Pub/sub channel of cache invalidations: each message is a JSON array of entry names.
+    pub fn cache_invalidations(&self) -> String {
+        format!("{}cache:invalidations", self.prefix)
+    }
+}
+
+/// Names of the cached entries (the part after `cache:`), one function per kind.
+pub struct CacheEntry;
+
+impl CacheEntry {
+    /// `GET /concerts/{id}`.
+    pub fn concert(id: Uuid) -> String {
+        format!("concert:{id}")
+    }
+
+    /// `GET /schedules/{id}/seats`, whole (`None`) or filtered by status.
+    pub fn seats(schedule_id: Uuid, status: Option<&str>) -> String {
+        format!("seats:{schedule_id}:{}", status.unwrap_or("all"))
+    }
+
+    /// Every seat-map entry of a schedule: all of them change with any seat.
+    pub fn all_seats(schedule_id: Uuid) -> [String; 4] {
+        [None, Some("available"), Some("held"), Some("sold")].map(|status| Self::seats(schedule_id, status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_names() {
+        let keys = Keys::new("imticket:");
+        assert_eq!(keys.stream(Stream::Payments), "imticket:stream:payments");
+        assert_eq!(keys.dead_letter(), "imticket:stream:dead-letter");
+        assert_eq!(keys.logical_name("imticket:stream:payments"), Some("payments"));
+        assert_eq!(keys.logical_name("other:stream:payments"), None);
+        assert_eq!(keys.cache("concert:x"), "imticket:cache:concert:x");
+        assert_eq!(keys.cache_generation("concert:x"), "imticket:cache:gen:concert:x");
+        assert_eq!(keys.cache_invalidations(), "imticket:cache:invalidations");
+        let id = Uuid::nil();
+        assert_eq!(
+            CacheEntry::all_seats(id).to_vec(),
+            ["all", "available", "held", "sold"]
+                .map(|s| format!("seats:{id}:{s}"))
+                .to_vec()
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! The composition root: every long-lived dependency of a process is built here, once, from
+//! the typed [`Config`], and handed down. The API ([`crate::startup`]), the worker
+//! ([`crate::worker`]), `imticket-admin`, `imticket-bench` and the tests all start here.
+
+use std::sync::Arc;
+
+use crate::app::Deps;
+use crate::app::password::PasswordHasher;
+use crate::app::tokens::TokenService;
+use crate::cache::{CacheStore, LookAside, NearCache};
+use crate::config::Config;
+use crate::infra::outbox::Publisher;
+use crate::infra::redis::Redis;
+use crate::keys::Keys;
+use crate::stream::StreamRuntime;
+
+/// Concert details kept per API process at most (each a few kilobytes).
+const NEAR_CAPACITY: usize = 10_000;
+
+/// The use cases' dependencies. Opens no connection: the pool and Redis connect on first use,
+/// so a process starts while a dependency is down and reports itself not ready.
+pub fn deps(config: Config) -> anyhow::Result<Deps> {
+    let db = crate::infra::db::pool(&config)?;
+    let redis = Redis::new(&config.redis_url, config.redis_timeout)?;
+    let keys = Keys::new(config.redis_key_prefix.clone());
+    let tokens = Arc::new(TokenService::new(&config.jwt_secret, config.jwt_ttl));
+    let hasher = PasswordHasher::for_this_machine()?;
+    let cache = LookAside::new(CacheStore::new(redis.clone(), keys.clone()));
+    let outbox = Publisher::new(db.clone(), redis.clone(), keys.clone());
+    Ok(Deps {
+        config: Arc::new(config),
+        db,
+        redis,
+        keys,
+        tokens,
+        hasher,
+        cache,
+        outbox,
+    })
+}
+
+/// As [`deps`], with the near cache of an API process in front of Redis (unless its TTL is 0).
+pub fn api_deps(config: Config) -> anyhow::Result<Deps> {
+    let near_ttl = config.cache_near_ttl;
+    let mut deps = deps(config)?;
+    if !near_ttl.is_zero() {
+        deps.cache = deps.cache.with_near(Arc::new(NearCache::new(near_ttl, NEAR_CAPACITY)));
+    }
+    Ok(deps)
+}
+
+/// The stream runtime of a worker process: consumers and their housekeeping, tuned by the
+/// configuration.
+pub fn stream_runtime(deps: &Deps) -> StreamRuntime {
+    StreamRuntime::new(deps.redis.clone(), deps.keys.clone(), &deps.config)
+}

@@ -1,0 +1,7 @@
+//! Stream handlers, one file per stream: each decodes its event ([`crate::events::decode`]),
+//! calls a use case, and maps the result to an [`crate::stream::Outcome`]. A new stream's
+//! handler goes here, and its role is one line in [`super::run`].
+
+pub mod seat_creation;
+
+pub use seat_creation::SeatCreationHandler;
