@@ -83,13 +83,19 @@ pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::not_found("not_found", "no such resource"))
 }
 
-/// A known route called with a method it does not serve.
-pub async fn method_not_allowed() -> Result<HttpResponse, AppError> {
-    Err(AppError::new(
+/// A known route called with a method it does not serve; `allow` lists the ones it does
+/// (RFC 9110 §15.5.6: a 405 must carry `Allow`).
+pub async fn method_not_allowed(allow: String) -> HttpResponse {
+    let mut response = AppError::new(
         ErrorKind::MethodNotAllowed,
         "method_not_allowed",
-        "this method is not allowed on this resource",
-    ))
+        format!("this method is not allowed on this resource; allowed: {allow}"),
+    )
+    .error_response();
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// Path segments that do not parse (e.g. a malformed UUID).

@@ -84,3 +84,46 @@ async fn every_response_carries_a_request_id_and_keeps_a_sane_caller_id() {
     let on_error = app.get("/nope").await;
     assert!(on_error.headers().contains_key("x-request-id"));
 }
+
+/// The methods a 405 response's `Allow` header lists, in order.
+fn allowed(response: &reqwest::Response) -> Vec<String> {
+    let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+    let allow = allow.unwrap_or_else(|| panic!("405 without Allow: {:?}", response.headers()));
+    allow.split(',').map(|m| m.trim().to_owned()).collect()
+}
+
+/// A 405 says what the resource does serve (RFC 9110 §15.5.6).
+#[tokio::test]
+async fn wrong_methods_list_the_allowed_ones() {
+    let app = spawn_app().await;
+    let id = uuid::Uuid::now_v7();
+    for (method, path, allow) in [
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/concerts".to_owned(),
+            vec!["GET", "POST"],
+        ),
+        (reqwest::Method::GET, "/api/v1/auth/signup".to_owned(), vec!["POST"]),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/concerts/{id}/schedules"),
+            vec!["POST"],
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/api/v1/schedules/{id}/seats"),
+            vec!["GET", "POST"],
+        ),
+        (reqwest::Method::POST, format!("/api/v1/jobs/{id}"), vec!["GET"]),
+        (reqwest::Method::POST, "/health/live".to_owned(), vec!["GET"]),
+        (reqwest::Method::PATCH, "/openapi.json".to_owned(), vec!["GET"]),
+    ] {
+        let response = app.client.request(method.clone(), app.url(&path)).send().await.unwrap();
+        assert_eq!(allowed(&response), allow, "{method} {path}");
+        let problem = expect_problem(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains(&allow.join(", ")),
+            "{method} {path}: {problem}"
+        );
+    }
+}
