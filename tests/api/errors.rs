@@ -1,6 +1,7 @@
 //! The problem+json shape of 400, 404 and 405, and request ids.
 
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -126,4 +127,35 @@ async fn wrong_methods_list_the_allowed_ones() {
             "{method} {path}: {problem}"
         );
     }
+}
+
+/// A section's rule violation names the section's field once (not `sections: sections[0]…`).
+#[tokio::test]
+async fn section_errors_name_the_field_once() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (_, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let seats = format!("/api/v1/schedules/{schedule}/seats");
+    let section = |name: &str, rows: i64| json!({"name": name, "rows": rows, "seats_per_row": 2, "price": 10});
+    for (sections, detail) in [
+        (
+            json!([section("A", 0)]),
+            "sections[0].rows: must be a positive whole number",
+        ),
+        (
+            json!([section("A", 1), section("A", 1)]),
+            r#"sections[1].name: duplicate section name "A""#,
+        ),
+        (json!([]), "sections: must contain at least one section"),
+    ] {
+        let problem = expect_problem(
+            app.post_json_authed(&seats, &admin, &json!({"sections": sections}))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+        assert_eq!(problem["detail"], detail);
+    }
+    assert_eq!(app.count("jobs").await, 0, "nothing is created");
 }
