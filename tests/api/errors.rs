@@ -129,6 +129,88 @@ async fn wrong_methods_list_the_allowed_ones() {
     }
 }
 
+/// JSON body errors lead with the field's path; field errors carry no "at line … column …".
+#[tokio::test]
+async fn body_errors_lead_with_the_field_path() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (_, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let (concerts, jobs) = (app.count("concerts").await, app.count("jobs").await);
+
+    let missing = expect_problem(
+        app.post_json_authed("/api/v1/concerts", &admin, &json!({"description": "no title"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    assert_eq!(missing["detail"], "title: is required");
+    let missing = expect_problem(
+        app.post_json(
+            "/api/v1/auth/signup",
+            &json!({"email": "a@b.example", "password": "long-enough"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    assert_eq!(missing["detail"], "name: is required");
+
+    let seats = format!("/api/v1/schedules/{schedule}/seats");
+    for (sections, detail) in [
+        (
+            json!([{"name": "A", "rows": 1, "seats_per_row": 1, "price": "x"}]),
+            r#"sections[0].price: invalid type: string "x", expected i64"#,
+        ),
+        (
+            json!([{"name": "A", "rows": 1, "seats_per_row": 1}]),
+            "sections[0].price: is required",
+        ),
+    ] {
+        let problem = expect_problem(
+            app.post_json_authed(&seats, &admin, &json!({"sections": sections}))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+        assert_eq!(problem["detail"], detail);
+    }
+    let unknown = expect_problem(
+        app.post_json_authed("/api/v1/concerts", &admin, &json!({"title": "T", "venue": "X"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    let detail = unknown["detail"].as_str().unwrap();
+    assert!(detail.starts_with("venue: unknown field"), "{detail}");
+    assert!(!detail.contains("line"), "{detail}");
+
+    // Syntax errors keep their position: it is all a client has to go on.
+    let syntax = expect_problem(
+        app.client
+            .post(app.url("/api/v1/concerts"))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(r#"{"title": "T",,}"#)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    )
+    .await;
+    assert!(syntax["detail"].as_str().unwrap().contains("line 1 column"), "{syntax}");
+
+    assert_eq!(
+        (app.count("concerts").await, app.count("jobs").await),
+        (concerts, jobs),
+        "nothing is created"
+    );
+}
+
 /// A section's rule violation names the section's field once (not `sections: sections[0]…`).
 #[tokio::test]
 async fn section_errors_name_the_field_once() {
