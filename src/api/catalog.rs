@@ -2,14 +2,14 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
-use actix_web::web::{Data, Path, Query};
+use actix_web::web::{Data, Path};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::Problem;
-use super::extract::{AdminUser, Json};
+use super::extract::{AdminUser, Json, Query};
 use crate::app::cache::JsonBody;
 use crate::app::catalog::{self, Concert, ConcertDetails, ConcertPage, Job, JobMode, Schedule, SeatMap};
 use crate::app::{AppError, Deps};

@@ -103,7 +103,8 @@ pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpReques
     AppError::bad_request("invalid_path", format!("invalid path parameter: {err}")).into()
 }
 
-/// Query strings that do not parse.
+/// Query strings that do not parse, for handlers that use actix's `web::Query`; those that
+/// use [`super::extract::Query`] get a detail naming the parameter.
 pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     AppError::bad_request("invalid_query", format!("invalid query string: {err}")).into()
 }

@@ -154,6 +154,35 @@ fn field_detail(path: &str, message: &str) -> String {
     }
 }
 
+/// A query string. Unlike `actix_web::web::Query`, whose errors only say "Query deserialize
+/// error", a bad value is named (`page: invalid digit found in string`, 400 `invalid_query`).
+pub struct Query<T>(pub T);
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(Query))
+    }
+}
+
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        AppError::bad_request("invalid_query", field_detail(&path, &err.into_inner().to_string()))
+    })
+}
+
 /// An authenticated caller (`Authorization: Bearer <jwt>`).
 pub struct AuthUser(pub Principal);
 
@@ -283,6 +312,27 @@ mod tests {
         let err = parse_json::<Body>(br#"{"email": "a@b.c",, "count": 1}"#).unwrap_err();
         assert_eq!(err.code, "malformed_json");
         assert!(err.detail.contains("line 1 column"), "{}", err.detail);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Params {
+        page: Option<i64>,
+        mode: Option<String>,
+        kind: String,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let err = parse_query::<Params>("kind=a&page=abc").unwrap_err();
+        assert_eq!(
+            (err.code, err.detail.as_str()),
+            ("invalid_query", "page: invalid digit found in string")
+        );
+        let err = parse_query::<Params>("page=2").unwrap_err();
+        assert_eq!((err.code, err.detail.as_str()), ("invalid_query", "kind: is required"));
+        let ok = parse_query::<Params>("kind=a%20b&page=2&other=1").unwrap();
+        assert_eq!((ok.kind.as_str(), ok.page, ok.mode), ("a b", Some(2), None));
     }
 
     #[test]

@@ -129,6 +129,36 @@ async fn wrong_methods_list_the_allowed_ones() {
     }
 }
 
+/// A query parameter that does not parse is named, with the same code as before.
+#[tokio::test]
+async fn bad_query_parameters_are_named() {
+    let app = spawn_app().await;
+    for (query, detail) in [
+        ("page=abc", "page: invalid digit found in string"),
+        ("page=1&size=2.5", "size: invalid digit found in string"),
+        (
+            "size=99999999999999999999",
+            "size: number too large to fit in target type",
+        ),
+    ] {
+        let problem = expect_problem(
+            app.get(&format!("/api/v1/concerts?{query}")).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        )
+        .await;
+        assert_eq!(problem["detail"], detail, "{query}");
+    }
+    // Values that parse but break a rule stay 422 `invalid_field`.
+    let problem = expect_problem(
+        app.get("/api/v1/concerts?page=0").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    assert!(problem["detail"].as_str().unwrap().starts_with("page: "), "{problem}");
+}
+
 /// JSON body errors lead with the field's path; field errors carry no "at line … column …".
 #[tokio::test]
 async fn body_errors_lead_with_the_field_path() {
