@@ -98,9 +98,25 @@ pub async fn method_not_allowed(allow: String) -> HttpResponse {
     response
 }
 
-/// Path segments that do not parse (e.g. a malformed UUID).
-pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
-    AppError::bad_request("invalid_path", format!("invalid path parameter: {err}")).into()
+/// Path segments that do not parse (e.g. a malformed UUID). The detail names the segment
+/// (`id: must be a UUID`) rather than repeating the parser's message. The deserializer does not
+/// say which segment failed, so for UUIDs it is the segments that are not one; otherwise all
+/// of the route's segments are named.
+pub fn path_error(err: actix_web::error::PathError, req: &actix_web::HttpRequest) -> actix_web::Error {
+    let expects_uuid = err.to_string().contains("UUID parsing failed");
+    let segments: Vec<&str> = req
+        .match_info()
+        .iter()
+        .filter(|(_, value)| !expects_uuid || uuid::Uuid::parse_str(value).is_err())
+        .map(|(name, _)| name)
+        .collect();
+    let named = if segments.is_empty() {
+        "path".to_owned()
+    } else {
+        segments.join(", ")
+    };
+    let reason = if expects_uuid { "must be a UUID" } else { "is not valid" };
+    AppError::bad_request("invalid_path", format!("{named}: {reason}")).into()
 }
 
 /// Query strings that do not parse, for handlers that use actix's `web::Query`; those that

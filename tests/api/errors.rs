@@ -159,6 +159,36 @@ async fn bad_query_parameters_are_named() {
     assert!(problem["detail"].as_str().unwrap().starts_with("page: "), "{problem}");
 }
 
+/// A malformed path segment is named, and the parser's internals stay out of the detail.
+#[tokio::test]
+async fn bad_path_segments_are_named_without_parser_internals() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/v1/concerts/not-a-uuid",
+        "/api/v1/jobs/123",
+        "/api/v1/schedules/zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz/seats",
+    ] {
+        let problem = expect_problem(app.get(path).await, StatusCode::BAD_REQUEST, "invalid_path").await;
+        assert_eq!(problem["detail"], "id: must be a UUID", "{path}");
+    }
+
+    let admin = app.admin_token().await;
+    let schedules = app.count("schedules").await;
+    let problem = expect_problem(
+        app.post_json_authed(
+            "/api/v1/concerts/42/schedules",
+            &admin,
+            &json!({"starts_at": "2030-01-01T20:00:00Z"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+    )
+    .await;
+    assert_eq!(problem["detail"], "id: must be a UUID");
+    assert_eq!(app.count("schedules").await, schedules, "nothing is created");
+}
+
 /// JSON body errors lead with the field's path; field errors carry no "at line … column …".
 #[tokio::test]
 async fn body_errors_lead_with_the_field_path() {
