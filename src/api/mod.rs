@@ -29,7 +29,7 @@ use crate::app::Deps;
         operational::live, operational::ready, operational::metrics, operational::openapi
     ),
     components(schemas(error::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &DeclaredLicenseOnly),
     tags((name = "auth"), (name = "catalog"), (name = "operational"))
 )]
 pub struct ApiDoc;
@@ -48,6 +48,19 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// utoipa fills `info.license` from `CARGO_PKG_LICENSE`, which Cargo sets to "" when
+/// Cargo.toml declares no license (ours does not); a license object with an empty name makes
+/// the document invalid, so it is left out then.
+struct DeclaredLicenseOnly;
+
+impl Modify for DeclaredLicenseOnly {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if openapi.info.license.as_ref().is_some_and(|l| l.name.trim().is_empty()) {
+            openapi.info.license = None;
+        }
     }
 }
 

@@ -173,6 +173,13 @@ async fn the_openapi_document_matches_the_routes_served() {
         documented.sort();
         assert_eq!(allow, documented, "Allow of {path}");
     }
+    // A license, when the document has one, has a name (OpenAPI 3.1: `name` is required).
+    if let Some(license) = doc["info"].get("license") {
+        assert!(
+            license["name"].as_str().is_some_and(|name| !name.trim().is_empty()),
+            "{license}"
+        );
+    }
     // Error responses are documented as problem+json.
     let signup_409 = &doc["paths"]["/api/v1/auth/signup"]["post"]["responses"]["409"];
     assert!(
