@@ -83,21 +83,44 @@ pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::not_found("not_found", "no such resource"))
 }
 
-/// A known route called with a method it does not serve.
-pub async fn method_not_allowed() -> Result<HttpResponse, AppError> {
-    Err(AppError::new(
+/// A known route called with a method it does not serve; `allow` lists the ones it does
+/// (RFC 9110 §15.5.6: a 405 must carry `Allow`).
+pub async fn method_not_allowed(allow: String) -> HttpResponse {
+    let mut response = AppError::new(
         ErrorKind::MethodNotAllowed,
         "method_not_allowed",
-        "this method is not allowed on this resource",
-    ))
+        format!("this method is not allowed on this resource; allowed: {allow}"),
+    )
+    .error_response();
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
-/// Path segments that do not parse (e.g. a malformed UUID).
-pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
-    AppError::bad_request("invalid_path", format!("invalid path parameter: {err}")).into()
+/// Path segments that do not parse (e.g. a malformed UUID). The detail names the segment
+/// (`id: must be a UUID`) rather than repeating the parser's message. The deserializer does not
+/// say which segment failed, so for UUIDs it is the segments that are not one; otherwise all
+/// of the route's segments are named.
+pub fn path_error(err: actix_web::error::PathError, req: &actix_web::HttpRequest) -> actix_web::Error {
+    let expects_uuid = err.to_string().contains("UUID parsing failed");
+    let segments: Vec<&str> = req
+        .match_info()
+        .iter()
+        .filter(|(_, value)| !expects_uuid || uuid::Uuid::parse_str(value).is_err())
+        .map(|(name, _)| name)
+        .collect();
+    let named = if segments.is_empty() {
+        "path".to_owned()
+    } else {
+        segments.join(", ")
+    };
+    let reason = if expects_uuid { "must be a UUID" } else { "is not valid" };
+    AppError::bad_request("invalid_path", format!("{named}: {reason}")).into()
 }
 
-/// Query strings that do not parse.
+/// Query strings that do not parse, for handlers that use actix's `web::Query`; those that
+/// use [`super::extract::Query`] get a detail naming the parameter.
 pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     AppError::bad_request("invalid_query", format!("invalid query string: {err}")).into()
 }

@@ -93,14 +93,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                // A missing field is reported at the enclosing object, whose path is `.`;
-                // serde's own message names the field then.
-                let detail = if path == "." {
-                    inner.to_string()
-                } else {
-                    format!("{path}: {inner}")
-                };
-                AppError::validation("invalid_field", detail)
+                AppError::validation("invalid_field", field_detail(&path, &without_position(&inner)))
             }
             _ => malformed(&inner),
         }
@@ -111,6 +104,83 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
 
 fn malformed(err: &serde_json::Error) -> AppError {
     AppError::bad_request("malformed_json", format!("the body is not valid JSON: {err}"))
+}
+
+/// serde's message without serde_json's ` at line L column C`: once the detail names the field,
+/// the position is noise (syntax errors keep it; there it is all a client has).
+fn without_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let position = format!(" at line {} column {}", err.line(), err.column());
+    match text.strip_suffix(&position) {
+        Some(message) => message.to_owned(),
+        None => text,
+    }
+}
+
+/// `path: reason`, the field's path first. serde reports a missing or duplicate field at the
+/// enclosing object (path `.` at the top) and names the field in its message
+/// (``missing field `name` ``); the field is moved into the path then:
+/// `name: is required`, `sections[0].price: is required`.
+fn field_detail(path: &str, message: &str) -> String {
+    // An unknown field is reported with its key already on the path.
+    let inside = |field: &str| {
+        if path == "." {
+            field.to_owned()
+        } else if path == field || path.ends_with(&format!(".{field}")) {
+            path.to_owned()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return format!("{}: is required", inside(field));
+    }
+    for what in ["unknown field", "duplicate field"] {
+        let named = message
+            .strip_prefix(what)
+            .and_then(|rest| rest.strip_prefix(" `"))
+            .and_then(|rest| rest.split_once('`'));
+        if let Some((field, rest)) = named {
+            return format!("{}: {what}{rest}", inside(field));
+        }
+    }
+    if path == "." {
+        message.to_owned()
+    } else {
+        format!("{path}: {message}")
+    }
+}
+
+/// A query string. Unlike `actix_web::web::Query`, whose errors only say "Query deserialize
+/// error", a bad value is named (`page: invalid digit found in string`, 400 `invalid_query`).
+pub struct Query<T>(pub T);
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(Query))
+    }
+}
+
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        AppError::bad_request("invalid_query", field_detail(&path, &err.into_inner().to_string()))
+    })
 }
 
 /// An authenticated caller (`Authorization: Bearer <jwt>`).
@@ -189,6 +259,80 @@ mod tests {
     fn out_of_range_numbers_are_named() {
         let err = parse_json::<Body>(br#"{"email": "a@b.c", "count": -1}"#).unwrap_err();
         assert!(err.detail.starts_with("count:"), "{}", err.detail);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nested {
+        name: String,
+        sections: Vec<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        rows: i64,
+        price: i64,
+    }
+
+    #[test]
+    fn field_errors_lead_with_the_path_and_carry_no_position() {
+        for (body, detail) in [
+            (&br#"{"sections": []}"#[..], "name: is required"),
+            (
+                br#"{"name": "A", "sections": [{"rows": 1}]}"#,
+                "sections[0].price: is required",
+            ),
+            (
+                br#"{"name": "A", "sections": [{"rows": 1, "price": "x"}]}"#,
+                r#"sections[0].price: invalid type: string "x", expected i64"#,
+            ),
+            (
+                br#"{"name": "A", "sections": [], "extra": 1}"#,
+                "extra: unknown field, expected `name` or `sections`",
+            ),
+            (
+                br#"{"name": "A", "sections": [{"rows": 1, "price": 1, "seats": 2}]}"#,
+                "sections[0].seats: unknown field, expected `rows` or `price`",
+            ),
+            (
+                br#"{"name": "A", "name": "B", "sections": []}"#,
+                "name: duplicate field",
+            ),
+        ] {
+            let err = parse_json::<Nested>(body).unwrap_err();
+            assert_eq!((err.code, err.detail.as_str()), ("invalid_field", detail));
+        }
+    }
+
+    #[test]
+    fn syntax_errors_keep_their_position() {
+        let err = parse_json::<Body>(br#"{"email": "a@b.c",, "count": 1}"#).unwrap_err();
+        assert_eq!(err.code, "malformed_json");
+        assert!(err.detail.contains("line 1 column"), "{}", err.detail);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Params {
+        page: Option<i64>,
+        mode: Option<String>,
+        kind: String,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let err = parse_query::<Params>("kind=a&page=abc").unwrap_err();
+        assert_eq!(
+            (err.code, err.detail.as_str()),
+            ("invalid_query", "page: invalid digit found in string")
+        );
+        let err = parse_query::<Params>("page=2").unwrap_err();
+        assert_eq!((err.code, err.detail.as_str()), ("invalid_query", "kind: is required"));
+        let ok = parse_query::<Params>("kind=a%20b&page=2&other=1").unwrap();
+        assert_eq!((ok.kind.as_str(), ok.page, ok.mode), ("a b", Some(2), None));
     }
 
     #[test]

@@ -8,7 +8,10 @@ pub mod extract;
 pub mod middleware;
 pub mod operational;
 
+use actix_web::dev::{AppService, HttpServiceFactory};
+use actix_web::http::Method;
 use actix_web::web::{self, Data, ServiceConfig};
+use actix_web::{FromRequest, Handler, Responder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -26,7 +29,7 @@ use crate::app::Deps;
         operational::live, operational::ready, operational::metrics, operational::openapi
     ),
     components(schemas(error::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &DeclaredLicenseOnly),
     tags((name = "auth"), (name = "catalog"), (name = "operational"))
 )]
 pub struct ApiDoc;
@@ -48,9 +51,71 @@ impl Modify for BearerAuth {
     }
 }
 
-/// A resource whose unsupported methods answer 405 problem+json.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(error::method_not_allowed))
+/// utoipa fills `info.license` from `CARGO_PKG_LICENSE`, which Cargo sets to "" when
+/// Cargo.toml declares no license (ours does not); a license object with an empty name makes
+/// the document invalid, so it is left out then.
+struct DeclaredLicenseOnly;
+
+impl Modify for DeclaredLicenseOnly {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if openapi.info.license.as_ref().is_some_and(|l| l.name.trim().is_empty()) {
+            openapi.info.license = None;
+        }
+    }
+}
+
+/// A resource built method by method, so that its 405 for any other method lists exactly the
+/// methods it serves in `Allow` (RFC 9110 §15.5.6), with no second list that could drift.
+struct Endpoint {
+    resource: actix_web::Resource,
+    allow: Vec<Method>,
+}
+
+fn resource(path: &str) -> Endpoint {
+    Endpoint {
+        resource: web::resource(path),
+        allow: Vec::new(),
+    }
+}
+
+impl Endpoint {
+    fn get<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::GET, handler)
+    }
+
+    fn post<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::POST, handler)
+    }
+
+    fn route<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.resource = self.resource.route(web::method(method.clone()).to(handler));
+        self.allow.push(method);
+        self
+    }
+}
+
+impl HttpServiceFactory for Endpoint {
+    fn register(self, config: &mut AppService) {
+        let allow = self.allow.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        self.resource
+            .default_service(web::to(move || error::method_not_allowed(allow.clone())))
+            .register(config);
+    }
 }
 
 /// Registers every route and the extractor configuration on an actix `App`.
@@ -61,26 +126,26 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .service(
                 web::scope("/api/v1")
-                    .service(resource("/auth/signup").route(web::post().to(auth::signup)))
-                    .service(resource("/auth/login").route(web::post().to(auth::login)))
-                    .service(resource("/users/me").route(web::get().to(auth::me)))
+                    .service(resource("/auth/signup").post(auth::signup))
+                    .service(resource("/auth/login").post(auth::login))
+                    .service(resource("/users/me").get(auth::me))
                     .service(
                         resource("/concerts")
-                            .route(web::get().to(catalog::list_concerts))
-                            .route(web::post().to(catalog::create_concert)),
+                            .get(catalog::list_concerts)
+                            .post(catalog::create_concert),
                     )
-                    .service(resource("/concerts/{id}").route(web::get().to(catalog::concert)))
-                    .service(resource("/concerts/{id}/schedules").route(web::post().to(catalog::create_schedule)))
+                    .service(resource("/concerts/{id}").get(catalog::concert))
+                    .service(resource("/concerts/{id}/schedules").post(catalog::create_schedule))
                     .service(
                         resource("/schedules/{id}/seats")
-                            .route(web::get().to(catalog::seats))
-                            .route(web::post().to(catalog::create_seats)),
+                            .get(catalog::seats)
+                            .post(catalog::create_seats),
                     )
-                    .service(resource("/jobs/{id}").route(web::get().to(catalog::job))),
+                    .service(resource("/jobs/{id}").get(catalog::job)),
             )
-            .service(resource("/health/live").route(web::get().to(operational::live)))
-            .service(resource("/health/ready").route(web::get().to(operational::ready)))
-            .service(resource("/metrics").route(web::get().to(operational::metrics)))
-            .service(resource("/openapi.json").route(web::get().to(operational::openapi)));
+            .service(resource("/health/live").get(operational::live))
+            .service(resource("/health/ready").get(operational::ready))
+            .service(resource("/metrics").get(operational::metrics))
+            .service(resource("/openapi.json").get(operational::openapi));
     }
 }

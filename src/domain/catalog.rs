@@ -137,7 +137,7 @@ impl SeatLayout {
         let mut sections = Vec::with_capacity(raw.len());
         for (i, s) in raw.into_iter().enumerate() {
             let field =
-                |what: &str, reason: &str| InvalidField::new("sections", format!("sections[{i}].{what}: {reason}"));
+                |what: &str, reason: &str| InvalidField::nested("sections", format!("sections[{i}].{what}"), reason);
             let name = s.name.trim();
             if name.is_empty() || name.chars().count() > MAX_SECTION_NAME_CHARS || name.chars().any(char::is_control) {
                 return Err(field("name", "must be 1 to 50 characters without control characters"));
@@ -365,5 +365,16 @@ mod tests {
         assert_eq!(PageRequest::parse(Some(3), Some(10)).unwrap().offset(), 20);
         assert_eq!(PageRequest::parse(Some(0), None).unwrap_err().field, "page");
         assert_eq!(PageRequest::parse(None, Some(101)).unwrap_err().field, "size");
+    }
+
+    #[test]
+    fn section_errors_name_the_section_field_once() {
+        let err = SeatLayout::parse(vec![raw("A", 0, 1, 1)]).unwrap_err();
+        assert_eq!(err.field, "sections");
+        assert_eq!(err.to_string(), "sections[0].rows: must be a positive whole number");
+        assert_eq!(
+            SeatLayout::parse(vec![]).unwrap_err().to_string(),
+            "sections: must contain at least one section"
+        );
     }
 }

@@ -151,6 +151,35 @@ async fn the_openapi_document_matches_the_routes_served() {
             );
         }
     }
+    // A method the document does not list answers 405, whose `Allow` names exactly the
+    // documented ones.
+    for (path, operations) in paths {
+        let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let response = app
+            .client
+            .request(reqwest::Method::PATCH, app.url(&concrete))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "PATCH {path}");
+        let mut allow: Vec<String> = response.headers()["allow"]
+            .to_str()
+            .unwrap()
+            .split(',')
+            .map(|m| m.trim().to_lowercase())
+            .collect();
+        allow.sort();
+        let mut documented: Vec<String> = operations.as_object().unwrap().keys().cloned().collect();
+        documented.sort();
+        assert_eq!(allow, documented, "Allow of {path}");
+    }
+    // A license, when the document has one, has a name (OpenAPI 3.1: `name` is required).
+    if let Some(license) = doc["info"].get("license") {
+        assert!(
+            license["name"].as_str().is_some_and(|name| !name.trim().is_empty()),
+            "{license}"
+        );
+    }
     // Error responses are documented as problem+json.
     let signup_409 = &doc["paths"]["/api/v1/auth/signup"]["post"]["responses"]["409"];
     assert!(

@@ -5,11 +5,11 @@ pub mod dto;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
-use actix_web::web::{Data, Path, Query};
+use actix_web::web::{Data, Path};
 use uuid::Uuid;
 
 use super::error::Problem;
-use super::extract::{AdminUser, Json};
+use super::extract::{AdminUser, Json, Query};
 use crate::app::seat_creation::{self, JobMode};
 use crate::app::{AppError, Deps, concerts, seat_map};
 use crate::cache::JsonBody;
