@@ -112,11 +112,17 @@ enum Outbox {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
+        Ok(output) if output.is_empty() => ExitCode::SUCCESS,
         Ok(output) => {
-            if !output.is_empty() {
-                println!("{output}");
+            use std::io::Write as _;
+            // Not println!: it panics when the reader has gone (`imticket-admin streams | head`).
+            match writeln!(std::io::stdout().lock(), "{output}") {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("imticket-admin: write output: {err}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
             }
-            ExitCode::SUCCESS
         }
         Err(err) => {
             eprintln!("imticket-admin: {err:#}");
