@@ -4,74 +4,193 @@
 # `imticket-worker all`. Ctrl-C stops everything cleanly (API and workers drain first).
 #
 # Installs redis-server and postgresql from Debian's packages when missing. Settings: any
-# variable of .env.example (read from ./.env when present), plus
+# variable of .env.example, from the environment or else from ./.env (DATABASE_URL and
+# REDIS_URL are always this script's own servers), plus
+#   IMTICKET_DOTENV     (.env)    the file of settings read under the environment
 #   IMTICKET_DATA_DIR   (.data)   where PostgreSQL and Redis keep their files
 #   IMTICKET_PG_PORT    (55432)   the local PostgreSQL's port
 #   IMTICKET_REDIS_PORT (56379)   the local Redis's port
 #   IMTICKET_PROFILE    (release) cargo profile to build: release or dev
+#   IMTICKET_HTTP_ADDR (127.0.0.1:8080), IMTICKET_WORKER_METRICS_ADDR (127.0.0.1:9100)
+#
+# One run per data directory: a second run.sh on the same IMTICKET_DATA_DIR refuses to start
+# and touches nothing. While it runs, <data dir>/run.env holds DATABASE_URL, REDIS_URL and
+# IMTICKET_REDIS_KEY_PREFIX; `imticket-admin` reads ./.data/run.env by itself. If the API, the
+# workers or Redis stop on their own, everything is stopped and the script exits 1 naming it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 
-if [ -f .env ]; then set -a; source .env; set +a; fi
+dotenv=${IMTICKET_DOTENV:-.env}
+if [ -f "$dotenv" ]; then
+  # What is already in the environment wins over the file.
+  environment=$(export -p)
+  given_db=${DATABASE_URL:-} given_redis=${REDIS_URL:-}
+  set -a; source "$dotenv"; set +a
+  eval "$environment"
+  # The addresses of this script's own servers replace these; say so when .env meant others.
+  if [ -z "$given_db" ] && [ -n "${DATABASE_URL:-}" ]; then
+    log "note: DATABASE_URL from $dotenv is not used: scripts/run.sh serves its own PostgreSQL"
+  fi
+  if [ -z "$given_redis" ] && [ -n "${REDIS_URL:-}" ] && [ "$REDIS_URL" != redis://127.0.0.1:6379 ]; then
+    log "note: REDIS_URL from $dotenv is not used: scripts/run.sh serves its own Redis"
+  fi
+fi
 data_dir=$(mkdir -p "${IMTICKET_DATA_DIR:-.data}" && cd "${IMTICKET_DATA_DIR:-.data}" && pwd)
 pg_port=${IMTICKET_PG_PORT:-55432}
 redis_port=${IMTICKET_REDIS_PORT:-56379}
+http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080}
+metrics_addr=${IMTICKET_WORKER_METRICS_ADDR:-127.0.0.1:9100}
+key_prefix=${IMTICKET_REDIS_KEY_PREFIX:-imticket:}
 profile=${IMTICKET_PROFILE:-release}
 target_dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+
+# One run per data directory: the lock lives as long as this script (fd 9). Nothing started
+# from here inherits fd 9 (`9>&-`), so a run.sh killed with -9 leaves the lock free.
+exec 9>>"$data_dir/run.lock"
+if ! flock -n 9; then
+  die "another scripts/run.sh (pid $(cat "$data_dir/run.pid" 2>/dev/null || echo '?')) is already running with $data_dir; nothing was started or stopped"
+fi
+echo $$ >"$data_dir/run.pid"
+rm -f "$data_dir/run.env"
 
 ensure_system_packages
 ensure_rust
 
+# Servers a run.sh killed with -9 left behind: with the lock held, nobody else uses them.
+pg_data=$(pg_usable_dir "$data_dir/pg")
+if pg_as_owner "$(pg_bindir)/pg_ctl" -D "$pg_data" status >/dev/null 2>&1; then
+  log "stopping the PostgreSQL a previous run left running in $pg_data"
+  pg_stop "$pg_data"
+fi
+if old=$(cat "$data_dir/redis.pid" 2>/dev/null) && grep -qs redis-server "/proc/$old/cmdline"; then
+  log "stopping the Redis a previous run left running (pid $old)"
+  kill -TERM "$old" 2>/dev/null || true
+  wait_until 30 "the old Redis (pid $old) to stop" sh -c "! kill -0 $old"
+fi
+rm -f "$data_dir/redis.pid"
+
+# addr_in_use HOST:PORT: whether something accepts connections there.
+addr_in_use() {
+  local host=${1%:*} port=${1##*:}
+  host=${host#[}; host=${host%]}
+  [ "$host" = 0.0.0.0 ] && host=127.0.0.1
+  (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+for check in "127.0.0.1:$pg_port PostgreSQL (IMTICKET_PG_PORT)" "127.0.0.1:$redis_port Redis (IMTICKET_REDIS_PORT)" \
+  "$http_addr the API (IMTICKET_HTTP_ADDR)" "$metrics_addr the worker metrics (IMTICKET_WORKER_METRICS_ADDR)"; do
+  addr=${check%% *}
+  addr_in_use "$addr" && die "port ${addr##*:} for ${check#* } is already in use by another process; free it or choose another port"
+done
+
 log "building ($profile profile; the first build takes a few minutes)"
 cargo build --quiet --profile "$profile" --bins
 bin=target/$target_dir
+logs=$data_dir/logs
+mkdir -p "$logs"
 
 pids=()
+declare -A names=() outputs=()
 redis_pid=""
-pg_data=""
+servers_up=""
 # The API and workers first (they drain: in-flight requests and handlers finish, and acks and
 # cache invalidations still reach Redis), then Redis (it writes its AOF), then PostgreSQL.
 # Redis and PostgreSQL run in sessions of their own, so a Ctrl-C reaches only the API and
 # workers and the script.
 cleanup() {
+  local status=$?
   trap - INT TERM EXIT
   log "stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  redis_pid=${redis_pid:-${REDIS_PID:-}}
   if [ -n "$redis_pid" ]; then
     kill -TERM "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
   fi
-  [ -n "$pg_data" ] && pg_stop "$pg_data"
+  [ -n "$servers_up" ] && pg_stop "$pg_data"
+  rm -f "$data_dir/run.env" "$data_dir/run.pid" "$data_dir/redis.pid"
   log "stopped"
+  exit "$status"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+# Ctrl-C or SIGTERM: the normal way to stop (exit 0 after cleaning up).
+trap 'exit 0' INT TERM
 
-pg_data=$(pg_usable_dir "$data_dir/pg")
-pg_start "$pg_data" "$pg_port"
+servers_up=yes
+pg_start "$pg_data" "$pg_port" 9>&-
 pg_createdb "$pg_port" imticket
 
-redis_start "$data_dir/redis" "$redis_port"
+redis_start "$data_dir/redis" "$redis_port" 9>&-
 redis_pid=$REDIS_PID
+names[$redis_pid]=redis-server
+outputs[$redis_pid]=$data_dir/redis/redis.log
+redis-cli -p "$redis_port" INFO server | sed -n 's/^process_id:\([0-9]*\).*/\1/p' >"$data_dir/redis.pid"
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/imticket"
 export REDIS_URL="redis://127.0.0.1:$redis_port"
+export IMTICKET_REDIS_KEY_PREFIX=$key_prefix
 export IMTICKET_ENV=${IMTICKET_ENV:-development}
-export IMTICKET_HTTP_ADDR=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080}
+export IMTICKET_HTTP_ADDR=$http_addr
+export IMTICKET_WORKER_METRICS_ADDR=$metrics_addr
 export IMTICKET_BOOTSTRAP_ADMIN_EMAIL=${IMTICKET_BOOTSTRAP_ADMIN_EMAIL:-admin@imticket.local}
 export IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=${IMTICKET_BOOTSTRAP_ADMIN_PASSWORD:-admin-password}
+printf '# Written by scripts/run.sh (pid %s) while it runs; read by imticket-admin.\nDATABASE_URL=%s\nREDIS_URL=%s\nIMTICKET_REDIS_KEY_PREFIX=%s\n' \
+  $$ "$DATABASE_URL" "$REDIS_URL" "$IMTICKET_REDIS_KEY_PREFIX" >"$data_dir/run.env"
 
-"$bin/imticket-admin" migrate
-"$bin/imticket-api" &
-pids+=($!)
-"$bin/imticket-worker" all &
-pids+=($!)
+"$bin/imticket-admin" migrate 9>&-
 
+# start NAME COMMAND…: in the background, its output on the terminal and in $logs/NAME.log.
+# The tee ignores Ctrl-C so the drain's last lines still get written.
+start() {
+  local name=$1; shift
+  : >"$logs/$name.log"
+  "$@" 9>&- > >(exec 9>&-; trap '' INT TERM; exec tee -a "$logs/$name.log") 2>&1 &
+  pids+=($!)
+  names[$!]=$name
+  outputs[$!]=$logs/$name.log
+}
+start imticket-api "$bin/imticket-api"
+start imticket-worker "$bin/imticket-worker" all
+
+# died PID STATUS WHEN: names the process that ended, how, and shows the end of its output.
+died() {
+  local pid=$1 status=$2 when=$3 how
+  if [ "$status" -gt 128 ] && how=$(kill -l "$((status - 128))" 2>/dev/null); then
+    how="was killed by signal $how (exit status $status)"
+  else
+    how="exited with status $status"
+  fi
+  printf '[imticket] error: %s (pid %s) %s %s; the end of its output (all of it in %s):\n' \
+    "${names[$pid]:-process}" "$pid" "$how" "$when" "${outputs[$pid]:-the terminal}" >&2
+  tail -n 8 "${outputs[$pid]:-/dev/null}" 2>/dev/null | sed 's/^/    /' >&2 || true
+}
+
+# Waits for readiness and for any process ending, whichever comes first.
 url="http://$IMTICKET_HTTP_ADDR"
-wait_until 60 "the API at $url" curl -fsS "$url/health/ready"
+(exec 9>&-; wait_until 60 "the API at $url to be ready" curl -fsS "$url/health/ready") &
+ready_pid=$!
+status=0
+wait -n -p ended "${pids[@]}" "$redis_pid" "$ready_pid" || status=$?
+if [ "${ended:-}" != "$ready_pid" ]; then
+  died "${ended:-?}" "$status" "before ImTicket was ready"
+  exit 1
+elif [ "$status" -ne 0 ]; then
+  log "see ${outputs[${pids[0]}]} and ${outputs[${pids[1]}]}"
+  exit 1
+fi
+
+if [ "$data_dir" = "$PWD/.data" ]; then admin="$bin/imticket-admin"; else admin="$bin/imticket-admin --env-file $data_dir/run.env"; fi
 log "ImTicket is running at $url  (OpenAPI: $url/openapi.json, metrics: $url/metrics)"
+log "worker metrics: http://$IMTICKET_WORKER_METRICS_ADDR/metrics; logs in $logs"
 log "admin account: $IMTICKET_BOOTSTRAP_ADMIN_EMAIL / $IMTICKET_BOOTSTRAP_ADMIN_PASSWORD (development only)"
+log "operator tools (addresses in $data_dir/run.env):"
+log "  $admin streams"
+log "  redis-cli -p $redis_port XINFO GROUPS ${IMTICKET_REDIS_KEY_PREFIX}stream:seat-creation"
+log "  psql -h 127.0.0.1 -p $pg_port -U postgres imticket"
 log "press Ctrl-C to stop"
-# Stop everything as soon as any process ends on its own.
-wait -n "${pids[@]}" "$redis_pid" || true
+
+status=0
+wait -n -p ended "${pids[@]}" "$redis_pid" || status=$?
+died "${ended:-?}" "$status" "while ImTicket was running"
+exit 1

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 
 use crate::events::Stream;
 use crate::keys::Keys;
+use crate::stream::EntryId;
 use crate::stream::dead_letter::{self, DeadLetter};
 use crate::stream::maintenance::{self, StreamStats};
 
@@ -27,6 +28,11 @@ fn age(ms: u64) -> String {
         120_000..7_200_000 => format!("{:.1}m", ms as f64 / 60_000.0),
         _ => format!("{:.1}h", ms as f64 / 3_600_000.0),
     }
+}
+
+/// A dead-letter id as operators type it: a stream entry id `<ms>-<seq>`.
+pub fn dead_letter_id(raw: &str) -> anyhow::Result<EntryId> {
+    EntryId::parse(raw.trim()).with_context(|| format!("not a dead-letter id: {raw} (expected <ms>-<seq>)"))
 }
 
 impl Admin {
@@ -134,9 +140,10 @@ impl Admin {
 
     pub async fn dlq_show(&mut self, id: &str) -> anyhow::Result<String> {
         let keys = self.keys.clone();
-        let letter = dead_letter::show(self.redis()?, &keys, id)
+        let id = dead_letter_id(id)?.to_string();
+        let letter = dead_letter::show(self.redis()?, &keys, &id)
             .await?
-            .with_context(|| format!("no dead letter {id}"))?;
+            .with_context(|| format!("no dead letter with id {id}"))?;
         if self.json {
             return Ok(serde_json::to_string_pretty(&letter_json(&letter))?);
         }
@@ -164,11 +171,14 @@ impl Admin {
         let keys = self.keys.clone();
         let conn = self.redis()?;
         let letters = match id {
-            Some(id) => vec![
-                dead_letter::show(conn, &keys, id)
-                    .await?
-                    .with_context(|| format!("no dead letter {id}"))?,
-            ],
+            Some(id) => {
+                let id = dead_letter_id(id)?.to_string();
+                vec![
+                    dead_letter::show(conn, &keys, &id)
+                        .await?
+                        .with_context(|| format!("no dead letter with id {id}"))?,
+                ]
+            }
             None => dead_letter::list(conn, &keys, stream, usize::MAX).await?,
         };
         let mut replayed = Vec::new();

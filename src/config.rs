@@ -14,6 +14,8 @@ use secrecy::SecretString;
 const DEV_JWT_SECRET: &str = "imticket-development-secret-do-not-use-in-production";
 /// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
 const MIN_JWT_SECRET_BYTES: usize = 32;
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+const DEFAULT_REDIS_KEY_PREFIX: &str = "imticket:";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -152,10 +154,7 @@ impl Config {
         Ok(Self {
             environment,
             database_url: SecretString::from(env.required("DATABASE_URL")?),
-            redis_url: SecretString::from(
-                env.get("REDIS_URL")
-                    .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
-            ),
+            redis_url: env.redis_url(),
             jwt_secret: SecretString::from(jwt_secret),
             jwt_ttl: env.seconds("IMTICKET_JWT_TTL_SECONDS", 3600, 60..=86_400 * 30)?,
             http_addr: env.parsed(
@@ -169,12 +168,8 @@ impl Config {
                 "a socket address like 127.0.0.1:9100",
             )?,
             db_max_connections: env.number("IMTICKET_DB_MAX_CONNECTIONS", 20, 1..=1000)?,
-            db_acquire_timeout: Duration::from_millis(env.number(
-                "IMTICKET_DB_ACQUIRE_TIMEOUT_MS",
-                5000,
-                100..=120_000,
-            )?),
-            redis_timeout: Duration::from_millis(env.number("IMTICKET_REDIS_TIMEOUT_MS", 2000, 50..=60_000)?),
+            db_acquire_timeout: env.db_acquire_timeout()?,
+            redis_timeout: env.redis_timeout()?,
             cache_near_ttl: Duration::from_millis(env.number("IMTICKET_CACHE_NEAR_TTL_MS", 1000, 0..=60_000)?),
             shutdown_timeout: env.seconds("IMTICKET_SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=3600)?,
             hold_ttl: env.seconds("IMTICKET_HOLD_TTL_SECONDS", 300, 1..=86_400)?,
@@ -206,9 +201,79 @@ impl Config {
                 outbox_batch_size: env.number("IMTICKET_OUTBOX_BATCH_SIZE", 1000, 1..=10_000)?,
                 outbox_retention: env.seconds("IMTICKET_OUTBOX_RETENTION_SECONDS", 86_400, 0..=31_536_000)?,
             },
-            redis_key_prefix: env.key_prefix("IMTICKET_REDIS_KEY_PREFIX", "imticket:")?,
+            redis_key_prefix: env.key_prefix("IMTICKET_REDIS_KEY_PREFIX", DEFAULT_REDIS_KEY_PREFIX)?,
             bootstrap_admin,
         })
+    }
+}
+
+/// What the operator CLI (`imticket-admin`) needs: where the servers are and how long to wait
+/// for them. Read with the same names, defaults and checks as [`Config`], without what only
+/// the services need (no `JWT_SECRET`; `DATABASE_URL` only for the commands that use it).
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    pub database_url: Option<SecretString>,
+    pub redis_url: SecretString,
+    pub redis_key_prefix: String,
+    pub redis_timeout: Duration,
+    pub db_acquire_timeout: Duration,
+}
+
+impl OperatorConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup: &lookup };
+        Ok(Self {
+            database_url: env.get("DATABASE_URL").map(SecretString::from),
+            redis_url: env.redis_url(),
+            redis_key_prefix: env.key_prefix("IMTICKET_REDIS_KEY_PREFIX", DEFAULT_REDIS_KEY_PREFIX)?,
+            redis_timeout: env.redis_timeout()?,
+            db_acquire_timeout: env.db_acquire_timeout()?,
+        })
+    }
+}
+
+/// Parses a file of `NAME=value` lines (what `scripts/run.sh` writes to `.data/run.env`, and
+/// the format of `.env`): blank lines and `#` comments are skipped, an `export ` prefix and
+/// quotes around the value are allowed. The error names the first malformed line.
+pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut vars = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let valid_name = |name: &str| {
+            name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let Some((name, value)) = line.split_once('=').filter(|(name, _)| valid_name(name.trim())) else {
+            return Err(format!("line {}: expected NAME=value", n + 1));
+        };
+        let value = value.trim();
+        let unquoted = ['"', '\'']
+            .iter()
+            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+            .unwrap_or(value);
+        vars.push((name.trim().to_owned(), unquoted.to_owned()));
+    }
+    Ok(vars)
+}
+
+/// A server URL fit for messages: the password, if any, replaced by `***`.
+pub fn url_without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -267,6 +332,26 @@ impl Env<'_> {
                 format!("expected up to 64 characters of A-Z a-z 0-9 : _ . -, got {raw:?}"),
             ))
         }
+    }
+
+    fn redis_url(&self) -> SecretString {
+        SecretString::from(self.get("REDIS_URL").unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()))
+    }
+
+    fn redis_timeout(&self) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(self.number(
+            "IMTICKET_REDIS_TIMEOUT_MS",
+            2000,
+            50..=60_000,
+        )?))
+    }
+
+    fn db_acquire_timeout(&self) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(self.number(
+            "IMTICKET_DB_ACQUIRE_TIMEOUT_MS",
+            5000,
+            100..=120_000,
+        )?))
     }
 
     fn seconds(
@@ -386,6 +471,56 @@ mod tests {
             assert!(listed.contains(&name.as_str()), ".env.example is missing {name}");
         }
         assert!(read.borrow().len() >= 20, "{:?}", read.borrow());
+    }
+
+    #[test]
+    fn the_operator_config_needs_no_secret_and_no_database() {
+        let config = OperatorConfig::from_lookup(|_| None).unwrap();
+        assert!(config.database_url.is_none());
+        assert_eq!(config.redis_url.expose_secret(), DEFAULT_REDIS_URL);
+        assert_eq!(config.redis_key_prefix, "imticket:");
+        assert_eq!(config.redis_timeout, Duration::from_millis(2000));
+        let err = OperatorConfig::from_lookup(|name| (name == "IMTICKET_REDIS_TIMEOUT_MS").then(|| "soon".to_owned()))
+            .unwrap_err();
+        assert_eq!(err.var, "IMTICKET_REDIS_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn env_files_are_name_value_lines() {
+        let vars = parse_env_file(
+            "# written by scripts/run.sh\n\nDATABASE_URL=postgres://p@h:1/db?x=1\nexport REDIS_URL=\"redis://h:2\"\nEMPTY=\n",
+        )
+        .unwrap();
+        assert_eq!(
+            vars,
+            [
+                ("DATABASE_URL".to_owned(), "postgres://p@h:1/db?x=1".to_owned()),
+                ("REDIS_URL".to_owned(), "redis://h:2".to_owned()),
+                ("EMPTY".to_owned(), String::new()),
+            ]
+        );
+        assert_eq!(
+            parse_env_file("A=1\nnot a setting\n").unwrap_err(),
+            "line 2: expected NAME=value"
+        );
+        assert_eq!(parse_env_file("=1").unwrap_err(), "line 1: expected NAME=value");
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(
+            url_without_password("redis://:hunter2@10.0.0.1:6379/0"),
+            "redis://:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            url_without_password("postgres://app:p@ss@db:5432/x?sslmode=require"),
+            "postgres://app:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(url_without_password("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(
+            url_without_password("redis://127.0.0.1:56379"),
+            "redis://127.0.0.1:56379"
+        );
     }
 
     #[test]

@@ -1,32 +1,43 @@
 //! `imticket-admin`: the operator CLI.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use imticket::admin::Admin;
+use imticket::admin::{Admin, dead_letter_id};
+use imticket::config::{OperatorConfig, parse_env_file, url_without_password};
 use imticket::keys::Keys;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// Written by `scripts/run.sh` while it runs: the addresses of its PostgreSQL and Redis.
+const RUN_ENV_FILE: &str = ".data/run.env";
 
 #[derive(Parser)]
-#[command(name = "imticket-admin", version, about = "Operator commands for ImTicket")]
+#[command(
+    name = "imticket-admin",
+    version,
+    about = "Operator commands for ImTicket",
+    after_help = "Settings (DATABASE_URL, REDIS_URL, IMTICKET_REDIS_KEY_PREFIX, IMTICKET_REDIS_TIMEOUT_MS, \
+                  IMTICKET_DB_ACQUIRE_TIMEOUT_MS): the command-line options win, then the environment, \
+                  then the env file (--env-file, else ./.data/run.env, written by scripts/run.sh)."
+)]
 struct Cli {
-    /// PostgreSQL URL (migrate, outbox).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
-    database_url: Option<SecretString>,
-    /// Redis URL (streams, dlq).
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        hide_env_values = true,
-        global = true,
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis_url: SecretString,
-    /// Prefix of the deployment's Redis keys.
-    #[arg(long, env = "IMTICKET_REDIS_KEY_PREFIX", global = true, default_value = "imticket:")]
-    key_prefix: String,
+    /// File of NAME=value settings read under the environment [default: ./.data/run.env when present]
+    #[arg(long, env = "IMTICKET_ENV_FILE", global = true)]
+    env_file: Option<PathBuf>,
+    /// PostgreSQL URL (migrate, outbox, seed) [default: DATABASE_URL]
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Redis URL (streams, dlq) [default: REDIS_URL, else redis://127.0.0.1:6379]
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
+    /// Prefix of the deployment's Redis keys [default: IMTICKET_REDIS_KEY_PREFIX, else imticket:]
+    #[arg(long, global = true)]
+    key_prefix: Option<String>,
     /// JSON output for scripts instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -63,6 +74,9 @@ enum Dlq {
     /// One dead letter with every field of its original entry.
     Show { id: String },
     /// Publish dead letters to their source stream again (a fresh entry, the same event_id).
+    #[command(
+        override_usage = "imticket-admin dlq replay <ID>\n       imticket-admin dlq replay --all [--stream <STREAM>]"
+    )]
     Replay(Replay),
     /// Delete dead letters (all, or one stream's). Needs --yes.
     Purge {
@@ -74,15 +88,17 @@ enum Dlq {
     },
 }
 
+/// One dead letter, or `--all` (optionally of one `--stream`).
 #[derive(Args)]
-#[group(required = true, multiple = false, id = "which")]
 struct Replay {
     /// The dead letter's id.
+    #[arg(required_unless_present = "all", conflicts_with_all = ["all", "stream"])]
     id: Option<String>,
     /// Every dead letter (with --stream: of that stream).
     #[arg(long)]
     all: bool,
-    #[arg(long, requires = "all")]
+    /// With --all: only the dead letters of this stream (logical name like `payments`, or the key).
+    #[arg(long)]
     stream: Option<String>,
 }
 
@@ -96,11 +112,17 @@ enum Outbox {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
+        Ok(output) if output.is_empty() => ExitCode::SUCCESS,
         Ok(output) => {
-            if !output.is_empty() {
-                println!("{output}");
+            use std::io::Write as _;
+            // Not println!: it panics when the reader has gone (`imticket-admin streams | head`).
+            match writeln!(std::io::stdout().lock(), "{output}") {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("imticket-admin: write output: {err}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
             }
-            ExitCode::SUCCESS
         }
         Err(err) => {
             eprintln!("imticket-admin: {err:#}");
@@ -109,34 +131,139 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn connect_db(url: Option<&SecretString>) -> anyhow::Result<sqlx::PgPool> {
-    let url = url.context("DATABASE_URL: is required but not set")?;
-    PgPoolOptions::new()
+/// Settings with where each came from, for error messages ("REDIS_URL from .data/run.env").
+struct Settings {
+    config: OperatorConfig,
+    origins: HashMap<&'static str, String>,
+}
+
+impl Settings {
+    /// Command-line options, then the process environment, then the env file.
+    fn load(cli: &Cli) -> anyhow::Result<Self> {
+        let file = match &cli.env_file {
+            Some(path) => Some(read_env_file(path)?),
+            None if Path::new(RUN_ENV_FILE).is_file() => Some(read_env_file(Path::new(RUN_ENV_FILE))?),
+            None => None,
+        };
+        let file_name = cli
+            .env_file
+            .as_deref()
+            .unwrap_or(Path::new(RUN_ENV_FILE))
+            .display()
+            .to_string();
+        let flag = |name: &str| match name {
+            "DATABASE_URL" => cli
+                .database_url
+                .as_ref()
+                .map(|v| (v.clone(), "--database-url".to_owned())),
+            "REDIS_URL" => cli.redis_url.as_ref().map(|v| (v.clone(), "--redis-url".to_owned())),
+            "IMTICKET_REDIS_KEY_PREFIX" => cli.key_prefix.as_ref().map(|v| (v.clone(), "--key-prefix".to_owned())),
+            _ => None,
+        };
+        let lookup = |name: &str| -> Option<(String, String)> {
+            flag(name)
+                .or_else(|| {
+                    std::env::var(name)
+                        .ok()
+                        .map(|v| (v, format!("{name} from the environment")))
+                })
+                .or_else(|| {
+                    file.as_ref()?
+                        .get(name)
+                        .map(|v| (v.clone(), format!("{name} from {file_name}")))
+                })
+        };
+        let config = OperatorConfig::from_lookup(|name| lookup(name).map(|(value, _)| value))?;
+        let origins = ["DATABASE_URL", "REDIS_URL"]
+            .into_iter()
+            .map(|name| {
+                let origin = lookup(name).map_or_else(|| format!("{name} not set"), |(_, origin)| origin);
+                (name, origin)
+            })
+            .collect();
+        Ok(Self { config, origins })
+    }
+
+    fn origin(&self, name: &str) -> &str {
+        self.origins.get(name).map_or("", String::as_str)
+    }
+}
+
+fn read_env_file(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("env file {}", path.display()))?;
+    let vars = parse_env_file(&text).map_err(|err| anyhow::anyhow!("env file {}: {err}", path.display()))?;
+    Ok(vars.into_iter().collect())
+}
+
+/// Connects and PINGs within `IMTICKET_REDIS_TIMEOUT_MS`; later commands have the same
+/// response timeout, so an unreachable Redis is one error line, never a silent wait.
+async fn connect_redis(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let config = &settings.config;
+    let redis = imticket::infra::redis::Redis::new(&config.redis_url, config.redis_timeout)?;
+    let connected = async {
+        redis.ping().await?;
+        redis.connection().await
+    };
+    connected.await.with_context(|| {
+        format!(
+            "cannot reach Redis at {} ({}) within {} ms",
+            url_without_password(config.redis_url.expose_secret()),
+            settings.origin("REDIS_URL"),
+            config.redis_timeout.as_millis()
+        )
+    })
+}
+
+/// One connection within `IMTICKET_DB_ACQUIRE_TIMEOUT_MS`, or one error line.
+async fn connect_db(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    let config = &settings.config;
+    let url: &SecretString = config
+        .database_url
+        .as_ref()
+        .context("DATABASE_URL: is required for this command but not set (nor in --env-file or ./.data/run.env)")?;
+    let options: PgConnectOptions = url
+        .expose_secret()
+        .parse()
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    let timeout = config.db_acquire_timeout;
+    let connect = PgPoolOptions::new()
         .max_connections(2)
-        .connect(url.expose_secret())
+        .acquire_timeout(timeout)
+        .connect_with(options.application_name("imticket-admin"));
+    // The pool's own timeout covers the connect too; this bounds anything it might not.
+    let connected = tokio::time::timeout(timeout + Duration::from_millis(500), connect)
         .await
-        .context("connect to PostgreSQL")
+        .context("timed out")
+        .and_then(|pool| Ok(pool?));
+    connected.with_context(|| {
+        format!(
+            "cannot reach PostgreSQL at {} ({}) within {} ms",
+            url_without_password(url.expose_secret()),
+            settings.origin("DATABASE_URL"),
+            timeout.as_millis()
+        )
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<String> {
-    let needs_redis = matches!(cli.command, Command::Streams | Command::Dlq(_));
-    let redis = if needs_redis {
-        let client =
-            redis::Client::open(cli.redis_url.expose_secret()).context("REDIS_URL is not a valid Redis URL")?;
-        Some(
-            redis::aio::ConnectionManager::new(client)
-                .await
-                .context("connect to Redis")?,
-        )
-    } else {
-        None
+    let settings = Settings::load(&cli)?;
+    // A malformed id is refused before anything is contacted.
+    match &cli.command {
+        Command::Dlq(Dlq::Show { id }) | Command::Dlq(Dlq::Replay(Replay { id: Some(id), .. })) => {
+            dead_letter_id(id)?;
+        }
+        _ => {}
+    }
+    let redis = match cli.command {
+        Command::Streams | Command::Dlq(_) => Some(connect_redis(&settings).await?),
+        _ => None,
     };
     let db = match cli.command {
-        Command::Migrate | Command::Outbox(_) | Command::Seed(_) => Some(connect_db(cli.database_url.as_ref()).await?),
+        Command::Migrate | Command::Outbox(_) | Command::Seed(_) => Some(connect_db(&settings).await?),
         _ => None,
     };
     let mut admin = Admin {
-        keys: Keys::new(cli.key_prefix),
+        keys: Keys::new(settings.config.redis_key_prefix.clone()),
         redis,
         db,
         json: cli.json,

@@ -10,6 +10,7 @@ mod helpers;
 mod servers;
 mod support;
 
+mod admin_cli;
 mod crashes;
 mod outbox;
 mod runtime;
