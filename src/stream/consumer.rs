@@ -270,7 +270,7 @@ impl<H: Handler> Consumer<H> {
                 Ok(_) => failures = 0,
                 Err(err) => {
                     failures += 1;
-                    if format!("{err:#}").contains("NOGROUP") {
+                    if redis_error_code(&err) == Some("NOGROUP") {
                         // Redis lost the group (restarted without its data): recreate it.
                         self.group_ready = false;
                     }
@@ -574,6 +574,14 @@ pub async fn create_group(conn: &mut impl ConnectionLike, stream_key: &str, grou
         Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
         Err(err) => Err(anyhow::Error::new(err).context(format!("create consumer group {group} on {stream_key}"))),
     }
+}
+
+/// The code (`NOGROUP`, `ERR`, …) of the Redis server error somewhere in `err`'s chain, if
+/// any: errors are told apart by their code, never by their message text.
+pub(crate) fn redis_error_code(err: &anyhow::Error) -> Option<&str> {
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<redis::RedisError>())
+        .and_then(redis::RedisError::code)
 }
 
 /// Exponential back-off with jitter for a loop whose last `failures` rounds failed:

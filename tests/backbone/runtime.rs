@@ -639,3 +639,41 @@ async fn a_pending_list_longer_than_one_rounds_scan_is_walked_over_several_round
     assert_eq!(b.effects("g").await, (1, 1));
     assert_eq!(b.pending(&key, "g").await, n as i64);
 }
+
+#[tokio::test]
+async fn a_running_consumer_recreates_its_group_when_redis_lost_it() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    b.publish(&key, 5).await;
+    let consumer = b.consumer(&key, "g", b.probe("g"), fast_settings());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(consumer.run(stop.clone()));
+    wait_for("the first events handled", Duration::from_secs(20), || async {
+        b.effects("g").await == (5, 5)
+    })
+    .await;
+
+    // Redis restarted without its data, as far as the group is concerned (NOGROUP).
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(&key)
+        .arg("g")
+        .query_async(&mut b.conn().await)
+        .await
+        .unwrap();
+    b.publish(&key, 5).await;
+    wait_for(
+        "the group recreated and the new events handled",
+        Duration::from_secs(20),
+        || async { b.effects("g").await == (10, 10) },
+    )
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+    // The group restarts at id 0: the first five came again and were acked with no effect.
+    assert_eq!(b.effects("g").await, (10, 10));
+    assert_eq!(b.pending(&key, "g").await, 0);
+}
