@@ -150,6 +150,22 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
             other => anyhow::bail!("role {other} has no implementation"),
         }
     }
+    // Every process that consumes a stream keeps `processed_events` bounded (harmless in many).
+    if roles
+        .iter()
+        .any(|r| matches!(r, Role::SeatCreation | Role::Payment | Role::Expiry))
+    {
+        let (retention, every) = (
+            config.stream.processed_events_retention,
+            config.stream.maintenance_interval,
+        );
+        tasks.spawn(crate::stream::pruning::run(
+            deps.db.clone(),
+            retention,
+            every,
+            roles_stop.clone(),
+        ));
+    }
 
     let mut failed = false;
     tokio::select! {

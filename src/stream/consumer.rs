@@ -74,6 +74,16 @@ impl ConsumerSettings {
         }
     }
 
+    /// How long after its first delivery an entry can still be delivered again: the sum of
+    /// the back-offs of `max_deliveries` deliveries. One more back-off than the handler can
+    /// run after (the last reclaim dead-letters without calling it), which leaves a margin for
+    /// reclaim intervals and handler time. Records in `processed_events` must outlive it.
+    pub fn redelivery_window(&self) -> Duration {
+        (1..=self.max_deliveries)
+            .map(|n| self.backoff(n))
+            .fold(Duration::ZERO, Duration::saturating_add)
+    }
+
     /// How long an entry delivered `deliveries` times must sit idle before it is reclaimed.
     pub fn backoff(&self, deliveries: u32) -> Duration {
         let factor = 2u32.saturating_pow(deliveries.saturating_sub(1).min(30));

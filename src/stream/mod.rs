@@ -16,6 +16,7 @@ pub mod dead_letter;
 pub mod envelope;
 pub mod maintenance;
 pub mod probe;
+pub mod pruning;
 pub mod relay;
 
 use std::fmt;
