@@ -155,14 +155,9 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
         .iter()
         .any(|r| matches!(r, Role::SeatCreation | Role::Payment | Role::Expiry))
     {
-        let (retention, every) = (
-            config.stream.processed_events_retention,
-            config.stream.maintenance_interval,
-        );
         tasks.spawn(crate::stream::pruning::run(
             deps.db.clone(),
-            retention,
-            every,
+            config.stream.clone(),
             roles_stop.clone(),
         ));
     }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::StreamSettings;
 use crate::infra::processed_events;
 
 /// Records deleted per statement: small enough that one statement takes milliseconds.
@@ -35,9 +36,11 @@ pub async fn prune_processed_events(db: &PgPool, retention: Duration, stop: &Can
     }
 }
 
-/// Prunes every `interval` until `shutdown`. Failures (PostgreSQL down) are logged and the
-/// next period tries again; nothing depends on a pass succeeding soon.
-pub async fn run(db: PgPool, retention: Duration, interval: Duration, shutdown: CancellationToken) {
+/// Prunes records older than `processed_events_retention` every `maintenance_interval` until
+/// `shutdown`. Failures (PostgreSQL down) are logged and the next period tries again;
+/// nothing depends on a pass succeeding soon.
+pub async fn run(db: PgPool, settings: StreamSettings, shutdown: CancellationToken) {
+    let (retention, interval) = (settings.processed_events_retention, settings.maintenance_interval);
     loop {
         let started = Instant::now();
         match prune_processed_events(&db, retention, &shutdown).await {
