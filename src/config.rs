@@ -69,6 +69,10 @@ pub struct StreamSettings {
     pub outbox_batch_size: usize,
     /// Published outbox rows are deleted after this long.
     pub outbox_retention: Duration,
+    /// `processed_events` rows are deleted after this long: longer than any redelivery of
+    /// the same entry, and than an operator may wait to replay a dead letter (see
+    /// docs/event-backbone.md). Checked at start against the redelivery window.
+    pub processed_events_retention: Duration,
 }
 
 /// The admin account created at start-up when both variables are set.
@@ -151,7 +155,7 @@ impl Config {
             _ => None,
         };
 
-        Ok(Self {
+        (Self {
             environment,
             database_url: SecretString::from(env.required("DATABASE_URL")?),
             redis_url: env.redis_url(),
@@ -200,10 +204,40 @@ impl Config {
                 )?,
                 outbox_batch_size: env.number("IMTICKET_OUTBOX_BATCH_SIZE", 1000, 1..=10_000)?,
                 outbox_retention: env.seconds("IMTICKET_OUTBOX_RETENTION_SECONDS", 86_400, 0..=31_536_000)?,
+                processed_events_retention: env.seconds(
+                    "IMTICKET_PROCESSED_EVENTS_RETENTION_SECONDS",
+                    604_800,
+                    60..=315_360_000,
+                )?,
             },
             redis_key_prefix: env.key_prefix("IMTICKET_REDIS_KEY_PREFIX", DEFAULT_REDIS_KEY_PREFIX)?,
             bootstrap_admin,
         })
+        .checked()
+    }
+
+    /// Checks that need several variables at once.
+    fn checked(self) -> Result<Self, ConfigError> {
+        // Pruning an event's record while its entry can still be redelivered would let the
+        // redelivery take effect twice. The window is the consumer's own arithmetic
+        // (`crate::retry`, which `ConsumerSettings::backoff` uses), not a second copy of it.
+        let window = crate::retry::redelivery_window(
+            self.stream_claim_idle,
+            self.stream.backoff_cap,
+            self.stream_max_deliveries,
+        );
+        if self.stream.processed_events_retention <= window {
+            return Err(ConfigError::new(
+                "IMTICKET_PROCESSED_EVENTS_RETENTION_SECONDS",
+                format!(
+                    "must be longer than the redelivery window of {} s (the reclaim back-offs of \
+                     IMTICKET_STREAM_MAX_DELIVERIES deliveries, from IMTICKET_STREAM_CLAIM_IDLE_MS \
+                     and IMTICKET_STREAM_BACKOFF_CAP_MS)",
+                    window.as_secs()
+                ),
+            ));
+        }
+        Ok(self)
     }
 }
 
@@ -428,6 +462,37 @@ mod tests {
         assert_eq!(err.var, "DATABASE_URL");
         let err = load(&[DB, ("IMTICKET_ENV", "staging")]).unwrap_err();
         assert_eq!(err.var, "IMTICKET_ENV");
+    }
+
+    #[test]
+    fn processed_events_outlive_every_redelivery() {
+        let dev = ("IMTICKET_ENV", "development");
+        let config = load(&[DB, dev]).unwrap();
+        assert_eq!(
+            config.stream.processed_events_retention,
+            Duration::from_secs(7 * 86_400)
+        );
+        // 30 + 60 + 120 + 240 + 480 s with the defaults.
+        let window = crate::retry::redelivery_window(
+            config.stream_claim_idle,
+            config.stream.backoff_cap,
+            config.stream_max_deliveries,
+        );
+        assert_eq!(window, Duration::from_secs(930));
+
+        let err = load(&[DB, dev, ("IMTICKET_PROCESSED_EVENTS_RETENTION_SECONDS", "930")]).unwrap_err();
+        assert_eq!(err.var, "IMTICKET_PROCESSED_EVENTS_RETENTION_SECONDS");
+        assert!(err.to_string().contains("930 s"), "{err}");
+        assert!(load(&[DB, dev, ("IMTICKET_PROCESSED_EVENTS_RETENTION_SECONDS", "931")]).is_ok());
+        // A longer back-off cap widens the window: a retention that was enough no longer is.
+        let err = load(&[
+            DB,
+            dev,
+            ("IMTICKET_STREAM_MAX_DELIVERIES", "100"),
+            ("IMTICKET_STREAM_BACKOFF_CAP_MS", "86400000"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "IMTICKET_PROCESSED_EVENTS_RETENTION_SECONDS");
     }
 
     #[test]

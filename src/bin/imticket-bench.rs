@@ -87,6 +87,15 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         relays: usize,
     },
+    /// Insert `old` processed-events records older than the retention and `fresh` ones, then
+    /// time the prune pass the workers run (each statement and the whole pass) and a second
+    /// pass with nothing left to delete (what every maintenance period costs afterwards).
+    PruneProcessed {
+        #[arg(long, default_value_t = 1_000_000)]
+        old: i64,
+        #[arg(long, default_value_t = 100_000)]
+        fresh: i64,
+    },
     /// End-to-end latency of sequential GETs over one keep-alive HTTP/1.1 connection, with a
     /// client that costs next to nothing (k6 adds tens of microseconds per request).
     HttpLatency {
@@ -149,6 +158,81 @@ async fn produce(deps: &Deps, key: &str, count: usize, garbage: usize) -> anyhow
             .query_async(&mut conn)
             .await?;
     }
+    Ok(())
+}
+
+async fn prune_processed(deps: &Deps, old: i64, fresh: i64) -> anyhow::Result<()> {
+    use imticket::infra::processed_events;
+    use imticket::stream::pruning::PRUNE_BATCH;
+    let retention = deps.config.stream.processed_events_retention;
+    // Runtime queries: synthetic rows for a benchmark, not part of the product's queries.
+    let fill = |n: i64, age_secs: f64| {
+        sqlx::query(
+            "INSERT INTO processed_events (event_id, consumer_group, processed_at)
+             SELECT gen_random_uuid(), 'bench-prune', now() - make_interval(secs => $2) - random() * interval '1 day'
+             FROM generate_series(1, $1)",
+        )
+        .bind(n)
+        .bind(age_secs)
+        .execute(&deps.db)
+    };
+    fill(old, retention.as_secs_f64() + 86_400.0)
+        .await
+        .context("insert old records")?;
+    fill(fresh, 0.0).await.context("insert fresh records")?;
+    sqlx::query("ANALYZE processed_events").execute(&deps.db).await?;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM processed_events")
+            .fetch_one(&deps.db)
+            .await
+            .context("count processed events")
+    };
+    let before_count = count().await?;
+
+    // The worker's pass (`pruning::prune_processed_events`), statement by statement, timed.
+    let before = chrono::Utc::now() - chrono::Duration::from_std(retention)?;
+    let mut conn = deps.db.acquire().await?;
+    let (mut deleted, mut times) = (0u64, Vec::new());
+    let started = Instant::now();
+    loop {
+        let at = Instant::now();
+        let n = processed_events::prune(&mut conn, before, PRUNE_BATCH).await?;
+        times.push(at.elapsed());
+        deleted += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    let pass = started.elapsed();
+    times.sort();
+    let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    let at = Instant::now();
+    let idle = imticket::stream::pruning::prune_processed_events(
+        &deps.db,
+        retention,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await?;
+    let idle_pass = at.elapsed();
+    println!(
+        "processed_events: {before_count} rows before ({old} older than the retention, {fresh} fresh), {} after",
+        count().await?
+    );
+    println!(
+        "prune pass: deleted {deleted} in {:.2}s ({:.0} rows/s), {} statements of <= {PRUNE_BATCH}: median {:.1} ms, slowest {:.1} ms",
+        pass.as_secs_f64(),
+        deleted as f64 / pass.as_secs_f64(),
+        times.len(),
+        ms(times.get(times.len() / 2)),
+        ms(times.last())
+    );
+    println!(
+        "next pass (nothing to prune): deleted {idle} in {:.2} ms",
+        idle_pass.as_secs_f64() * 1e3
+    );
+    sqlx::query("DELETE FROM processed_events WHERE consumer_group = 'bench-prune'")
+        .execute(&deps.db)
+        .await?;
     Ok(())
 }
 
@@ -287,6 +371,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::PruneProcessed { old, fresh } => prune_processed(&deps, old, fresh).await,
         Command::HttpLatency {
             addr,
             mut path,

@@ -27,11 +27,22 @@ pub async fn record_new(conn: &mut PgConnection, group: &str, event_ids: &[Uuid]
     Ok(fresh.into_iter().collect())
 }
 
-/// Deletes records older than `before` (far beyond any redelivery window).
-pub async fn prune(conn: &mut PgConnection, before: chrono::DateTime<chrono::Utc>) -> anyhow::Result<u64> {
-    let result = sqlx::query!("DELETE FROM processed_events WHERE processed_at < $1", before)
-        .execute(conn)
-        .await
-        .context("prune processed events")?;
+/// Deletes up to `limit` records older than `before`, oldest first; returns how many. One
+/// short statement per call, so pruning a large backlog never holds many locks for long:
+/// call it again while it returns `limit`. Rows another pruner is deleting are skipped
+/// (`SKIP LOCKED`), so concurrent pruners share the work instead of queueing on it. The
+/// rows are found through `processed_events_processed_at_idx` and deleted by `ctid` (a TID
+/// scan; records are never updated, and the lock keeps the row where it is).
+pub async fn prune(conn: &mut PgConnection, before: chrono::DateTime<chrono::Utc>, limit: i64) -> anyhow::Result<u64> {
+    let result = sqlx::query!(
+        "DELETE FROM processed_events WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM processed_events WHERE processed_at < $1
+             ORDER BY processed_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        before,
+        limit
+    )
+    .execute(conn)
+    .await
+    .context("prune processed events")?;
     Ok(result.rows_affected())
 }

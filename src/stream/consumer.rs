@@ -57,6 +57,9 @@ pub struct Consumer<H> {
     handler: Arc<H>,
     pub(super) settings: ConsumerSettings,
     last_reclaim: Option<Instant>,
+    /// Where the next reclaim round goes on scanning the pending list (an exclusive XPENDING
+    /// start, `(id`); `None`: from the head. See [`super::reclaim::RECLAIM_PAGES_PER_ROUND`].
+    pub(super) reclaim_cursor: Option<String>,
     group_ready: bool,
     /// A batch read ahead while the previous one was being handled: delivered to this
     /// consumer (pending under its name) but not handled yet. The next round handles it.
@@ -82,6 +85,7 @@ impl<H: Handler> Consumer<H> {
             handler,
             settings,
             last_reclaim: None,
+            reclaim_cursor: None,
             group_ready: false,
             ahead: None,
         }

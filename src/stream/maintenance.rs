@@ -58,8 +58,15 @@ pub async fn stream_stats(conn: &mut impl ConnectionLike, key: &str) -> anyhow::
     let info: redis::RedisResult<Value> = redis::cmd("XINFO").arg("STREAM").arg(key).query_async(conn).await;
     let info = match info {
         Ok(info) => as_array(info),
-        Err(err) if err.to_string().contains("no such key") => return Ok(None),
-        Err(err) => return Err(anyhow::Error::new(err).context(format!("XINFO STREAM {key}"))),
+        Err(err) => {
+            // A missing key is a plain `ERR no such key`: its code is the generic `ERR`, and
+            // only the message text would tell it apart. Ask Redis instead (only on this
+            // failure path, so the usual case costs no extra round trip).
+            if err.code() == Some("ERR") && !exists(conn, key).await? {
+                return Ok(None);
+            }
+            return Err(anyhow::Error::new(err).context(format!("XINFO STREAM {key}")));
+        }
     };
     let entry_id = |name: &str| {
         field(&info, name)
@@ -134,6 +141,15 @@ pub async fn stream_stats(conn: &mut impl ConnectionLike, key: &str) -> anyhow::
     Ok(Some(stats))
 }
 
+async fn exists(conn: &mut impl ConnectionLike, key: &str) -> anyhow::Result<bool> {
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .context("EXISTS")?;
+    Ok(n > 0)
+}
+
 /// The lowest id some group still needs: its oldest pending entry, or else the first entry
 /// after the last one delivered to it. Everything below the minimum over all groups has been
 /// delivered to and acked by every group. `None` when the stream has no group.
@@ -185,10 +201,15 @@ pub async fn remove_dead_consumers(
     keep: &str,
 ) -> anyhow::Result<u64> {
     const SCRIPT: &str = r#"
+        -- A missing key answers the generic `ERR no such key`: test for the key instead of
+        -- matching that text. A missing group is told by its error code, the first word.
+        if redis.call('EXISTS', KEYS[1]) == 0 then
+            return 0
+        end
         local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
         if type(consumers) == 'table' and consumers['err'] then
             local err = consumers['err']
-            if string.find(err, 'no such key', 1, true) or string.find(err, 'NOGROUP', 1, true) then
+            if string.match(err, '^%S+') == 'NOGROUP' then
                 return 0
             end
             return redis.error_reply(err)

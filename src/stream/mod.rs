@@ -26,6 +26,7 @@ pub mod group;
 pub mod handler;
 pub mod maintenance;
 pub mod probe;
+pub mod pruning;
 mod reclaim;
 pub mod relay;
 mod resp;
@@ -37,6 +38,7 @@ use std::fmt;
 
 pub use consumer::{BatchReport, Consumer};
 pub use handler::{Handler, Outcome};
+pub use reclaim::RECLAIM_PAGES_PER_ROUND;
 pub use runtime::StreamRuntime;
 pub use settings::ConsumerSettings;
 pub use subscription::Subscription;

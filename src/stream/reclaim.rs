@@ -7,9 +7,18 @@ use anyhow::Context;
 use redis::Value;
 
 use super::Handler;
+use redis::aio::ConnectionLike;
+
 use super::consumer::Consumer;
 use super::delivery::Delivery;
 use super::resp::{as_array, as_int, as_string, parse_entry};
+
+/// How many XPENDING pages (of `batch_size` idle entries each) one reclaim round examines at
+/// most, looking for due entries. Bounds the cost of a round when the pending list is long
+/// and mostly backing off (say, every entry of a backlog failed during a database outage):
+/// with the defaults, 5,000 entries per reclaim interval (5 s). Later rounds go on from where
+/// one stopped, so every entry is looked at within `pending / (pages × batch_size)` rounds.
+pub const RECLAIM_PAGES_PER_ROUND: usize = 10;
 
 impl<H: Handler> Consumer<H> {
     /// Claims pending entries whose idle time exceeds their back-off. Returns the claimed
@@ -17,32 +26,7 @@ impl<H: Handler> Consumer<H> {
     pub(super) async fn reclaim(&mut self) -> anyhow::Result<(Vec<Delivery>, usize)> {
         let mut conn = self.redis.connection().await?;
         let claim_idle_ms = self.settings.claim_idle.as_millis() as u64;
-        let pending: Value = redis::cmd("XPENDING")
-            .arg(&self.stream_key)
-            .arg(&self.group)
-            .arg("IDLE")
-            .arg(claim_idle_ms)
-            .arg("-")
-            .arg("+")
-            .arg(self.settings.batch_size)
-            .query_async(&mut conn)
-            .await
-            .context("XPENDING")?;
-        let mut due = Vec::new();
-        for entry in as_array(pending) {
-            let fields = as_array(entry);
-            let (Some(id), Some(idle), Some(count)) = (
-                fields.first().and_then(as_string),
-                fields.get(2).and_then(as_int),
-                fields.get(3).and_then(as_int),
-            ) else {
-                continue;
-            };
-            let deliveries = u32::try_from(count).unwrap_or(u32::MAX);
-            if Duration::from_millis(idle.max(0) as u64) >= self.settings.backoff(deliveries) {
-                due.push((id, deliveries));
-            }
-        }
+        let due = self.due_pending(&mut conn).await?;
         if due.is_empty() {
             return Ok((Vec::new(), 0));
         }
@@ -91,5 +75,63 @@ impl<H: Handler> Consumer<H> {
             self.count("deleted", deleted.len());
         }
         Ok((deliveries, deleted.len()))
+    }
+
+    /// Pending entries idle past their own back-off, with their delivery counts: up to one
+    /// batch. XPENDING's `IDLE` filter can only apply the shortest back-off (`claim_idle`), so
+    /// the list is paged (`(id` exclusive starts) until a batch of due entries is found:
+    /// otherwise a batch of entries still backing off at the head would hide due ones behind
+    /// them until the head became due (up to the back-off cap). One round examines at most
+    /// [`RECLAIM_PAGES_PER_ROUND`] pages and the next round goes on where it stopped, wrapping
+    /// to the head at the end, so a huge pending list costs each round a bounded scan and is
+    /// still walked entirely, over several rounds.
+    async fn due_pending(&mut self, conn: &mut impl ConnectionLike) -> anyhow::Result<Vec<(String, u32)>> {
+        let page_size = self.settings.batch_size.max(1);
+        let mut due = Vec::new();
+        let mut start = self.reclaim_cursor.take();
+        for _ in 0..RECLAIM_PAGES_PER_ROUND {
+            let page: Value = redis::cmd("XPENDING")
+                .arg(&self.stream_key)
+                .arg(&self.group)
+                .arg("IDLE")
+                .arg(self.settings.claim_idle.as_millis() as u64)
+                .arg(start.as_deref().unwrap_or("-"))
+                .arg("+")
+                .arg(page_size)
+                .query_async(conn)
+                .await
+                .context("XPENDING")?;
+            let page = as_array(page);
+            let page_len = page.len();
+            let mut examined = 0;
+            for entry in page {
+                if due.len() >= self.settings.batch_size {
+                    break;
+                }
+                examined += 1;
+                let fields = as_array(entry);
+                let Some(id) = fields.first().and_then(as_string) else {
+                    continue;
+                };
+                start = Some(format!("({id}"));
+                let (Some(idle), Some(count)) = (fields.get(2).and_then(as_int), fields.get(3).and_then(as_int)) else {
+                    continue;
+                };
+                let deliveries = u32::try_from(count).unwrap_or(u32::MAX);
+                if Duration::from_millis(idle.max(0) as u64) >= self.settings.backoff(deliveries) {
+                    due.push((id, deliveries));
+                }
+            }
+            if page_len < page_size && examined == page_len {
+                // The end of the list: the next round starts from the head again.
+                start = None;
+                break;
+            }
+            if due.len() >= self.settings.batch_size {
+                break;
+            }
+        }
+        self.reclaim_cursor = start;
+        Ok(due)
     }
 }

@@ -30,12 +30,15 @@ impl ConsumerSettings {
         }
     }
 
+    /// How long after its first delivery an entry can still be delivered again
+    /// ([`crate::retry::redelivery_window`]).
+    pub fn redelivery_window(&self) -> Duration {
+        crate::retry::redelivery_window(self.claim_idle, self.backoff_cap, self.max_deliveries)
+    }
+
     /// How long an entry delivered `deliveries` times must sit idle before it is reclaimed.
     pub fn backoff(&self, deliveries: u32) -> Duration {
-        let factor = 2u32.saturating_pow(deliveries.saturating_sub(1).min(30));
-        self.claim_idle
-            .saturating_mul(factor)
-            .min(self.backoff_cap.max(self.claim_idle))
+        crate::retry::reclaim_backoff(self.claim_idle, self.backoff_cap, deliveries)
     }
 }
 

@@ -134,6 +134,17 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
             other => anyhow::bail!("role {other} has no implementation"),
         }
     }
+    // Every process that consumes a stream keeps `processed_events` bounded (harmless in many).
+    if roles
+        .iter()
+        .any(|r| matches!(r, Role::SeatCreation | Role::Payment | Role::Expiry))
+    {
+        tasks.spawn(crate::stream::pruning::run(
+            deps.db.clone(),
+            config.stream.clone(),
+            roles_stop.clone(),
+        ));
+    }
 
     let mut failed = false;
     tokio::select! {

@@ -13,4 +13,5 @@ mod support;
 mod admin_cli;
 mod crashes;
 mod outbox;
+mod retention;
 mod runtime;

@@ -547,3 +547,134 @@ async fn operators_see_streams_groups_lag_and_metrics() {
         "{rendered}"
     );
 }
+
+/// Makes the pending entries `ids` look delivered `deliveries` times and idle for `idle`
+/// (XCLAIM's `IDLE` and `RETRYCOUNT`), as if they had been retried that often: a back-off
+/// state set up without waiting for it.
+async fn set_pending_state(b: &Backbone, key: &str, group: &str, ids: &[String], idle: Duration, deliveries: u32) {
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(key)
+        .arg(group)
+        .arg("dead-one")
+        .arg(0)
+        .arg(ids)
+        .arg("IDLE")
+        .arg(idle.as_millis() as u64)
+        .arg("RETRYCOUNT")
+        .arg(deliveries)
+        .query_async(&mut b.conn().await)
+        .await
+        .unwrap();
+}
+
+/// Settings for the reclaim-paging tests: small batches, back-offs far longer than the test.
+fn paging_settings(batch_size: usize) -> imticket::stream::ConsumerSettings {
+    let mut settings = fast_settings();
+    settings.batch_size = batch_size;
+    settings.backoff_cap = Duration::from_secs(600);
+    settings.max_deliveries = 10;
+    settings
+}
+
+#[tokio::test]
+async fn a_due_entry_behind_a_full_batch_of_backing_off_entries_is_reclaimed_in_one_round() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    let settings = paging_settings(5);
+    // Twice a batch of entries that keep failing, then one a dead consumer left behind.
+    let published = b.publish(&key, 11).await;
+    assert_eq!(b.read_without_ack(&key, "g", "dead-one", 11).await, 11);
+    let (backing_off, due) = published.split_at(10);
+    let backing_off: Vec<String> = backing_off.iter().map(|(id, _)| id.clone()).collect();
+    // Delivered 8 times: not due before claim_idle × 2^7 = 25.6 s; idle 1 s now.
+    set_pending_state(&b, &key, "g", &backing_off, Duration::from_secs(1), 8).await;
+    // Delivered once and idle 1 s: due since claim_idle (200 ms).
+    set_pending_state(&b, &key, "g", &[due[0].0.clone()], Duration::from_secs(1), 1).await;
+
+    let mut consumer = b.consumer(&key, "g", b.probe("g"), settings);
+    let report = consumer.process_batch().await.unwrap();
+    assert_eq!(
+        (report.reclaimed, report.acked),
+        (1, 1),
+        "the due entry is found behind the backing-off ones"
+    );
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_effects WHERE event_id = $1")
+        .bind(due[0].1)
+        .fetch_one(&b.db)
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+    assert_eq!(
+        b.pending_ids(&key, "g").await,
+        backing_off,
+        "the backing-off entries wait for their back-off"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_list_longer_than_one_rounds_scan_is_walked_over_several_rounds() {
+    use imticket::stream::RECLAIM_PAGES_PER_ROUND;
+    let b = backbone().await;
+    let key = b.key("orders");
+    let batch = 2;
+    let settings = paging_settings(batch);
+    // More backing-off entries than two rounds examine, then a due one.
+    let per_round = RECLAIM_PAGES_PER_ROUND * batch;
+    let n = 2 * per_round + 1;
+    let published = b.publish(&key, n + 1).await;
+    assert_eq!(b.read_without_ack(&key, "g", "dead-one", n + 1).await, n + 1);
+    let ids: Vec<String> = published.iter().map(|(id, _)| id.clone()).collect();
+    set_pending_state(&b, &key, "g", &ids[..n], Duration::from_secs(1), 8).await;
+    set_pending_state(&b, &key, "g", &ids[n..], Duration::from_secs(1), 1).await;
+
+    let mut consumer = b.consumer(&key, "g", b.probe("g"), settings);
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        rounds.push(consumer.process_batch().await.unwrap().reclaimed);
+    }
+    assert_eq!(
+        rounds,
+        vec![0, 0, 1],
+        "each round examines at most {per_round} entries and goes on where the last one stopped"
+    );
+    assert_eq!(b.effects("g").await, (1, 1));
+    assert_eq!(b.pending(&key, "g").await, n as i64);
+}
+
+#[tokio::test]
+async fn a_running_consumer_recreates_its_group_when_redis_lost_it() {
+    let b = backbone().await;
+    let key = b.key("orders");
+    b.publish(&key, 5).await;
+    let consumer = b.consumer(&key, "g", b.probe("g"), fast_settings());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(consumer.run(stop.clone()));
+    wait_for("the first events handled", Duration::from_secs(20), || async {
+        b.effects("g").await == (5, 5)
+    })
+    .await;
+
+    // Redis restarted without its data, as far as the group is concerned (NOGROUP).
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(&key)
+        .arg("g")
+        .query_async(&mut b.conn().await)
+        .await
+        .unwrap();
+    b.publish(&key, 5).await;
+    wait_for(
+        "the group recreated and the new events handled",
+        Duration::from_secs(20),
+        || async { b.effects("g").await == (10, 10) },
+    )
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+    // The group restarts at id 0: the first five came again and were acked with no effect.
+    assert_eq!(b.effects("g").await, (10, 10));
+    assert_eq!(b.pending(&key, "g").await, 0);
+}
