@@ -4,6 +4,8 @@
 # measures the redis-benchmark XADD ceiling, then times imticket-bench (release build).
 #   scripts/bench.sh                 all benchmarks
 #   EVENTS=1000000 scripts/bench.sh  more events for the no-op run
+#   BENCH_BIN=DIR scripts/bench.sh   binaries from DIR instead of a fresh release build
+#                                    (to compare two builds in one session)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -12,12 +14,15 @@ ensure_rust
 command -v redis-benchmark >/dev/null 2>&1 || die "redis-benchmark not found (apt-get install -y redis-tools)"
 
 events=${EVENTS:-500000}
-log "building imticket-bench (release)"
-cargo build --quiet --release --bin imticket-bench --bin imticket-admin
+bin=${BENCH_BIN:-target/release}
+if [ -z "${BENCH_BIN:-}" ]; then
+  log "building imticket-bench (release)"
+  cargo build --quiet --release --bin imticket-bench --bin imticket-admin
+fi
 bench_services_start
 redis_port=$BENCH_REDIS_PORT
 export IMTICKET_ENV=development RUST_LOG=warn
-target/release/imticket-admin migrate >/dev/null
+"$bin"/imticket-admin migrate >/dev/null
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(redis-server --version | cut -d' ' -f3); $(psql --version)"
 echo "== redis-benchmark XADD ceiling (6 fields like an envelope, 4 clients, pipeline 64)"
@@ -27,18 +32,18 @@ redis-benchmark -p "$redis_port" -n 1000000 -c 4 -P 64 -q XADD bench:ceiling '*'
 redis-cli -p "$redis_port" del bench:ceiling >/dev/null
 
 echo "== no-op handler, one process, one consumer"
-target/release/imticket-bench consume-rate --handler noop --events "$events"
+"$bin"/imticket-bench consume-rate --handler noop --events "$events"
 echo "== no-op handler, one process, one consumer, without read-ahead (strict turns with Redis)"
-target/release/imticket-bench consume-rate --handler noop --events "$events" --no-read-ahead
+"$bin"/imticket-bench consume-rate --handler noop --events "$events" --no-read-ahead
 echo "== no-op handler, one process, two consumers"
-target/release/imticket-bench consume-rate --handler noop --events "$events" --consumers 2
+"$bin"/imticket-bench consume-rate --handler noop --events "$events" --consumers 2
 echo "== idempotent PostgreSQL handler (processed_events insert + effect), one process, one consumer"
-target/release/imticket-bench consume-rate --handler probe --events 100000
+"$bin"/imticket-bench consume-rate --handler probe --events 100000
 echo "== idempotent PostgreSQL handler, one consumer, without read-ahead"
-target/release/imticket-bench consume-rate --handler probe --events 100000 --no-read-ahead
+"$bin"/imticket-bench consume-rate --handler probe --events 100000 --no-read-ahead
 echo "== idempotent PostgreSQL handler, one process, four consumers"
-target/release/imticket-bench consume-rate --handler probe --events 100000 --consumers 4
+"$bin"/imticket-bench consume-rate --handler probe --events 100000 --consumers 4
 echo "== outbox relay, one relay"
-target/release/imticket-bench relay-rate --events 100000
+"$bin"/imticket-bench relay-rate --events 100000
 echo "== outbox relay, two relays"
-target/release/imticket-bench relay-rate --events 100000 --relays 2
+"$bin"/imticket-bench relay-rate --events 100000 --relays 2

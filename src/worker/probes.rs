@@ -29,9 +29,10 @@ impl ProbeServer {
         let listener = TcpListener::bind(addr).with_context(|| format!("bind worker metrics address {addr}"))?;
         let local = listener.local_addr().context("local address")?;
         let server = HttpServer::new(|| {
+            // Resources, so a wrong method answers 405 with `Allow: GET` rather than 404.
             App::new()
-                .route("/metrics", web::get().to(metrics))
-                .route("/health/live", web::get().to(live))
+                .service(web::resource("/metrics").get(metrics))
+                .service(web::resource("/health/live").get(live))
         })
         .workers(1)
         .disable_signals()
