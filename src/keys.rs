@@ -9,6 +9,18 @@
 //! | `cache:<entry>` | string | a cached JSON body ([`CacheEntry`] names the entries) |
 //! | `cache:gen:<entry>` | string | the entry's generation counter (see [`crate::cache`]) |
 //! | `cache:invalidations` | pub/sub channel | cache entries just invalidated |
+//! | `queue:open` | set | concert ids with a waiting room (the promoter's work list) |
+//! | `queue:{c<id>}:waiting` | sorted set | entry id → place in line (pre-queue: random in [0, 1); after the opening: sequence ≥ 1) |
+//! | `queue:{c<id>}:active` | sorted set | entry id → end of its active slot (ms) |
+//! | `queue:{c<id>}:entries` | hash | entry id → `<user id>:<joined at ms>` |
+//! | `queue:{c<id>}:users` | hash | user id → entry id (joining is idempotent) |
+//! | `queue:{c<id>}:seq` | string | the line's sequence counter |
+//! | `queue:{c<id>}:budget` | hash | admissions spent in the current second (`sec`, `used`) |
+//! | `queue:{c<id>}:admitted` | sorted set | entry id → admission time (ms), the last minute |
+//! | `queue:{c<id>}:meta` | hash | `opens_at` (ms, 0: open), `sold_out` (0/1) |
+//!
+//! Every key of one concert's waiting room shares the hash tag `{c<id>}`, so each multi-key
+//! Lua script touches one Redis Cluster slot.
 //!
 //! The prefix is built once at start-up (the composition root, [`crate::root`]) and cloned
 //! from there.
@@ -65,6 +77,58 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// The set of concerts that have a waiting room.
+    pub fn queue_open(&self) -> String {
+        format!("{}queue:open", self.prefix)
+    }
+
+    /// The keys of one concert's waiting room, all in one Cluster slot.
+    pub fn queue(&self, concert_id: Uuid) -> QueueKeys {
+        let base = format!("{}queue:{{c{concert_id}}}:", self.prefix);
+        let key = |name: &str| format!("{base}{name}");
+        QueueKeys {
+            waiting: key("waiting"),
+            active: key("active"),
+            entries: key("entries"),
+            users: key("users"),
+            seq: key("seq"),
+            budget: key("budget"),
+            admitted: key("admitted"),
+            meta: key("meta"),
+        }
+    }
+}
+
+/// One concert's waiting-room keys (see the table at the top of this file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueKeys {
+    pub waiting: String,
+    pub active: String,
+    pub entries: String,
+    pub users: String,
+    pub seq: String,
+    pub budget: String,
+    pub admitted: String,
+    pub meta: String,
+}
+
+impl QueueKeys {
+    /// In the order every waiting-room script declares its `KEYS`.
+    pub fn all(&self) -> [&str; 8] {
+        [
+            &self.waiting,
+            &self.active,
+            &self.entries,
+            &self.users,
+            &self.seq,
+            &self.budget,
+            &self.admitted,
+            &self.meta,
+        ]
+    }
+}
+
 /// Names of the cached entries (the part after `cache:`), one function per kind.
 pub struct CacheEntry;
 
@@ -100,6 +164,10 @@ mod tests {
         assert_eq!(keys.cache_generation("concert:x"), "imticket:cache:gen:concert:x");
         assert_eq!(keys.cache_invalidations(), "imticket:cache:invalidations");
         let id = Uuid::nil();
+        let queue = keys.queue(id);
+        assert_eq!(queue.waiting, format!("imticket:queue:{{c{id}}}:waiting"));
+        assert!(queue.all().iter().all(|k| k.contains(&format!("{{c{id}}}"))));
+        assert_eq!(keys.queue_open(), "imticket:queue:open");
         assert_eq!(
             CacheEntry::all_seats(id).to_vec(),
             ["all", "available", "held", "sold"]

@@ -36,6 +36,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         hasher,
         cache,
         outbox,
+        sale_windows: Arc::default(),
     })
 }
 

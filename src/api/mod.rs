@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod operational;
+pub mod queue;
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
@@ -26,11 +27,12 @@ use crate::app::Deps;
         auth::signup, auth::login, auth::me,
         catalog::create_concert, catalog::list_concerts, catalog::concert, catalog::create_schedule,
         catalog::create_seats, catalog::job, catalog::seats,
+        queue::join, queue::status, queue::leave,
         operational::live, operational::ready, operational::metrics, operational::openapi
     ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &DeclaredLicenseOnly),
-    tags((name = "auth"), (name = "catalog"), (name = "operational"))
+    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "operational"))
 )]
 pub struct ApiDoc;
 
@@ -97,6 +99,15 @@ impl Endpoint {
         self.route(Method::POST, handler)
     }
 
+    fn delete<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::DELETE, handler)
+    }
+
     fn route<F, Args>(mut self, method: Method, handler: F) -> Self
     where
         F: Handler<Args>,
@@ -141,7 +152,10 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                             .get(catalog::seats)
                             .post(catalog::create_seats),
                     )
-                    .service(resource("/jobs/{id}").get(catalog::job)),
+                    .service(resource("/jobs/{id}").get(catalog::job))
+                    .service(resource("/concerts/{id}/queue").post(queue::join))
+                    .service(resource("/queue/status").get(queue::status))
+                    .service(resource("/queue").delete(queue::leave)),
             )
             .service(resource("/health/live").get(operational::live))
             .service(resource("/health/ready").get(operational::ready))

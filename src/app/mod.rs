@@ -1,6 +1,7 @@
 //! Use cases, one file each, grouped by what a user does: `auth` (sign up, log in),
 //! `concerts` (concerts and schedules), `seat_map`, `seat_creation` (bulk seats as a job),
-//! `warm_up` (the cache at start). Each owns its transaction and returns [`AppError`] with a
+//! `waiting_room` (join, status, leave, admission, the booking gate), `availability` (sold
+//! out or not), `warm_up` (the cache at start). Each owns its transaction and returns [`AppError`] with a
 //! stable code. Use cases never see the stream runtime: they write typed events
 //! ([`crate::events`]) with [`crate::infra::outbox::append`] and publish them after commit.
 
@@ -11,6 +12,7 @@ pub mod password;
 pub mod seat_creation;
 pub mod seat_map;
 pub mod tokens;
+pub mod waiting_room;
 pub mod warm_up;
 
 use std::sync::Arc;
@@ -40,6 +42,8 @@ pub struct Deps {
     pub hasher: PasswordHasher,
     pub cache: LookAside,
     pub outbox: Publisher,
+    /// When each concert's sale opens, kept per process (joins need it).
+    pub sale_windows: Arc<waiting_room::SaleWindows>,
 }
 
 impl Deps {

@@ -1,4 +1,7 @@
 //! Access tokens: HS256 JWTs with the algorithm pinned and `exp`, `iat`, `sub`, `role` checked.
+//! Queue tokens (the waiting room's): the same key, their own audience `queue`. An access token
+//! carries no audience, and a token with an audience is refused as an access token, so neither
+//! kind can pass as the other.
 
 use std::time::Duration;
 
@@ -30,6 +33,30 @@ struct Claims {
     iss: String,
 }
 
+/// Lifetime of a queue token: a line can be long, and the entry's state (waiting, active,
+/// expired) lives in Redis and is checked on every use; the token only names the entry.
+pub const QUEUE_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+const QUEUE_AUDIENCE: &str = "queue";
+
+/// What a verified queue token says: whose entry, in which concert's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePass {
+    pub user_id: Uuid,
+    pub concert_id: Uuid,
+    pub entry_id: Uuid,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QueueClaims {
+    sub: Uuid,
+    concert: Uuid,
+    jti: Uuid,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
 pub struct IssuedToken {
     pub access_token: String,
     pub expires_in: u64,
@@ -39,6 +66,7 @@ pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    queue_validation: Validation,
     ttl: Duration,
 }
 
@@ -51,10 +79,16 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = LEEWAY_SECS;
+        // jsonwebtoken refuses a token that carries an audience when none is expected: a queue
+        // token can never pass as an access token.
+        let mut queue_validation = validation.clone();
+        queue_validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        queue_validation.set_audience(&[QUEUE_AUDIENCE]);
         Self {
             encoding: EncodingKey::from_secret(key),
             decoding: DecodingKey::from_secret(key),
             validation,
+            queue_validation,
             ttl,
         }
     }
@@ -93,6 +127,39 @@ impl TokenService {
     }
 }
 
+impl TokenService {
+    pub fn issue_queue(&self, pass: QueuePass) -> Result<String, AppError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = QueueClaims {
+            sub: pass.user_id,
+            concert: pass.concert_id,
+            jti: pass.entry_id,
+            aud: QUEUE_AUDIENCE.to_owned(),
+            iat: now,
+            exp: now + QUEUE_TOKEN_TTL.as_secs() as i64,
+            iss: ISSUER.to_owned(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AppError::internal(anyhow::Error::new(e).context("sign queue token")))
+    }
+
+    /// Verifies a queue token (signature, algorithm, issuer, audience `queue`, expiry): every
+    /// failure is the same 401 `invalid_queue_token`, never echoing the token.
+    pub fn verify_queue(&self, token: &str) -> Result<QueuePass, AppError> {
+        let invalid = || AppError::unauthorized("invalid_queue_token", "the queue token is invalid or expired");
+        let data = jsonwebtoken::decode::<QueueClaims>(token, &self.decoding, &self.queue_validation)
+            .map_err(|_| invalid())?;
+        if data.claims.iat > chrono::Utc::now().timestamp() + LEEWAY_SECS as i64 {
+            return Err(invalid());
+        }
+        Ok(QueuePass {
+            user_id: data.claims.sub,
+            concert_id: data.claims.concert,
+            entry_id: data.claims.jti,
+        })
+    }
+}
+
 pub fn invalid_token(detail: &str) -> AppError {
     AppError::unauthorized("invalid_token", detail)
 }
@@ -124,6 +191,24 @@ mod tests {
     fn a_token_signed_with_another_secret_is_rejected() {
         let issued = service(&"a".repeat(32), 60).issue(Uuid::now_v7(), Role::User).unwrap();
         assert!(service(&"b".repeat(32), 60).verify(&issued.access_token).is_err());
+    }
+
+    #[test]
+    fn queue_and_access_tokens_never_pass_as_each_other() {
+        let tokens = service(&"k".repeat(32), 60);
+        let pass = QueuePass {
+            user_id: Uuid::now_v7(),
+            concert_id: Uuid::now_v7(),
+            entry_id: Uuid::now_v7(),
+        };
+        let queue = tokens.issue_queue(pass).unwrap();
+        assert_eq!(tokens.verify_queue(&queue).unwrap(), pass);
+        assert_eq!(tokens.verify(&queue).unwrap_err().code, "invalid_token");
+        let access = tokens.issue(pass.user_id, Role::User).unwrap().access_token;
+        assert_eq!(tokens.verify_queue(&access).unwrap_err().code, "invalid_queue_token");
+        let forged = service(&"x".repeat(32), 60).issue_queue(pass).unwrap();
+        assert!(tokens.verify_queue(&forged).is_err());
+        assert!(tokens.verify_queue("not.a.token").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure types and rules of the ticketing domain. Imports no sqlx, actix or redis.
 
 pub mod catalog;
+pub mod queue;
 pub mod user;
 
 /// A value that failed to parse, with the field it came from and a human reason. Displayed as

@@ -7,3 +7,4 @@ pub mod outbox;
 pub mod processed_events;
 pub mod redis;
 pub mod users;
+pub mod waiting_room;

@@ -4,6 +4,7 @@
 
 pub mod handlers;
 pub mod probes;
+pub mod promoter;
 
 use std::fmt;
 use std::time::Duration;
@@ -42,7 +43,7 @@ impl Role {
 
     /// Roles that exist in this build. The rest arrive with later milestones.
     pub fn is_available(self) -> bool {
-        matches!(self, Role::OutboxRelay | Role::SeatCreation)
+        matches!(self, Role::OutboxRelay | Role::SeatCreation | Role::QueuePromoter)
     }
 }
 
@@ -131,6 +132,9 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
                 let (db, redis, keys) = (deps.db.clone(), deps.redis.clone(), deps.keys.clone());
                 tasks.spawn(relay::run(db, redis, keys, settings, stop));
             }
+            Role::QueuePromoter => {
+                tasks.spawn(promoter::run(deps.clone(), stop));
+            }
             other => anyhow::bail!("role {other} has no implementation"),
         }
     }
@@ -189,7 +193,7 @@ mod tests {
         let all = resolve_roles(&[Role::All, Role::OutboxRelay]).unwrap();
         assert_eq!(
             all,
-            vec![Role::SeatCreation, Role::OutboxRelay],
+            vec![Role::SeatCreation, Role::QueuePromoter, Role::OutboxRelay],
             "`all` expands to the available roles, without duplicates"
         );
     }

@@ -13,3 +13,4 @@ mod operational;
 mod processes;
 mod schema;
 mod seat_crashes;
+mod waiting_room;

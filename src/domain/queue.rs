@@ -1,0 +1,116 @@
+//! The waiting room's rules that need no I/O: what a client is told about its place in line
+//! (ETA, when to ask again). Formulas and their reasoning: docs/waiting-room.md.
+
+/// Where an entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueStatus {
+    /// Joined before the sale opens; placed in line (at random) at the opening.
+    PreQueue,
+    Waiting,
+    Active,
+    /// The active slot ended (TTL, left, paid), or the entry left the line.
+    Expired,
+    /// Waiting, but every schedule is sold out: admission pauses until seats come back.
+    SoldOut,
+}
+
+impl QueueStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueStatus::PreQueue => "pre_queue",
+            QueueStatus::Waiting => "waiting",
+            QueueStatus::Active => "active",
+            QueueStatus::Expired => "expired",
+            QueueStatus::SoldOut => "sold_out",
+        }
+    }
+}
+
+/// The shortest and longest pause a client is told to wait before asking again.
+pub const POLL_MIN_SECONDS: u64 = 2;
+pub const POLL_MAX_SECONDS: u64 = 30;
+
+/// Seconds until `position` (1-based among the waiting) is admitted at `rate` admissions per
+/// second: `⌈position ÷ rate⌉`.
+pub fn eta_seconds(position: u64, rate: f64) -> u64 {
+    if position == 0 {
+        return 0;
+    }
+    let rate = if rate.is_finite() && rate > 0.0 { rate } else { f64::MIN_POSITIVE };
+    let eta = (position as f64 / rate).ceil();
+    if eta >= u64::MAX as f64 { u64::MAX } else { eta as u64 }
+}
+
+/// When a waiting client should ask again: a fifth of its ETA, between 2 and 30 seconds. Near
+/// the front (ETA ≤ 10 s) every 2 s, so nobody misses the admission by long; from an ETA of
+/// 150 s on, every 30 s. A line of N people at rate r then makes at most about
+/// `5 r (1 + ln 15) + N / 30` status requests per second (docs/waiting-room.md).
+pub fn poll_after_waiting(eta_seconds: u64) -> u64 {
+    eta_seconds.div_ceil(5).clamp(POLL_MIN_SECONDS, POLL_MAX_SECONDS)
+}
+
+/// When a pre-queue client should ask again: at the opening at the earliest (its place is
+/// drawn then), spread by `jitter` (0 ≤ jitter < 1) over the following 28 s, so a large
+/// pre-queue does not ask all at once the second the sale opens.
+pub fn poll_after_pre_queue(seconds_until_open: u64, jitter: f64) -> u64 {
+    let spread = (jitter.clamp(0.0, 0.999) * (POLL_MAX_SECONDS - POLL_MIN_SECONDS) as f64) as u64;
+    seconds_until_open.clamp(POLL_MIN_SECONDS, POLL_MAX_SECONDS) + spread
+}
+
+/// When an active client should ask again: no later than its slot ends, at most 30 s.
+pub fn poll_after_active(seconds_left: u64) -> u64 {
+    seconds_left.clamp(POLL_MIN_SECONDS, POLL_MAX_SECONDS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_is_position_over_rate_rounded_up() {
+        assert_eq!(eta_seconds(0, 100.0), 0);
+        assert_eq!(eta_seconds(1, 100.0), 1);
+        assert_eq!(eta_seconds(100, 100.0), 1);
+        assert_eq!(eta_seconds(101, 100.0), 2);
+        assert_eq!(eta_seconds(30, 0.5), 60);
+        assert_eq!(eta_seconds(5, 0.0), u64::MAX, "no admissions: no ETA to promise");
+    }
+
+    #[test]
+    fn polling_grows_with_the_wait_and_stays_bounded() {
+        assert_eq!(poll_after_waiting(0), 2);
+        assert_eq!(poll_after_waiting(10), 2);
+        assert_eq!(poll_after_waiting(11), 3);
+        assert_eq!(poll_after_waiting(100), 20);
+        assert_eq!(poll_after_waiting(150), 30);
+        assert_eq!(poll_after_waiting(u64::MAX), 30);
+        let mut last = 0;
+        for eta in 0..1000 {
+            let poll = poll_after_waiting(eta);
+            assert!(poll >= last, "never shorter further back");
+            last = poll;
+        }
+    }
+
+    #[test]
+    fn a_line_of_100000_makes_a_bounded_number_of_status_requests() {
+        // At 100 admissions/s: the sum over every position of 1 / poll interval.
+        let per_second: f64 = (1..=100_000u64)
+            .map(|p| 1.0 / poll_after_waiting(eta_seconds(p, 100.0)) as f64)
+            .sum();
+        let bound = 5.0 * 100.0 * (1.0 + 15f64.ln()) + 100_000.0 / 30.0;
+        assert!(per_second <= bound, "{per_second} > {bound}");
+        assert!(per_second < 5_000.0, "{per_second}");
+    }
+
+    #[test]
+    fn pre_queue_polls_spread_after_the_opening() {
+        assert_eq!(poll_after_pre_queue(0, 0.0), 2);
+        assert_eq!(poll_after_pre_queue(3600, 0.0), 30);
+        assert_eq!(poll_after_pre_queue(5, 0.5), 5 + 14);
+        assert!(poll_after_pre_queue(0, 0.9999) <= 2 + 28);
+        assert_eq!(poll_after_active(600), 30);
+        assert_eq!(poll_after_active(0), 2);
+    }
+}
