@@ -6,6 +6,7 @@
 //! ([`crate::events`]) with [`crate::infra::outbox::append`] and publish them after commit.
 
 pub mod auth;
+pub mod availability;
 pub mod concerts;
 pub mod error;
 pub mod password;

@@ -15,11 +15,9 @@ use super::Deps;
 use super::concerts::concert_not_found;
 use super::error::AppError;
 use super::tokens::QueuePass;
-use crate::domain::queue::{
-    QueueStatus, eta_seconds, poll_after_active, poll_after_pre_queue, poll_after_waiting,
-};
+use crate::domain::queue::{QueueStatus, eta_seconds, poll_after_active, poll_after_pre_queue, poll_after_waiting};
 use crate::infra::catalog as repo;
-use crate::infra::waiting_room::{self as room, AdmitReport, Admission, EntryView, WaitingRoom};
+use crate::infra::waiting_room::{self as room, Admission, AdmitReport, EntryView, WaitingRoom};
 
 /// What a client is told about its entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +124,11 @@ fn describe(view: &EntryView, configured_rate: u32) -> QueueView {
             let eta = eta_seconds(position, measured_rate(view, configured_rate));
             let sold_out = view.status == "sold_out";
             QueueView {
-                status: if sold_out { QueueStatus::SoldOut } else { QueueStatus::Waiting },
+                status: if sold_out {
+                    QueueStatus::SoldOut
+                } else {
+                    QueueStatus::Waiting
+                },
                 position: Some(position),
                 eta_seconds: if sold_out { None } else { Some(eta) },
                 active_until: None,
@@ -365,7 +367,10 @@ mod tests {
         );
         assert_eq!(active.active_until.unwrap().timestamp_millis(), 1_600_000);
         let pre = describe(&view("pre_queue", 0), 100);
-        assert_eq!((pre.status, pre.position, pre.eta_seconds), (QueueStatus::PreQueue, None, None));
+        assert_eq!(
+            (pre.status, pre.position, pre.eta_seconds),
+            (QueueStatus::PreQueue, None, None)
+        );
         let sold = describe(&view("sold_out", 7), 100);
         assert_eq!((sold.status, sold.position), (QueueStatus::SoldOut, Some(7)));
         assert_eq!(describe(&view("expired", 0), 100).status, QueueStatus::Expired);

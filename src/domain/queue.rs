@@ -37,7 +37,11 @@ pub fn eta_seconds(position: u64, rate: f64) -> u64 {
     if position == 0 {
         return 0;
     }
-    let rate = if rate.is_finite() && rate > 0.0 { rate } else { f64::MIN_POSITIVE };
+    let rate = if rate.is_finite() && rate > 0.0 {
+        rate
+    } else {
+        f64::MIN_POSITIVE
+    };
     let eta = (position as f64 / rate).ceil();
     if eta >= u64::MAX as f64 { u64::MAX } else { eta as u64 }
 }

@@ -322,3 +322,16 @@ pub async fn update_job(
     .context("update job")?;
     Ok(())
 }
+
+/// TEMPORARY (replaced by the compile-time checked version with the sale_opens_at migration).
+pub async fn concert_sale_window(
+    conn: &mut PgConnection,
+    concert_id: Uuid,
+) -> anyhow::Result<Option<Option<DateTime<Utc>>>> {
+    let found: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM concerts WHERE id = $1")
+        .bind(concert_id)
+        .fetch_optional(conn)
+        .await
+        .context("concert sale window")?;
+    Ok(found.map(|_| None))
+}

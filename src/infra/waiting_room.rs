@@ -248,7 +248,7 @@ pub struct Admission {
     pub active_ttl_ms: u64,
 }
 
-fn invoke(script: &redis::Script, keys: &QueueKeys) -> redis::ScriptInvocation<'static> {
+fn invoke<'a>(script: &'a redis::Script, keys: &QueueKeys) -> redis::ScriptInvocation<'a> {
     let mut invocation = script.prepare_invoke();
     for key in keys.all() {
         invocation.key(key);

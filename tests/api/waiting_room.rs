@@ -83,14 +83,31 @@ fn deps_with(app: &TestApp, settings: &[(&str, &str)]) -> Deps {
     imticket::root::deps(config_from(&env)).unwrap()
 }
 
+/// The statuses of many entries, in order, 256 requests at a time (a check, not the load).
+async fn statuses(app: &TestApp, joined: &[Value]) -> Vec<Value> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(
+        joined
+            .iter()
+            .map(|j| queue_status(app, j["queue_token"].as_str().unwrap())),
+    )
+    .buffered(256)
+    .collect()
+    .await
+}
+
 fn position(status: &Value) -> u64 {
-    status["position"].as_u64().unwrap_or_else(|| panic!("no position in {status}"))
+    status["position"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no position in {status}"))
 }
 
 #[tokio::test]
 async fn five_thousand_concurrent_joins_get_positions_1_to_5000_and_are_admitted_in_that_order() {
     let app = spawn_app_with(|env| {
         env.insert("IMTICKET_QUEUE_ACTIVE_CAPACITY".into(), "1".into());
+        // 5,000 scripts queue up behind each other in one Redis: more than the tests' 500 ms.
+        env.insert("IMTICKET_REDIS_TIMEOUT_MS".into(), "10000".into());
     })
     .await;
     let admin = app.admin_token().await;
@@ -98,14 +115,21 @@ async fn five_thousand_concurrent_joins_get_positions_1_to_5000_and_are_admitted
     let tokens = tokens(&app);
     // Someone takes the one slot first, so everybody after waits.
     let first = join(&app, &user_token(&tokens).1, &concert).await;
-    assert_eq!((first["status"].as_str(), first["position"].as_u64()), (Some("active"), Some(0)));
+    assert_eq!(
+        (first["status"].as_str(), first["position"].as_u64()),
+        (Some("active"), Some(0))
+    );
 
     let users: Vec<String> = (0..5000).map(|_| user_token(&tokens).1).collect();
     let joined = join_all(users.iter().map(|t| join(&app, t, &concert))).await;
     let mut positions: Vec<u64> = joined.iter().map(position).collect();
     assert!(joined.iter().all(|j| j["status"] == "waiting"));
     positions.sort_unstable();
-    assert_eq!(positions, (1..=5000).collect::<Vec<_>>(), "exactly 1..5000, no gap, no duplicate");
+    assert_eq!(
+        positions,
+        (1..=5000).collect::<Vec<_>>(),
+        "exactly 1..5000, no gap, no duplicate"
+    );
 
     // Joining again returns the same entry and position.
     let again = join(&app, &users[17], &concert).await;
@@ -129,8 +153,7 @@ async fn five_thousand_concurrent_joins_get_positions_1_to_5000_and_are_admitted
         let report = imticket::app::waiting_room::admit(&promoter, concert_id).await.unwrap();
         assert!(report.admitted > 0);
         admitted += report.admitted;
-        let statuses = join_all(joined.iter().map(|j| queue_status(&app, j["queue_token"].as_str().unwrap()))).await;
-        for (before, now) in joined.iter().zip(&statuses) {
+        for (before, now) in joined.iter().zip(&statuses(&app, &joined).await) {
             let place = position(before);
             if place <= admitted {
                 assert_eq!(now["status"], "active", "position {place} after {admitted} admissions");
@@ -172,9 +195,11 @@ async fn three_promoters_together_admit_no_faster_than_the_rate() {
             .await
             .unwrap()
     };
-    eventually("admissions under way for 3 seconds", Duration::from_secs(30), || async {
-        stats().await.active >= 130
-    })
+    eventually(
+        "admissions under way for 3 seconds",
+        Duration::from_secs(30),
+        || async { stats().await.active >= 130 },
+    )
     .await;
     stop.cancel();
     for p in promoters {
@@ -195,7 +220,11 @@ async fn three_promoters_together_admit_no_faster_than_the_rate() {
     }
     assert!(admitted.len() >= 130, "{}", admitted.len());
     assert!(per_second.values().all(|n| *n <= 40), "{per_second:?}");
-    assert_eq!(stats().await.active as usize, admitted.len(), "every admission is one active entry");
+    assert_eq!(
+        stats().await.active as usize,
+        admitted.len(),
+        "every admission is one active entry"
+    );
 }
 
 #[tokio::test]
@@ -216,7 +245,10 @@ async fn the_pre_queue_is_shuffled_once_at_the_opening_ahead_of_late_joiners() {
         assert!(joined["position"].is_null());
         early.push(joined["queue_token"].as_str().unwrap().to_owned());
     }
-    assert!(chrono::Utc::now() < opens, "the early joins took too long for this test");
+    assert!(
+        chrono::Utc::now() < opens,
+        "the early joins took too long for this test"
+    );
     let waiting = queue_status(&app, &early[0]).await;
     assert_eq!(waiting["status"], "pre_queue");
     tokio::time::sleep((opens - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(200)).await;
@@ -233,15 +265,26 @@ async fn the_pre_queue_is_shuffled_once_at_the_opening_ahead_of_late_joiners() {
         .collect();
     let mut sorted = places.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, (1..=1000).collect::<Vec<_>>(), "every early joiner placed exactly once");
+    assert_eq!(
+        sorted,
+        (1..=1000).collect::<Vec<_>>(),
+        "every early joiner placed exactly once"
+    );
     // Late joiners line up behind, in arrival order (one slot is free: the first may enter).
     let late_places: Vec<Value> = late.iter().map(|j| j["position"].clone()).collect();
-    let numbered: Vec<u64> = late_places.iter().filter_map(Value::as_u64).filter(|p| *p > 0).collect();
+    let numbered: Vec<u64> = late_places
+        .iter()
+        .filter_map(Value::as_u64)
+        .filter(|p| *p > 0)
+        .collect();
     assert!(numbered.windows(2).all(|w| w[1] == w[0] + 1), "{late_places:?}");
     assert!(numbered.iter().all(|p| *p > 1000));
     // Random, not the join order: a sorted or nearly sorted result would fail these.
     let in_join_order = places.windows(2).filter(|w| w[1] > w[0]).count();
-    assert!((300..700).contains(&in_join_order), "ascending neighbours: {in_join_order} of 999");
+    assert!(
+        (300..700).contains(&in_join_order),
+        "ascending neighbours: {in_join_order} of 999"
+    );
     let fixed = places.iter().enumerate().filter(|(i, p)| **p == *i as u64 + 1).count();
     assert!(fixed < 20, "{fixed} early joiners kept their join position");
 }
@@ -264,9 +307,16 @@ async fn leaving_and_rejoining() {
 
     let second_token = second["queue_token"].as_str().unwrap();
     assert_eq!(leave(&app, second_token).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(leave(&app, second_token).await.status(), StatusCode::NO_CONTENT, "idempotent");
+    assert_eq!(
+        leave(&app, second_token).await.status(),
+        StatusCode::NO_CONTENT,
+        "idempotent"
+    );
     assert_eq!(queue_status(&app, second_token).await["status"], "expired");
-    assert_eq!(position(&queue_status(&app, third["queue_token"].as_str().unwrap()).await), 1);
+    assert_eq!(
+        position(&queue_status(&app, third["queue_token"].as_str().unwrap()).await),
+        1
+    );
     // Rejoining after leaving is a new entry, at the back.
     let again = join(&app, &second_user, &concert).await;
     assert_ne!(again["queue_token"], second["queue_token"]);
@@ -324,7 +374,10 @@ async fn the_gate_lets_only_an_active_entry_of_the_caller_for_that_concert_throu
     assert_eq!(waiting["status"], "waiting");
 
     let (status, body) = gated(&app, &deps, &active_access, Some(active_token), &concert_a).await;
-    assert_eq!((status, body["user"].as_str()), (200, Some(active_user.to_string().as_str())));
+    assert_eq!(
+        (status, body["user"].as_str()),
+        (200, Some(active_user.to_string().as_str()))
+    );
     // Waiting, another concert, another user: 403 queue_not_active.
     for (access, token, concert) in [
         (&waiting_access, waiting["queue_token"].as_str().unwrap(), &concert_a),
@@ -332,7 +385,11 @@ async fn the_gate_lets_only_an_active_entry_of_the_caller_for_that_concert_throu
         (&waiting_access, active_token, &concert_a),
     ] {
         let (status, body) = gated(&app, &deps, access, Some(token), concert).await;
-        assert_eq!((status, body["code"].as_str()), (403, Some("queue_not_active")), "{body}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("queue_not_active")),
+            "{body}"
+        );
     }
     // Forged, expired, malformed, an access token as queue token, none: 401.
     let pass = QueuePass {
@@ -353,7 +410,13 @@ async fn the_gate_lets_only_an_active_entry_of_the_caller_for_that_concert_throu
         &jsonwebtoken::EncodingKey::from_secret(app.env["JWT_SECRET"].as_bytes()),
     )
     .unwrap();
-    for token in [Some(forged.as_str()), Some(expired.as_str()), Some("garbage"), Some(active_access.as_str()), None] {
+    for token in [
+        Some(forged.as_str()),
+        Some(expired.as_str()),
+        Some("garbage"),
+        Some(active_access.as_str()),
+        None,
+    ] {
         let (status, body) = gated(&app, &deps, &active_access, token, &concert_a).await;
         assert_eq!(status, 401, "{token:?}: {body}");
     }
@@ -419,9 +482,17 @@ async fn sold_out_pauses_admission_and_seats_coming_back_resume_it() {
     let admin = app.admin_token().await;
     let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
     let job = app
-        .request_seats(&admin, &schedule, "inline", json!([{"name": "A", "rows": 1, "seats_per_row": 2, "price": 10}]))
+        .request_seats(
+            &admin,
+            &schedule,
+            "inline",
+            json!([{"name": "A", "rows": 1, "seats_per_row": 2, "price": 10}]),
+        )
         .await;
-    eventually("the seats exist", Duration::from_secs(20), || async { app.job(&job).await["status"] == "done" }).await;
+    eventually("the seats exist", Duration::from_secs(20), || async {
+        app.job(&job).await["status"] == "done"
+    })
+    .await;
     let tokens = tokens(&app);
     let first = join(&app, &user_token(&tokens).1, &concert).await;
     assert_eq!(first["status"], "active");
@@ -444,14 +515,21 @@ async fn sold_out_pauses_admission_and_seats_coming_back_resume_it() {
     set_available(0).await;
     let promoter = deps_with(&app, &[("IMTICKET_QUEUE_ACTIVE_CAPACITY", "10")]);
     let state = imticket::app::waiting_room::PromoterState::default();
-    imticket::app::waiting_room::promote_all(&promoter, &state).await.unwrap();
+    imticket::app::waiting_room::promote_all(&promoter, &state)
+        .await
+        .unwrap();
     let seen = queue_status(&app, second_token).await;
-    assert_eq!((seen["status"].as_str(), seen["position"].as_u64()), (Some("sold_out"), Some(1)));
+    assert_eq!(
+        (seen["status"].as_str(), seen["position"].as_u64()),
+        (Some("sold_out"), Some(1))
+    );
 
     set_available(1).await;
     // A promoter reads the counts at most once a second.
     eventually("admission resumes", Duration::from_secs(10), || async {
-        imticket::app::waiting_room::promote_all(&promoter, &state).await.unwrap();
+        imticket::app::waiting_room::promote_all(&promoter, &state)
+            .await
+            .unwrap();
         queue_status(&app, second_token).await["status"] == "active"
     })
     .await;
@@ -473,7 +551,9 @@ async fn a_promoter_killed_during_the_opening_admits_nobody_twice_and_loses_nobo
     env.insert("IMTICKET_QUEUE_ACTIVE_CAPACITY".into(), "100000".into());
     let worker = || {
         let mut cmd = binary_command(env!("CARGO_BIN_EXE_imticket-worker"), &env);
-        cmd.arg("queue-promoter").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd.arg("queue-promoter")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         KillOnDrop(cmd.spawn().unwrap())
     };
     let first = worker();
@@ -491,8 +571,11 @@ async fn a_promoter_killed_during_the_opening_admits_nobody_twice_and_loses_nobo
         room().stats(concert_id).await.unwrap().active == 2000
     })
     .await;
-    let statuses = join_all(joined.iter().map(|j| queue_status(&app, j["queue_token"].as_str().unwrap()))).await;
-    assert!(statuses.iter().all(|s| s["status"] == "active"), "every early joiner is active");
+    let statuses = statuses(&app, &joined).await;
+    assert!(
+        statuses.iter().all(|s| s["status"] == "active"),
+        "every early joiner is active"
+    );
     let admitted: Vec<String> = redis::cmd("ZRANGE")
         .arg(deps.keys.queue(concert_id).admitted)
         .arg(0)
@@ -501,5 +584,9 @@ async fn a_promoter_killed_during_the_opening_admits_nobody_twice_and_loses_nobo
         .await
         .unwrap();
     let distinct: HashSet<&String> = admitted.iter().collect();
-    assert_eq!((admitted.len(), distinct.len()), (2000, 2000), "each admitted exactly once");
+    assert_eq!(
+        (admitted.len(), distinct.len()),
+        (2000, 2000),
+        "each admitted exactly once"
+    );
 }
