@@ -101,6 +101,40 @@ pub async fn find_concert(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<O
     .context("find concert")
 }
 
+/// What is left to sell of a concert, summed over its schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcertStock {
+    pub total_seats: i64,
+    pub available_seats: i64,
+    /// Some schedule has a `held` reservation whose `expires_at` is still ahead (database
+    /// clock): it may yet be released and give its seats back.
+    pub live_holds: bool,
+}
+
+/// One statement, index lookups only: the concert's schedules through
+/// `schedules_concert_idx`, each one's counts through the `schedule_inventory` primary key,
+/// and each one's live holds through the partial `reservations_schedule_held_idx`. The hold
+/// check is correlated per schedule on purpose: written as one join, the planner may instead
+/// walk every live hold of every concert through `reservations_status_expires_idx`, which
+/// grows with the busiest on-sale rather than with this concert. A concert that does not exist
+/// has no seats.
+pub async fn concert_stock(conn: &mut PgConnection, concert_id: Uuid) -> anyhow::Result<ConcertStock> {
+    sqlx::query_as!(
+        ConcertStock,
+        r#"SELECT COALESCE(sum(i.total_seats), 0)::bigint AS "total_seats!",
+                  COALESCE(sum(i.available_seats), 0)::bigint AS "available_seats!",
+                  COALESCE(bool_or(EXISTS (
+                      SELECT 1 FROM reservations r
+                      WHERE r.schedule_id = s.id AND r.status = 'held' AND r.expires_at > now())), false) AS "live_holds!"
+           FROM schedules s LEFT JOIN schedule_inventory i ON i.schedule_id = s.id
+           WHERE s.concert_id = $1"#,
+        concert_id
+    )
+    .fetch_one(conn)
+    .await
+    .context("concert stock")
+}
+
 /// A concert's schedules with their seat counts (from `schedule_inventory`, not a count).
 pub async fn schedules_of(conn: &mut PgConnection, concert_id: Uuid) -> anyhow::Result<Vec<ScheduleSummary>> {
     sqlx::query_as!(
