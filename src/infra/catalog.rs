@@ -14,6 +14,8 @@ pub struct ConcertRow {
     pub title: String,
     pub description: String,
     pub created_at: DateTime<Utc>,
+    /// `None`: on sale now.
+    pub sale_opens_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,13 +61,16 @@ pub async fn insert_concert(
     id: Uuid,
     title: &str,
     description: &str,
+    sale_opens_at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<ConcertRow> {
     sqlx::query_as!(
         ConcertRow,
-        "INSERT INTO concerts (id, title, description) VALUES ($1, $2, $3) RETURNING id, title, description, created_at",
+        "INSERT INTO concerts (id, title, description, sale_opens_at) VALUES ($1, $2, $3, $4)
+         RETURNING id, title, description, created_at, sale_opens_at",
         id,
         title,
-        description
+        description,
+        sale_opens_at
     )
     .fetch_one(conn)
     .await
@@ -76,7 +81,8 @@ pub async fn insert_concert(
 pub async fn list_concerts(conn: &mut PgConnection, limit: i64, offset: i64) -> anyhow::Result<(Vec<ConcertRow>, i64)> {
     let rows = sqlx::query_as!(
         ConcertRow,
-        "SELECT id, title, description, created_at FROM concerts ORDER BY created_at, id LIMIT $1 OFFSET $2",
+        "SELECT id, title, description, created_at, sale_opens_at FROM concerts
+         ORDER BY created_at, id LIMIT $1 OFFSET $2",
         limit,
         offset
     )
@@ -93,12 +99,25 @@ pub async fn list_concerts(conn: &mut PgConnection, limit: i64, offset: i64) -> 
 pub async fn find_concert(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<ConcertRow>> {
     sqlx::query_as!(
         ConcertRow,
-        "SELECT id, title, description, created_at FROM concerts WHERE id = $1",
+        "SELECT id, title, description, created_at, sale_opens_at FROM concerts WHERE id = $1",
         id
     )
     .fetch_optional(conn)
     .await
     .context("find concert")
+}
+
+/// When a concert's sale opens: `None` when there is no such concert, `Some(None)` when it is
+/// on sale now, `Some(Some(t))` when it opens at `t` (which may have passed). A primary-key
+/// lookup: the waiting room calls it on every join.
+pub async fn concert_sale_window(
+    conn: &mut PgConnection,
+    concert_id: Uuid,
+) -> anyhow::Result<Option<Option<DateTime<Utc>>>> {
+    sqlx::query_scalar!("SELECT sale_opens_at FROM concerts WHERE id = $1", concert_id)
+        .fetch_optional(conn)
+        .await
+        .context("concert sale window")
 }
 
 /// What is left to sell of a concert, summed over its schedules.
