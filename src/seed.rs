@@ -73,6 +73,7 @@ pub async fn seed(db: &PgPool, plan: &SeedPlan) -> anyhow::Result<SeedReport> {
             Uuid::now_v7(),
             &format!("Seeded Concert {} ({})", c + 1, &run[..8]),
             "Demo data from imticket-admin seed",
+            None,
         )
         .await?;
         tx.commit().await?;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::error::{AppError, OnConstraint};
 use super::{Deps, to_json};
 use crate::cache::{JsonBody, Ttl};
-use crate::domain::catalog::{ConcertTitle, Description, PageRequest, StartsAt};
+use crate::domain::catalog::{ConcertTitle, Description, PageRequest, SaleOpensAt, StartsAt};
 use crate::infra::catalog as repo;
 use crate::keys::CacheEntry;
 
@@ -28,6 +28,20 @@ pub struct Concert {
     pub title: String,
     pub description: String,
     pub created_at: DateTime<Utc>,
+    /// `None`: on sale now.
+    pub sale_opens_at: Option<DateTime<Utc>>,
+}
+
+impl From<repo::ConcertRow> for Concert {
+    fn from(row: repo::ConcertRow) -> Self {
+        Self {
+            id: row.id,
+            title: row.title,
+            description: row.description,
+            created_at: row.created_at,
+            sale_opens_at: row.sale_opens_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -52,6 +66,8 @@ pub struct ConcertDetails {
     pub id: Uuid,
     pub title: String,
     pub description: String,
+    /// `None`: on sale now.
+    pub sale_opens_at: Option<DateTime<Utc>>,
     pub schedules: Vec<ScheduleSummary>,
 }
 
@@ -70,31 +86,32 @@ pub(crate) fn schedule_not_found() -> AppError {
     AppError::not_found("schedule_not_found", "no such schedule")
 }
 
-pub async fn create_concert(deps: &Deps, title: &str, description: &str) -> Result<Concert, AppError> {
+/// Creates a concert; `sale_opens_at` absent means on sale at once.
+pub async fn create_concert(
+    deps: &Deps,
+    title: &str,
+    description: &str,
+    sale_opens_at: Option<DateTime<Utc>>,
+) -> Result<Concert, AppError> {
     let title = ConcertTitle::parse(title)?;
     let description = Description::parse(description)?;
+    let sale_opens_at = sale_opens_at.map(|at| SaleOpensAt::parse(at, Utc::now())).transpose()?;
     let mut conn = deps.db.acquire().await.context("acquire connection")?;
-    let row = repo::insert_concert(&mut conn, Uuid::now_v7(), title.as_str(), description.as_str()).await?;
-    Ok(Concert {
-        id: row.id,
-        title: row.title,
-        description: row.description,
-        created_at: row.created_at,
-    })
+    let row = repo::insert_concert(
+        &mut conn,
+        Uuid::now_v7(),
+        title.as_str(),
+        description.as_str(),
+        sale_opens_at.map(SaleOpensAt::get),
+    )
+    .await?;
+    Ok(row.into())
 }
 
 pub async fn list_concerts(deps: &Deps, page: PageRequest) -> Result<ConcertPage, AppError> {
     let mut conn = deps.db.acquire().await.context("acquire connection")?;
     let (rows, total) = repo::list_concerts(&mut conn, i64::from(page.size), page.offset()).await?;
-    let items = rows
-        .into_iter()
-        .map(|r| Concert {
-            id: r.id,
-            title: r.title,
-            description: r.description,
-            created_at: r.created_at,
-        })
-        .collect();
+    let items = rows.into_iter().map(Concert::from).collect();
     Ok(ConcertPage {
         items,
         page: page.page,
@@ -120,6 +137,7 @@ pub(crate) async fn load_concert_details(deps: &Deps, id: Uuid) -> Result<JsonBo
         id: concert.id,
         title: concert.title,
         description: concert.description,
+        sale_opens_at: concert.sale_opens_at,
         schedules,
     })
 }

@@ -1,9 +1,10 @@
 //! Use cases, one file each, grouped by what a user does: `auth` (sign up, log in),
-//! `concerts` (concerts and schedules), `seat_map`, `seat_creation` (bulk seats as a job),
-//! `waiting_room` (join, status, leave, admission, the booking gate), `availability` (sold
-//! out or not), `warm_up` (the cache at start). Each owns its transaction and returns [`AppError`] with a
-//! stable code. Use cases never see the stream runtime: they write typed events
-//! ([`crate::events`]) with [`crate::infra::outbox::append`] and publish them after commit.
+//! `concerts` (concerts and schedules), `availability` (is a concert sold out), `seat_map`,
+//! `seat_creation` (bulk seats as a job), `waiting_room` (join, status, leave, admission, the
+//! booking gate), `warm_up` (the cache at start). Each owns its transaction and returns
+//! [`AppError`] with a stable code. Use cases never see the stream runtime: they write typed
+//! events ([`crate::events`]) with [`crate::infra::outbox::append`] and publish them after
+//! commit.
 
 pub mod auth;
 pub mod availability;

@@ -329,7 +329,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             }];
             let layout = imticket::domain::catalog::SeatLayout::parse(sections).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut tx = deps.db.begin().await?;
-            let concert = repo::insert_concert(&mut tx, uuid::Uuid::now_v7(), "bench", "").await?;
+            let concert = repo::insert_concert(&mut tx, uuid::Uuid::now_v7(), "bench", "", None).await?;
             let schedule = repo::insert_schedule(
                 &mut tx,
                 uuid::Uuid::now_v7(),

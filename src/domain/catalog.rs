@@ -12,7 +12,7 @@ const MAX_DESCRIPTION_CHARS: usize = 5_000;
 const MAX_SECTION_NAME_CHARS: usize = 50;
 /// Seat prices, in points; the upper bound matches the largest single charge.
 pub const MAX_PRICE: i64 = 10_000_000;
-/// How far ahead a performance may be scheduled.
+/// How far ahead a performance may be scheduled or a sale may open.
 const MAX_YEARS_AHEAD: i64 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +66,25 @@ impl StartsAt {
         }
         if at > now + Duration::days(365 * MAX_YEARS_AHEAD) {
             return Err(InvalidField::new("starts_at", "must be at most 5 years ahead"));
+        }
+        Ok(Self(at))
+    }
+
+    pub fn get(self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// When a concert's sale opens: at most five years ahead. A time in the past is allowed and
+/// means "open now" (an admin re-creating a concert whose sale already started, or a clock
+/// a little behind ours, is no mistake worth refusing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleOpensAt(DateTime<Utc>);
+
+impl SaleOpensAt {
+    pub fn parse(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Self, InvalidField> {
+        if at > now + Duration::days(365 * MAX_YEARS_AHEAD) {
+            return Err(InvalidField::new("sale_opens_at", "must be at most 5 years ahead"));
         }
         Ok(Self(at))
     }
@@ -351,6 +370,16 @@ mod tests {
         assert!(StartsAt::parse(now - Duration::hours(1), now).is_err());
         assert!(StartsAt::parse(now + Duration::days(365 * 6), now).is_err());
         assert!(StartsAt::parse(now + Duration::days(30), now).is_ok());
+    }
+
+    #[test]
+    fn sales_open_at_most_five_years_ahead_and_may_have_opened_already() {
+        let now = Utc::now();
+        let past = now - Duration::days(3);
+        assert_eq!(SaleOpensAt::parse(past, now).unwrap().get(), past);
+        assert!(SaleOpensAt::parse(now + Duration::days(30), now).is_ok());
+        let err = SaleOpensAt::parse(now + Duration::days(365 * 6), now).unwrap_err();
+        assert_eq!(err.field, "sale_opens_at");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct ConcertRow {
     pub title: String,
     pub description: String,
     pub created_at: DateTime<Utc>,
+    /// `None`: on sale now.
+    pub sale_opens_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,13 +61,16 @@ pub async fn insert_concert(
     id: Uuid,
     title: &str,
     description: &str,
+    sale_opens_at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<ConcertRow> {
     sqlx::query_as!(
         ConcertRow,
-        "INSERT INTO concerts (id, title, description) VALUES ($1, $2, $3) RETURNING id, title, description, created_at",
+        "INSERT INTO concerts (id, title, description, sale_opens_at) VALUES ($1, $2, $3, $4)
+         RETURNING id, title, description, created_at, sale_opens_at",
         id,
         title,
-        description
+        description,
+        sale_opens_at
     )
     .fetch_one(conn)
     .await
@@ -76,7 +81,8 @@ pub async fn insert_concert(
 pub async fn list_concerts(conn: &mut PgConnection, limit: i64, offset: i64) -> anyhow::Result<(Vec<ConcertRow>, i64)> {
     let rows = sqlx::query_as!(
         ConcertRow,
-        "SELECT id, title, description, created_at FROM concerts ORDER BY created_at, id LIMIT $1 OFFSET $2",
+        "SELECT id, title, description, created_at, sale_opens_at FROM concerts
+         ORDER BY created_at, id LIMIT $1 OFFSET $2",
         limit,
         offset
     )
@@ -93,12 +99,59 @@ pub async fn list_concerts(conn: &mut PgConnection, limit: i64, offset: i64) -> 
 pub async fn find_concert(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<ConcertRow>> {
     sqlx::query_as!(
         ConcertRow,
-        "SELECT id, title, description, created_at FROM concerts WHERE id = $1",
+        "SELECT id, title, description, created_at, sale_opens_at FROM concerts WHERE id = $1",
         id
     )
     .fetch_optional(conn)
     .await
     .context("find concert")
+}
+
+/// When a concert's sale opens: `None` when there is no such concert, `Some(None)` when it is
+/// on sale now, `Some(Some(t))` when it opens at `t` (which may have passed). A primary-key
+/// lookup: the waiting room calls it on every join.
+pub async fn concert_sale_window(
+    conn: &mut PgConnection,
+    concert_id: Uuid,
+) -> anyhow::Result<Option<Option<DateTime<Utc>>>> {
+    sqlx::query_scalar!("SELECT sale_opens_at FROM concerts WHERE id = $1", concert_id)
+        .fetch_optional(conn)
+        .await
+        .context("concert sale window")
+}
+
+/// What is left to sell of a concert, summed over its schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcertStock {
+    pub total_seats: i64,
+    pub available_seats: i64,
+    /// Some schedule has a `held` reservation whose `expires_at` is still ahead (database
+    /// clock): it may yet be released and give its seats back.
+    pub live_holds: bool,
+}
+
+/// One statement, index lookups only: the concert's schedules through
+/// `schedules_concert_idx`, each one's counts through the `schedule_inventory` primary key,
+/// and each one's live holds through the partial `reservations_schedule_held_idx`. The hold
+/// check is correlated per schedule on purpose: written as one join, the planner may instead
+/// walk every live hold of every concert through `reservations_status_expires_idx`, which
+/// grows with the busiest on-sale rather than with this concert. A concert that does not exist
+/// has no seats.
+pub async fn concert_stock(conn: &mut PgConnection, concert_id: Uuid) -> anyhow::Result<ConcertStock> {
+    sqlx::query_as!(
+        ConcertStock,
+        r#"SELECT COALESCE(sum(i.total_seats), 0)::bigint AS "total_seats!",
+                  COALESCE(sum(i.available_seats), 0)::bigint AS "available_seats!",
+                  COALESCE(bool_or(EXISTS (
+                      SELECT 1 FROM reservations r
+                      WHERE r.schedule_id = s.id AND r.status = 'held' AND r.expires_at > now())), false) AS "live_holds!"
+           FROM schedules s LEFT JOIN schedule_inventory i ON i.schedule_id = s.id
+           WHERE s.concert_id = $1"#,
+        concert_id
+    )
+    .fetch_one(conn)
+    .await
+    .context("concert stock")
 }
 
 /// A concert's schedules with their seat counts (from `schedule_inventory`, not a count).
@@ -321,17 +374,4 @@ pub async fn update_job(
     .await
     .context("update job")?;
     Ok(())
-}
-
-/// TEMPORARY (replaced by the compile-time checked version with the sale_opens_at migration).
-pub async fn concert_sale_window(
-    conn: &mut PgConnection,
-    concert_id: Uuid,
-) -> anyhow::Result<Option<Option<DateTime<Utc>>>> {
-    let found: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM concerts WHERE id = $1")
-        .bind(concert_id)
-        .fetch_optional(conn)
-        .await
-        .context("concert sale window")?;
-    Ok(found.map(|_| None))
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, SubsecRound, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -219,6 +220,112 @@ async fn concerts_page_in_a_stable_order() {
     .await;
 }
 
+/// The `sale_opens_at` of a concert object, parsed; `None` for `null`. Fails when the key is
+/// missing: api.md requires it (null when absent) in every concert answer.
+fn sale_opens_at(concert: &Value) -> Option<DateTime<Utc>> {
+    let value = concert
+        .get("sale_opens_at")
+        .unwrap_or_else(|| panic!("no sale_opens_at in {concert}"));
+    value
+        .as_str()
+        .map(|at| DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc))
+}
+
+#[tokio::test]
+async fn concerts_carry_their_sale_opening_in_every_answer() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    // Whole seconds: PostgreSQL keeps microseconds, so a nanosecond value would not round-trip.
+    let opens = (Utc::now() + chrono::Duration::days(7)).trunc_subsecs(0);
+    let opened = (Utc::now() - chrono::Duration::hours(2)).trunc_subsecs(0);
+    let mut expected = Vec::new();
+    for (title, body) in [
+        ("Later", json!({"title": "Later", "sale_opens_at": opens.to_rfc3339()})),
+        ("Now", json!({"title": "Now"})),
+        ("Null", json!({"title": "Null", "sale_opens_at": null})),
+        // A time already past is allowed: the sale is open.
+        (
+            "Opened",
+            json!({"title": "Opened", "sale_opens_at": opened.to_rfc3339()}),
+        ),
+    ] {
+        let created = expect_status(
+            app.post_json_authed("/api/v1/concerts", &admin, &body).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let want = match title {
+            "Later" => Some(opens),
+            "Opened" => Some(opened),
+            _ => None,
+        };
+        assert_eq!(sale_opens_at(&created), want, "{created}");
+        expected.push((created["id"].as_str().unwrap().to_owned(), want));
+    }
+
+    let page = expect_status(app.get("/api/v1/concerts?size=100").await, StatusCode::OK).await;
+    let listed: Vec<(String, Option<DateTime<Utc>>)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_owned(), sale_opens_at(c)))
+        .collect();
+    assert_eq!(listed, expected);
+
+    let mut conn = app.db.acquire().await.unwrap();
+    for (id, want) in &expected {
+        let details = expect_status(app.get(&format!("/api/v1/concerts/{id}")).await, StatusCode::OK).await;
+        assert_eq!(sale_opens_at(&details), *want, "{details}");
+        // Twice: the second answer comes from the cache.
+        let cached = expect_status(app.get(&format!("/api/v1/concerts/{id}")).await, StatusCode::OK).await;
+        assert_eq!(sale_opens_at(&cached), *want, "{cached}");
+        let window = imticket::infra::catalog::concert_sale_window(&mut conn, id.parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(window, Some(*want));
+    }
+    let window = imticket::infra::catalog::concert_sale_window(&mut conn, uuid::Uuid::now_v7())
+        .await
+        .unwrap();
+    assert_eq!(window, None, "no such concert");
+
+    let doc = expect_status(app.get("/openapi.json").await, StatusCode::OK).await;
+    for schema in ["NewConcert", "Concert", "ConcertDetails"] {
+        let property = &doc["components"]["schemas"][schema]["properties"]["sale_opens_at"];
+        assert!(property.is_object(), "{schema}.sale_opens_at is not documented");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_sale_opening_is_422_naming_the_field_and_creates_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let six_years = (Utc::now() + chrono::Duration::days(365 * 6)).to_rfc3339();
+    for value in [
+        json!("tomorrow"),
+        json!(six_years),
+        json!(17),
+        json!("2027-13-01T00:00:00Z"),
+    ] {
+        let problem = expect_problem(
+            app.post_json_authed(
+                "/api/v1/concerts",
+                &admin,
+                &json!({"title": "Soon", "sale_opens_at": value}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with("sale_opens_at: "),
+            "{value}: {problem}"
+        );
+    }
+    assert_eq!(app.count("concerts").await, 0);
+}
+
 fn layout() -> Value {
     json!([
         {"name": "Floor", "rows": 10, "seats_per_row": 20, "price": 15000},
@@ -358,7 +465,7 @@ async fn concert_loads(app: &TestApp) -> i64 {
     sqlx::query_scalar(
         "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND query LIKE 'SELECT id, title, description, created_at FROM concerts WHERE id = $1%'",
+           AND query LIKE 'SELECT id, title, description, created_at, sale_opens_at FROM concerts WHERE id = $1%'",
     )
     .fetch_one(&app.db)
     .await

@@ -7,6 +7,7 @@ mod helpers;
 mod servers;
 
 mod auth;
+mod availability;
 mod catalog;
 mod errors;
 mod operational;

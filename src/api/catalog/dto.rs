@@ -17,6 +17,11 @@ pub struct NewConcert {
     pub title: String,
     #[serde(default)]
     pub description: String,
+    /// RFC 3339; when the sale opens (the waiting room holds early fans in a pre-queue until
+    /// then). At most 5 years ahead; a past time or `null`/absent means on sale now.
+    #[serde(default)]
+    #[schema(example = "2027-03-01T10:00:00Z")]
+    pub sale_opens_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -76,6 +81,8 @@ pub struct Concert {
     pub title: String,
     pub description: String,
     pub created_at: DateTime<Utc>,
+    /// When the sale opens; `null`: on sale now.
+    pub sale_opens_at: Option<DateTime<Utc>>,
 }
 
 impl From<concerts::Concert> for Concert {
@@ -85,6 +92,7 @@ impl From<concerts::Concert> for Concert {
             title: c.title,
             description: c.description,
             created_at: c.created_at,
+            sale_opens_at: c.sale_opens_at,
         }
     }
 }
@@ -122,6 +130,8 @@ pub struct ConcertDetails {
     pub id: Uuid,
     pub title: String,
     pub description: String,
+    /// When the sale opens; `null`: on sale now.
+    pub sale_opens_at: Option<DateTime<Utc>>,
     pub schedules: Vec<ScheduleSummary>,
 }
 
@@ -201,6 +211,7 @@ mod tests {
             id,
             title: "t".into(),
             description: "d".into(),
+            sale_opens_at: Some(now),
             schedules: vec![concerts::ScheduleSummary {
                 id,
                 starts_at: now,
@@ -212,6 +223,7 @@ mod tests {
             id,
             title: "t".into(),
             description: "d".into(),
+            sale_opens_at: Some(now),
             schedules: vec![ScheduleSummary {
                 id,
                 starts_at: now,
@@ -220,6 +232,19 @@ mod tests {
             }],
         };
         assert_eq!(json(&view), json(&documented));
+        assert_eq!(json(&view)["sale_opens_at"], json(&now));
+        let on_sale_now = concerts::ConcertDetails {
+            sale_opens_at: None,
+            schedules: vec![],
+            ..view
+        };
+        let documented = ConcertDetails {
+            sale_opens_at: None,
+            schedules: vec![],
+            ..documented
+        };
+        assert_eq!(json(&on_sale_now), json(&documented));
+        assert_eq!(json(&on_sale_now)["sale_opens_at"], serde_json::Value::Null);
 
         let view = seat_map::SeatMap {
             schedule_id: id,
@@ -259,17 +284,28 @@ mod tests {
         };
         assert_eq!(json(&Job::from(job.clone())), json(&job));
         let page = concerts::ConcertPage {
-            items: vec![concerts::Concert {
-                id,
-                title: "t".into(),
-                description: "".into(),
-                created_at: now,
-            }],
+            items: vec![
+                concerts::Concert {
+                    id,
+                    title: "t".into(),
+                    description: "".into(),
+                    created_at: now,
+                    sale_opens_at: Some(now),
+                },
+                concerts::Concert {
+                    id,
+                    title: "u".into(),
+                    description: "".into(),
+                    created_at: now,
+                    sale_opens_at: None,
+                },
+            ],
             page: 1,
             size: 20,
-            total: 1,
+            total: 2,
         };
         let expected = json(&page);
+        assert_eq!(expected["items"][1]["sale_opens_at"], serde_json::Value::Null);
         assert_eq!(json(&ConcertPage::from(page)), expected);
     }
 }

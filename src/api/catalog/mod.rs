@@ -32,7 +32,7 @@ pub async fn create_concert(
     _: AdminUser,
     Json(body): Json<NewConcert>,
 ) -> Result<HttpResponse, AppError> {
-    let concert = concerts::create_concert(&deps, &body.title, &body.description).await?;
+    let concert = concerts::create_concert(&deps, &body.title, &body.description, body.sale_opens_at).await?;
     Ok(HttpResponse::Created().json(Concert::from(concert)))
 }
 
