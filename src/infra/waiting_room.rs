@@ -400,7 +400,8 @@ impl<'a> WaitingRoom<'a> {
     /// Counts for operators (`imticket-admin queue stats`) and metrics.
     pub async fn stats(&self, concert_id: Uuid) -> anyhow::Result<QueueStats> {
         let mut conn = self.redis.connection().await?;
-        let (in_line, active, meta, now): (u64, u64, (Option<i64>, Option<String>), (i64, i64)) = redis::pipe()
+        type Meta = (Option<i64>, Option<String>);
+        let (in_line, active, meta, now): (u64, u64, Meta, (i64, i64)) = redis::pipe()
             .cmd("ZCARD")
             .arg(&self.keys.waiting)
             .cmd("ZCARD")
