@@ -434,6 +434,18 @@ impl<'a> WaitingRoom<'a> {
         })
     }
 
+    /// Whether this concert has a waiting room at all: any of its keys exists (the first join
+    /// writes `meta`, which stays after the line empties).
+    pub async fn exists(&self) -> anyhow::Result<bool> {
+        let mut conn = self.redis.connection().await?;
+        let found: u64 = redis::cmd("EXISTS")
+            .arg(self.keys.all().as_slice())
+            .query_async(&mut conn)
+            .await
+            .context("waiting room: exists")?;
+        Ok(found > 0)
+    }
+
     /// Whether nothing is left: nobody waiting or active.
     pub async fn is_empty(&self) -> anyhow::Result<bool> {
         let mut conn = self.redis.connection().await?;
