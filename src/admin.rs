@@ -7,8 +7,11 @@ use anyhow::Context;
 use redis::aio::ConnectionManager;
 use serde_json::json;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::events::Stream;
+use crate::infra::redis::Redis;
+use crate::infra::waiting_room::{self, QueueStats, WaitingRoom};
 use crate::keys::Keys;
 use crate::stream::EntryId;
 use crate::stream::dead_letter::{self, DeadLetter};
@@ -16,7 +19,7 @@ use crate::stream::maintenance::{self, StreamStats};
 
 pub struct Admin {
     pub keys: Keys,
-    pub redis: Option<ConnectionManager>,
+    pub redis: Option<Redis>,
     pub db: Option<PgPool>,
     pub json: bool,
 }
@@ -36,8 +39,12 @@ pub fn dead_letter_id(raw: &str) -> anyhow::Result<EntryId> {
 }
 
 impl Admin {
-    fn redis(&mut self) -> anyhow::Result<&mut ConnectionManager> {
-        self.redis.as_mut().context("REDIS_URL: is required for this command")
+    fn redis_handle(&self) -> anyhow::Result<&Redis> {
+        self.redis.as_ref().context("REDIS_URL: is required for this command")
+    }
+
+    async fn redis(&self) -> anyhow::Result<ConnectionManager> {
+        self.redis_handle()?.connection().await
     }
 
     fn db(&self) -> anyhow::Result<&PgPool> {
@@ -50,9 +57,9 @@ impl Admin {
         let mut keys: Vec<String> = Stream::ALL.iter().map(|s| self.keys.stream(*s)).collect();
         keys.push(self.keys.dead_letter());
         let mut all: Vec<StreamStats> = Vec::new();
-        let conn = self.redis()?;
+        let mut conn = self.redis().await?;
         for key in &keys {
-            if let Some(stats) = maintenance::stream_stats(conn, key).await? {
+            if let Some(stats) = maintenance::stream_stats(&mut conn, key).await? {
                 all.push(stats);
             }
         }
@@ -103,7 +110,7 @@ impl Admin {
 
     pub async fn dlq_list(&mut self, stream: Option<&str>, limit: usize) -> anyhow::Result<String> {
         let keys = self.keys.clone();
-        let letters = dead_letter::list(self.redis()?, &keys, stream, limit).await?;
+        let letters = dead_letter::list(&mut self.redis().await?, &keys, stream, limit).await?;
         if self.json {
             return Ok(serde_json::to_string_pretty(
                 &letters.iter().map(letter_json).collect::<Vec<_>>(),
@@ -141,7 +148,7 @@ impl Admin {
     pub async fn dlq_show(&mut self, id: &str) -> anyhow::Result<String> {
         let keys = self.keys.clone();
         let id = dead_letter_id(id)?.to_string();
-        let letter = dead_letter::show(self.redis()?, &keys, &id)
+        let letter = dead_letter::show(&mut self.redis().await?, &keys, &id)
             .await?
             .with_context(|| format!("no dead letter with id {id}"))?;
         if self.json {
@@ -169,7 +176,7 @@ impl Admin {
     /// Replays one dead letter, or all of them (optionally of one stream).
     pub async fn dlq_replay(&mut self, id: Option<&str>, stream: Option<&str>) -> anyhow::Result<String> {
         let keys = self.keys.clone();
-        let conn = self.redis()?;
+        let conn = &mut self.redis().await?;
         let letters = match id {
             Some(id) => {
                 let id = dead_letter_id(id)?.to_string();
@@ -203,12 +210,53 @@ impl Admin {
 
     pub async fn dlq_purge(&mut self, stream: Option<&str>) -> anyhow::Result<String> {
         let keys = self.keys.clone();
-        let purged = dead_letter::purge(self.redis()?, &keys, stream).await?;
+        let purged = dead_letter::purge(&mut self.redis().await?, &keys, stream).await?;
         Ok(if self.json {
             json!({"purged": purged}).to_string()
         } else {
             format!("{purged} dead letter(s) deleted")
         })
+    }
+
+    /// `queue list`: every open line (`queue:open`), the longest first.
+    pub async fn queue_list(&mut self) -> anyhow::Result<String> {
+        let redis = self.redis_handle()?;
+        let mut all = Vec::new();
+        for concert_id in waiting_room::open_lines(redis, &self.keys).await? {
+            all.push(
+                WaitingRoom::new(redis, &self.keys, concert_id)
+                    .stats(concert_id)
+                    .await?,
+            );
+        }
+        all.sort_by_key(|s| (std::cmp::Reverse(s.waiting + s.pre_queue + s.active), s.concert_id));
+        if self.json {
+            return Ok(serde_json::to_string_pretty(
+                &all.iter().map(|s| queue_json(s, true)).collect::<Vec<_>>(),
+            )?);
+        }
+        let mut out = queue_table_header();
+        for stats in &all {
+            queue_table_row(&mut out, stats)?;
+        }
+        write!(out, "{} open line(s)", all.len())?;
+        Ok(out)
+    }
+
+    /// `queue stats <concert_id>`: one concert's waiting room, open or not.
+    pub async fn queue_stats(&mut self, concert_id: Uuid) -> anyhow::Result<String> {
+        let room = WaitingRoom::new(self.redis_handle()?, &self.keys, concert_id);
+        let exists = room.exists().await?;
+        let stats = room.stats(concert_id).await?;
+        if self.json {
+            return Ok(serde_json::to_string_pretty(&queue_json(&stats, exists))?);
+        }
+        if !exists {
+            return Ok(format!("no waiting room for {concert_id}"));
+        }
+        let mut out = queue_table_header();
+        queue_table_row(&mut out, &stats)?;
+        Ok(out.trim_end().to_owned())
     }
 
     pub async fn outbox_status(&mut self) -> anyhow::Result<String> {
@@ -236,6 +284,50 @@ impl Admin {
                 .map_or_else(|| "-".to_owned(), |t| t.to_string())
         ))
     }
+}
+
+/// A concert id as operators type it.
+pub fn concert_id(raw: &str) -> anyhow::Result<Uuid> {
+    raw.trim()
+        .parse()
+        .with_context(|| format!("not a concert id: {raw} (expected a UUID)"))
+}
+
+fn opens_at(ms: i64) -> Option<String> {
+    (ms > 0)
+        .then(|| chrono::DateTime::from_timestamp_millis(ms))
+        .flatten()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// `exists`: whether the concert has any waiting-room key (always true for open lines).
+fn queue_json(s: &QueueStats, exists: bool) -> serde_json::Value {
+    json!({
+        "concert_id": s.concert_id, "exists": exists, "waiting": s.waiting, "pre_queue": s.pre_queue,
+        "active": s.active, "admitted_last_minute": s.admitted_last_minute, "sold_out": s.sold_out,
+        "opens_at_ms": s.opens_at_ms, "opens_at": opens_at(s.opens_at_ms),
+    })
+}
+
+fn queue_table_header() -> String {
+    format!(
+        "{:<36} {:>9} {:>9} {:>7} {:>11} {:<8} OPENS-AT\n",
+        "CONCERT", "WAITING", "PRE-QUEUE", "ACTIVE", "ADMIT/MIN", "SOLD-OUT"
+    )
+}
+
+fn queue_table_row(out: &mut String, s: &QueueStats) -> std::fmt::Result {
+    writeln!(
+        out,
+        "{:<36} {:>9} {:>9} {:>7} {:>11} {:<8} {}",
+        s.concert_id,
+        s.waiting,
+        s.pre_queue,
+        s.active,
+        s.admitted_last_minute,
+        if s.sold_out { "yes" } else { "no" },
+        opens_at(s.opens_at_ms).unwrap_or_else(|| "open".to_owned())
+    )
 }
 
 fn letter_json(l: &DeadLetter) -> serde_json::Value {

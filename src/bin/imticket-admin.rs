@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use imticket::admin::{Admin, dead_letter_id};
+use imticket::admin::{Admin, concert_id, dead_letter_id};
 use imticket::config::{OperatorConfig, parse_env_file, url_without_password};
 use imticket::keys::Keys;
 use secrecy::{ExposeSecret, SecretString};
@@ -32,7 +32,7 @@ struct Cli {
     /// PostgreSQL URL (migrate, outbox, seed) [default: DATABASE_URL]
     #[arg(long, global = true)]
     database_url: Option<String>,
-    /// Redis URL (streams, dlq) [default: REDIS_URL, else redis://127.0.0.1:6379]
+    /// Redis URL (streams, dlq, queue) [default: REDIS_URL, else redis://127.0.0.1:6379]
     #[arg(long, global = true)]
     redis_url: Option<String>,
     /// Prefix of the deployment's Redis keys [default: IMTICKET_REDIS_KEY_PREFIX, else imticket:]
@@ -57,6 +57,9 @@ enum Command {
     /// The transactional outbox.
     #[command(subcommand)]
     Outbox(Outbox),
+    /// Waiting rooms: open lines and their counts.
+    #[command(subcommand)]
+    Queue(Queue),
     /// Create demo data fast: concerts, schedules with seats, users with points.
     Seed(imticket::seed::SeedPlan),
 }
@@ -100,6 +103,14 @@ struct Replay {
     /// With --all: only the dead letters of this stream (logical name like `payments`, or the key).
     #[arg(long)]
     stream: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Queue {
+    /// Every open line: waiting, pre-queue, active, admitted in the last minute, sold out, opening.
+    List,
+    /// The same for one concert (also when it has no open line).
+    Stats { concert_id: String },
 }
 
 #[derive(Subcommand)]
@@ -197,14 +208,14 @@ fn read_env_file(path: &Path) -> anyhow::Result<HashMap<String, String>> {
 
 /// Connects and PINGs within `IMTICKET_REDIS_TIMEOUT_MS`; later commands have the same
 /// response timeout, so an unreachable Redis is one error line, never a silent wait.
-async fn connect_redis(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
+async fn connect_redis(settings: &Settings) -> anyhow::Result<imticket::infra::redis::Redis> {
     let config = &settings.config;
     let redis = imticket::infra::redis::Redis::new(&config.redis_url, config.redis_timeout)?;
     let connected = async {
         redis.ping().await?;
         redis.connection().await
     };
-    connected.await.with_context(|| {
+    connected.await.map(|_| redis).with_context(|| {
         format!(
             "cannot reach Redis at {} ({}) within {} ms",
             url_without_password(config.redis_url.expose_secret()),
@@ -252,10 +263,13 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Dlq(Dlq::Show { id }) | Command::Dlq(Dlq::Replay(Replay { id: Some(id), .. })) => {
             dead_letter_id(id)?;
         }
+        Command::Queue(Queue::Stats { concert_id: id }) => {
+            concert_id(id)?;
+        }
         _ => {}
     }
     let redis = match cli.command {
-        Command::Streams | Command::Dlq(_) => Some(connect_redis(&settings).await?),
+        Command::Streams | Command::Dlq(_) | Command::Queue(_) => Some(connect_redis(&settings).await?),
         _ => None,
     };
     let db = match cli.command {
@@ -291,6 +305,8 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
             admin.dlq_purge(stream.as_deref()).await
         }
         Command::Outbox(Outbox::Status) => admin.outbox_status().await,
+        Command::Queue(Queue::List) => admin.queue_list().await,
+        Command::Queue(Queue::Stats { concert_id: id }) => admin.queue_stats(concert_id(&id)?).await,
         Command::Seed(plan) => {
             let pool = admin.db.as_ref().context("no database")?;
             imticket::infra::db::migrate(pool).await?;

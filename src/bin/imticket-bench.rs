@@ -1,5 +1,11 @@
-//! `imticket-bench`: measures the event backbone (see docs/PERFORMANCE.md) and runs probe
-//! consumers for the crash tests. Reads the same environment as the other binaries.
+//! `imticket-bench`: measures the event backbone, the catalog's HTTP latency and the waiting
+//! room (see docs/PERFORMANCE.md) and runs probe consumers for the crash tests. Reads the same
+//! environment as the other binaries.
+
+#[path = "imticket-bench/load.rs"]
+mod load;
+#[path = "imticket-bench/queue.rs"]
+mod queue;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use imticket::stream::probe::{NoopHandler, ProbeHandler};
 use imticket::stream::{Consumer, Handler, StreamRuntime, Subscription};
 
 #[derive(Parser)]
-#[command(name = "imticket-bench", about = "Event-backbone benchmarks and probe consumers")]
+#[command(name = "imticket-bench", about = "Benchmarks and probe consumers")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -115,6 +121,71 @@ enum Command {
         /// client then never pays the scheduler's wake-up (tens of microseconds on these VMs).
         #[arg(long)]
         spin: bool,
+    },
+    /// GET `path` `requests` times over `connections` keep-alive connections, each sending
+    /// back to back: requests/s, p50/p99, errors (the HTTP floor with `/health/live`).
+    HttpLoad {
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value = "/health/live")]
+        path: String,
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// `requests` joins of a concert's waiting room, each by a fresh user (access tokens minted
+    /// with JWT_SECRET); the queue tokens are written to `tokens_out`. Also the Redis commands
+    /// per join (INFO commandstats before and after).
+    QueueJoin {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        concert: uuid::Uuid,
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long)]
+        tokens_out: std::path::PathBuf,
+    },
+    /// `GET /queue/status` with the queue tokens of `tokens_file` in turn (`requests` 0: each
+    /// once), and the Redis commands per status call.
+    QueueStatus {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        tokens_file: std::path::PathBuf,
+        #[arg(long, default_value_t = 0)]
+        requests: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// With a pre-queue joined (tokens in `tokens_file`) before `opens_at_ms`: the time from
+    /// the opening until the last joiner, then every joiner, is told a position; then the
+    /// promoter's round on that line.
+    QueueOpen {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        concert: uuid::Uuid,
+        #[arg(long)]
+        tokens_file: std::path::PathBuf,
+        /// Unix ms.
+        #[arg(long)]
+        opens_at_ms: i64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// Prints `EVALSHA <sha> 8 <keys> <args>` for redis-benchmark: the real join script (fresh
+    /// users via __rand_int__) or status script (an entry from the middle of `tokens_file`).
+    QueueEvalshaArgs {
+        #[arg(long)]
+        script: String,
+        #[arg(long)]
+        concert: uuid::Uuid,
+        #[arg(long)]
+        tokens_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -400,6 +471,37 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::HttpLoad {
+            addr,
+            path,
+            requests,
+            connections,
+        } => queue::http_load(&addr, &path, requests, connections).await,
+        Command::QueueJoin {
+            addr,
+            concert,
+            requests,
+            connections,
+            tokens_out,
+        } => queue::join(&deps, &addr, concert, requests, connections, &tokens_out).await,
+        Command::QueueStatus {
+            addr,
+            tokens_file,
+            requests,
+            connections,
+        } => queue::status(&deps, &addr, &tokens_file, requests, connections).await,
+        Command::QueueOpen {
+            addr,
+            concert,
+            tokens_file,
+            opens_at_ms,
+            connections,
+        } => queue::open(&deps, &addr, concert, &tokens_file, opens_at_ms, connections).await,
+        Command::QueueEvalshaArgs {
+            script,
+            concert,
+            tokens_file,
+        } => queue::evalsha_args(&deps, &script, concert, tokens_file.as_deref()),
         Command::RelayRate { events, relays } => {
             let keys = deps.keys.clone();
             let mut tx = deps.db.begin().await?;

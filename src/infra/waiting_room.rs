@@ -193,6 +193,12 @@ return result
     )
 });
 
+/// The SHA1 names of the join and status scripts, as `EVALSHA` calls them: `imticket-bench`
+/// hands them to `redis-benchmark` for a same-run reference of the scripts alone.
+pub fn script_hashes() -> (&'static str, &'static str) {
+    (JOIN.get_hash(), STATUS.get_hash())
+}
+
 /// How an entry stands, as one script read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryView {
@@ -289,6 +295,9 @@ fn parse_view(reply: Value) -> anyhow::Result<EntryView> {
         oldest_admission_ms: int(items.get(7)),
     })
 }
+
+/// ZCARD waiting, ZCARD active, HMGET meta opens_at sold_out, TIME.
+type StatsReply = (u64, u64, (Option<i64>, Option<String>), (i64, i64));
 
 /// One concert's waiting room in Redis.
 pub struct WaitingRoom<'a> {
@@ -400,8 +409,7 @@ impl<'a> WaitingRoom<'a> {
     /// Counts for operators (`imticket-admin queue stats`) and metrics.
     pub async fn stats(&self, concert_id: Uuid) -> anyhow::Result<QueueStats> {
         let mut conn = self.redis.connection().await?;
-        type Meta = (Option<i64>, Option<String>);
-        let (in_line, active, meta, now): (u64, u64, Meta, (i64, i64)) = redis::pipe()
+        let (in_line, active, meta, now): StatsReply = redis::pipe()
             .cmd("ZCARD")
             .arg(&self.keys.waiting)
             .cmd("ZCARD")
@@ -433,6 +441,18 @@ impl<'a> WaitingRoom<'a> {
             sold_out: meta.1.as_deref() == Some("1"),
             opens_at_ms,
         })
+    }
+
+    /// Whether this concert has a waiting room at all: any of its keys exists (the first join
+    /// writes `meta`, which stays after the line empties).
+    pub async fn exists(&self) -> anyhow::Result<bool> {
+        let mut conn = self.redis.connection().await?;
+        let found: u64 = redis::cmd("EXISTS")
+            .arg(self.keys.all().as_slice())
+            .query_async(&mut conn)
+            .await
+            .context("waiting room: exists")?;
+        Ok(found > 0)
     }
 
     /// Whether nothing is left: nobody waiting or active.

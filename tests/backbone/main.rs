@@ -13,5 +13,6 @@ mod support;
 mod admin_cli;
 mod crashes;
 mod outbox;
+mod queue_cli;
 mod retention;
 mod runtime;
