@@ -332,6 +332,29 @@ async fn leaving_and_rejoining() {
     assert_ne!(again["queue_token"], second["queue_token"]);
     assert_eq!(position(&again), 2);
 
+    // An unknown concert is 404; no access token is 401; no queue token is 401.
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/concerts/{}/queue", Uuid::now_v7())))
+        .bearer_auth(&second_user)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::NOT_FOUND, "concert_not_found").await;
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/concerts/{concert}/queue")))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::UNAUTHORIZED, "missing_token").await;
+    expect_problem(
+        app.get("/api/v1/queue/status").await,
+        StatusCode::UNAUTHORIZED,
+        "missing_queue_token",
+    )
+    .await;
+
     // Giving the active slot back.
     let first_token = first["queue_token"].as_str().unwrap();
     assert_eq!(leave(&app, first_token).await.status(), StatusCode::NO_CONTENT);
