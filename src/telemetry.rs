@@ -46,8 +46,13 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         const LATENCY: &[f64] = &[
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
+        // A wait in the waiting room is minutes, not milliseconds.
+        const QUEUE_WAIT: &[f64] = &[
+            1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+        ];
         let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY)
+            .set_buckets_for_metric(Matcher::Full("queue_wait_seconds".to_owned()), QUEUE_WAIT)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY))
             .map(PrometheusBuilder::build_recorder)
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();

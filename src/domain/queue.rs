@@ -55,11 +55,11 @@ pub fn poll_after_waiting(eta_seconds: u64) -> u64 {
 }
 
 /// When a pre-queue client should ask again: at the opening at the earliest (its place is
-/// drawn then), spread by `jitter` (0 ≤ jitter < 1) over the following 28 s, so a large
-/// pre-queue does not ask all at once the second the sale opens.
+/// revealed then), spread by `jitter` (0 ≤ jitter < 1) over up to 28 s after it, never later
+/// than 30 s from now, so a large pre-queue does not ask all at once the second the sale opens.
 pub fn poll_after_pre_queue(seconds_until_open: u64, jitter: f64) -> u64 {
     let spread = (jitter.clamp(0.0, 0.999) * (POLL_MAX_SECONDS - POLL_MIN_SECONDS) as f64) as u64;
-    seconds_until_open.clamp(POLL_MIN_SECONDS, POLL_MAX_SECONDS) + spread
+    (seconds_until_open.max(POLL_MIN_SECONDS) + spread).min(POLL_MAX_SECONDS)
 }
 
 /// When an active client should ask again: no later than its slot ends, at most 30 s.
@@ -111,9 +111,10 @@ mod tests {
     #[test]
     fn pre_queue_polls_spread_after_the_opening() {
         assert_eq!(poll_after_pre_queue(0, 0.0), 2);
-        assert_eq!(poll_after_pre_queue(3600, 0.0), 30);
+        assert_eq!(poll_after_pre_queue(3600, 0.5), 30);
         assert_eq!(poll_after_pre_queue(5, 0.5), 5 + 14);
-        assert!(poll_after_pre_queue(0, 0.9999) <= 2 + 28);
+        assert_eq!(poll_after_pre_queue(20, 0.9), 30, "never later than 30 s");
+        assert!((2..=30).contains(&poll_after_pre_queue(0, 0.9999)));
         assert_eq!(poll_after_active(600), 30);
         assert_eq!(poll_after_active(0), 2);
     }
