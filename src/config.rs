@@ -40,6 +40,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub hold_ttl: Duration,
     pub max_seats_per_reservation: u16,
+    /// Seats one user may hold or own at once for one schedule, over all of their reservations.
+    pub max_seats_per_user: u16,
     pub queue_active_capacity: u32,
     pub queue_promote_per_second: u32,
     pub queue_active_ttl: Duration,
@@ -178,6 +180,7 @@ impl Config {
             shutdown_timeout: env.seconds("IMTICKET_SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=3600)?,
             hold_ttl: env.seconds("IMTICKET_HOLD_TTL_SECONDS", 300, 1..=86_400)?,
             max_seats_per_reservation: env.number("IMTICKET_MAX_SEATS_PER_RESERVATION", 4, 1..=100)?,
+            max_seats_per_user: env.number("IMTICKET_MAX_SEATS_PER_USER", 4, 1..=1000)?,
             queue_active_capacity: env.number("IMTICKET_QUEUE_ACTIVE_CAPACITY", 1000, 1..=10_000_000)?,
             queue_promote_per_second: env.number("IMTICKET_QUEUE_PROMOTE_PER_SECOND", 100, 1..=1_000_000)?,
             queue_active_ttl: env.seconds("IMTICKET_QUEUE_ACTIVE_TTL_SECONDS", 600, 1..=86_400)?,

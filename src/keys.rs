@@ -18,6 +18,7 @@
 //! | `queue:{c<id>}:budget` | hash | admissions spent in the current second (`sec`, `used`) |
 //! | `queue:{c<id>}:admitted` | sorted set | entry id → admission time (ms), the last minute |
 //! | `queue:{c<id>}:meta` | hash | `opens_at` (ms, 0: open), `sold_out` (0/1) |
+//! | `hold:{s<schedule id>}:<seat id>` | string (PX) | a seat's hold gate: the holding reservation's id |
 //!
 //! Every key of one concert's waiting room shares the hash tag `{c<id>}`, so each multi-key
 //! Lua script touches one Redis Cluster slot.
@@ -97,6 +98,14 @@ impl Keys {
             admitted: key("admitted"),
             meta: key("meta"),
         }
+    }
+}
+
+impl Keys {
+    /// The Redis gate of a seat (a fast-fail hint before PostgreSQL, never the arbiter). The
+    /// seats of one schedule share a hash tag, so one script can take several at once.
+    pub fn seat_gate(&self, schedule_id: Uuid, seat_id: Uuid) -> String {
+        format!("{}hold:{{s{schedule_id}}}:{seat_id}", self.prefix)
     }
 }
 

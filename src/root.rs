@@ -37,6 +37,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         cache,
         outbox,
         sale_windows: Arc::default(),
+        schedule_concerts: Arc::default(),
     })
 }
 

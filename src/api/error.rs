@@ -25,6 +25,10 @@ pub struct Problem {
     pub detail: String,
     /// Stable snake_case error code.
     pub code: String,
+    /// Extension members of some problems (e.g. `taken_seat_ids` of `seat_unavailable`).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 fn status_of(kind: ErrorKind) -> StatusCode {
@@ -60,6 +64,11 @@ impl ResponseError for AppError {
             status: status.as_u16(),
             detail: self.detail.clone(),
             code: self.code.to_owned(),
+            extensions: self
+                .extensions
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
         };
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_JSON);

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod middleware;
 pub mod operational;
 pub mod queue;
+pub mod reservations;
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
@@ -28,11 +29,12 @@ use crate::app::Deps;
         catalog::create_concert, catalog::list_concerts, catalog::concert, catalog::create_schedule,
         catalog::create_seats, catalog::job, catalog::seats,
         queue::join, queue::status, queue::leave,
+        reservations::hold, reservations::get, reservations::cancel,
         operational::live, operational::ready, operational::metrics, operational::openapi
     ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &DeclaredLicenseOnly),
-    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "operational"))
+    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "operational"))
 )]
 pub struct ApiDoc;
 
@@ -155,7 +157,13 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                     .service(resource("/jobs/{id}").get(catalog::job))
                     .service(resource("/concerts/{id}/queue").post(queue::join))
                     .service(resource("/queue/status").get(queue::status))
-                    .service(resource("/queue").delete(queue::leave)),
+                    .service(resource("/queue").delete(queue::leave))
+                    .service(resource("/reservations").post(reservations::hold))
+                    .service(
+                        resource("/reservations/{id}")
+                            .get(reservations::get)
+                            .delete(reservations::cancel),
+                    ),
             )
             .service(resource("/health/live").get(operational::live))
             .service(resource("/health/ready").get(operational::ready))

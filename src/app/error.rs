@@ -32,6 +32,8 @@ pub struct AppError {
     pub detail: String,
     /// Seconds a client should wait before retrying (429, 503).
     pub retry_after: Option<u64>,
+    /// Extension members of the problem document (RFC 9457 §3.2), e.g. `taken_seat_ids`.
+    pub extensions: Vec<(&'static str, serde_json::Value)>,
     source: Option<anyhow::Error>,
 }
 
@@ -42,8 +44,15 @@ impl AppError {
             code,
             detail: detail.into(),
             retry_after: None,
+            extensions: Vec::new(),
             source: None,
         }
+    }
+
+    /// Adds an extension member to the problem document.
+    pub fn with_extension(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.extensions.push((name, value));
+        self
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod availability;
 pub mod concerts;
 pub mod error;
+pub mod holds;
 pub mod password;
 pub mod seat_creation;
 pub mod seat_map;
@@ -46,6 +47,8 @@ pub struct Deps {
     pub outbox: Publisher,
     /// When each concert's sale opens, kept per process (joins need it).
     pub sale_windows: Arc<waiting_room::SaleWindows>,
+    /// Which concert each schedule belongs to, kept per process (holds need it).
+    pub schedule_concerts: Arc<holds::ScheduleConcerts>,
 }
 
 impl Deps {

@@ -141,7 +141,7 @@ pub async fn concert_stock(conn: &mut PgConnection, concert_id: Uuid) -> anyhow:
     sqlx::query_as!(
         ConcertStock,
         r#"SELECT COALESCE(sum(i.total_seats), 0)::bigint AS "total_seats!",
-                  COALESCE(sum(i.available_seats), 0)::bigint AS "available_seats!",
+                  COALESCE(sum(COALESCE(i.available_seats, 0) + COALESCE((SELECT sum(d.available_delta) FROM schedule_inventory_slots d WHERE d.schedule_id = s.id), 0)), 0)::bigint AS "available_seats!",
                   COALESCE(bool_or(EXISTS (
                       SELECT 1 FROM reservations r
                       WHERE r.schedule_id = s.id AND r.status = 'held' AND r.expires_at > now())), false) AS "live_holds!"
@@ -154,12 +154,14 @@ pub async fn concert_stock(conn: &mut PgConnection, concert_id: Uuid) -> anyhow:
     .context("concert stock")
 }
 
-/// A concert's schedules with their seat counts (from `schedule_inventory`, not a count).
+/// A concert's schedules with their seat counts (`schedule_inventory` plus its slots, not a
+/// count of seats).
 pub async fn schedules_of(conn: &mut PgConnection, concert_id: Uuid) -> anyhow::Result<Vec<ScheduleSummary>> {
     sqlx::query_as!(
         ScheduleSummary,
         r#"SELECT s.id, s.starts_at,
-                  COALESCE(i.total_seats, 0) AS "total_seats!", COALESCE(i.available_seats, 0) AS "available_seats!"
+                  COALESCE(i.total_seats, 0) AS "total_seats!",
+                  (COALESCE(i.available_seats, 0) + COALESCE((SELECT sum(d.available_delta) FROM schedule_inventory_slots d WHERE d.schedule_id = s.id), 0))::int AS "available_seats!"
            FROM schedules s LEFT JOIN schedule_inventory i ON i.schedule_id = s.id
            WHERE s.concert_id = $1 ORDER BY s.starts_at, s.id"#,
         concert_id
@@ -222,10 +224,12 @@ pub async fn schedules_starting(
     .context("schedules starting soon")
 }
 
-/// Available seats of a schedule: a primary-key lookup.
+/// Available seats of a schedule: a primary-key lookup plus at most 16 slot rows.
 pub async fn available_seats(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<Option<i32>> {
     sqlx::query_scalar!(
-        "SELECT available_seats FROM schedule_inventory WHERE schedule_id = $1",
+        r#"SELECT (i.available_seats + COALESCE((SELECT sum(d.available_delta) FROM schedule_inventory_slots d
+                                                 WHERE d.schedule_id = i.schedule_id), 0))::int AS "available!"
+           FROM schedule_inventory i WHERE i.schedule_id = $1"#,
         schedule_id
     )
     .fetch_optional(conn)
@@ -298,6 +302,23 @@ pub async fn insert_seat_row_by_row(
     .await
     .context("insert seat")?;
     Ok(result.rows_affected())
+}
+
+/// Adds `delta` to the schedule's available seats through one of its 16 slots, picked at
+/// random, so concurrent holds of one schedule rarely wait on the same row.
+pub async fn add_available(conn: &mut PgConnection, schedule_id: Uuid, delta: i32) -> anyhow::Result<()> {
+    let slot = rand::random_range(0..16i16);
+    sqlx::query!(
+        "INSERT INTO schedule_inventory_slots (schedule_id, slot, available_delta) VALUES ($1, $2, $3)
+         ON CONFLICT (schedule_id, slot) DO UPDATE SET available_delta = schedule_inventory_slots.available_delta + $3",
+        schedule_id,
+        slot,
+        delta
+    )
+    .execute(conn)
+    .await
+    .context("update available seats")?;
+    Ok(())
 }
 
 /// Adds newly created seats to the schedule's counts.

@@ -6,5 +6,7 @@ pub mod error;
 pub mod outbox;
 pub mod processed_events;
 pub mod redis;
+pub mod reservations;
+pub mod seat_gates;
 pub mod users;
 pub mod waiting_room;

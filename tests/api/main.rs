@@ -10,6 +10,7 @@ mod auth;
 mod availability;
 mod catalog;
 mod errors;
+mod holds;
 mod operational;
 mod processes;
 mod schema;

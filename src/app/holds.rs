@@ -1,0 +1,269 @@
+//! Holding seats (`POST /reservations`), cancelling a hold, reading a reservation.
+//!
+//! A hold is all or nothing: the seats' Redis gates are taken in one script (a loser is turned
+//! away there, before any PostgreSQL statement), then one transaction takes the seat rows with
+//! a conditional update whose row count is checked, with the schema's one-live-reservation-per-
+//! seat index as the last guard. PostgreSQL is the arbiter; the gates are only a hint.
+//! Why the counts do not serialize a hot schedule: docs/decisions.md ("Booking").
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Deps;
+use super::error::AppError;
+use super::seat_map::schedule_seats_changed;
+use super::waiting_room::ActivePass;
+use crate::infra::error::violated_constraint;
+use crate::infra::{catalog, reservations as repo, seat_gates};
+
+/// A reservation as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reservation {
+    pub id: Uuid,
+    /// `held`, `paid`, `confirmed`, `expired` or `cancelled`.
+    pub status: String,
+    pub schedule_id: Uuid,
+    pub seat_ids: Vec<Uuid>,
+    pub amount: i64,
+    pub expires_at: DateTime<Utc>,
+    pub ticket_code: Option<String>,
+}
+
+impl From<repo::ReservationRow> for Reservation {
+    fn from(r: repo::ReservationRow) -> Self {
+        // A held reservation past its time is expired, whether or not a worker has said so.
+        let status = if r.status == "held" && r.expires_at <= Utc::now() {
+            "expired".to_owned()
+        } else {
+            r.status
+        };
+        Self {
+            id: r.id,
+            status,
+            schedule_id: r.schedule_id,
+            seat_ids: r.seat_ids,
+            amount: r.amount,
+            expires_at: r.expires_at,
+            ticket_code: r.ticket_code,
+        }
+    }
+}
+
+/// Which concert each schedule belongs to, kept per process: schedules never move, and the
+/// gate check must not cost a database query per request (a loser must cost none).
+#[derive(Default)]
+pub struct ScheduleConcerts {
+    known: Mutex<HashMap<Uuid, Uuid>>,
+}
+
+const SCHEDULES_KEPT: usize = 100_000;
+
+impl ScheduleConcerts {
+    async fn concert_of(&self, deps: &Deps, schedule_id: Uuid) -> Result<Uuid, AppError> {
+        if let Some(concert) = self.lock().get(&schedule_id) {
+            return Ok(*concert);
+        }
+        let mut conn = deps.db.acquire().await.context("acquire connection")?;
+        let concert = repo::schedule_concert(&mut conn, schedule_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("schedule_not_found", "no such schedule"))?;
+        let mut known = self.lock();
+        if known.len() >= SCHEDULES_KEPT {
+            known.clear();
+        }
+        known.insert(schedule_id, concert);
+        Ok(concert)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Uuid>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn count(outcome: &'static str) {
+    metrics::counter!("holds_total", "outcome" => outcome).increment(1);
+}
+
+fn seat_unavailable(taken: &[Uuid]) -> AppError {
+    let list = taken.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ");
+    AppError::conflict("seat_unavailable", format!("these seats are not available: {list}"))
+        .with_extension("taken_seat_ids", serde_json::json!(taken))
+}
+
+/// Checks the requested seats: 1 to `IMTICKET_MAX_SEATS_PER_RESERVATION`, no duplicates.
+fn check_seats(deps: &Deps, seats: &[Uuid]) -> Result<(), AppError> {
+    let max = usize::from(deps.config.max_seats_per_reservation);
+    if seats.is_empty() {
+        return Err(AppError::validation(
+            "invalid_field",
+            "seat_ids: must name at least one seat",
+        ));
+    }
+    if seats.len() > max {
+        return Err(AppError::validation(
+            "too_many_seats",
+            format!("seat_ids: at most {max} seats per reservation"),
+        ));
+    }
+    let distinct: HashSet<&Uuid> = seats.iter().collect();
+    if distinct.len() != seats.len() {
+        return Err(AppError::validation("invalid_field", "seat_ids: a seat is named twice"));
+    }
+    Ok(())
+}
+
+/// `POST /reservations`: holds `seats` of `schedule_id` for the caller, all or nothing.
+#[tracing::instrument(name = "hold seats", skip_all, fields(schedule_id = %schedule_id))]
+pub async fn hold(deps: &Deps, pass: ActivePass, schedule_id: Uuid, seats: &[Uuid]) -> Result<Reservation, AppError> {
+    check_seats(deps, seats)?;
+    let concert_id = deps.schedule_concerts.concert_of(deps, schedule_id).await?;
+    let pass = pass.for_concert(concert_id)?;
+    let user_id = pass.pass.user_id;
+    let id = Uuid::now_v7();
+    let ttl = deps.config.hold_ttl;
+    let taken = seat_gates::take(&deps.redis, &deps.keys, schedule_id, seats, id, ttl)
+        .await
+        .map_err(|e| {
+            AppError::unavailable(
+                "dependency_unavailable",
+                "seat holds are unavailable; try again shortly",
+                5,
+            )
+            .with_source(e)
+        })?;
+    if !taken.is_empty() {
+        count("lost_in_redis");
+        return Err(seat_unavailable(&taken));
+    }
+    let held = hold_in_postgres(deps, id, user_id, schedule_id, seats).await;
+    if held.is_err()
+        && let Err(err) = seat_gates::release(&deps.redis, &deps.keys, schedule_id, seats, id).await
+    {
+        // They expire with the hold TTL; PostgreSQL decides in any case.
+        tracing::warn!(error = %format!("{err:#}"), "could not release the seat gates of a failed hold");
+    }
+    let reservation = held?;
+    count("won");
+    schedule_seats_changed(deps, schedule_id, concert_id).await;
+    Ok(reservation)
+}
+
+async fn hold_in_postgres(
+    deps: &Deps,
+    id: Uuid,
+    user_id: Uuid,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+) -> Result<Reservation, AppError> {
+    let mut tx = deps.db.begin().await.context("begin hold")?;
+    repo::lock_user_schedule(&mut tx, user_id, schedule_id).await?;
+    let live = repo::live_seats_of_user(&mut tx, user_id, schedule_id).await?;
+    let cap = i64::from(deps.config.max_seats_per_user);
+    if live + seats.len() as i64 > cap {
+        count("limit");
+        return Err(AppError::conflict(
+            "seat_limit_reached",
+            format!("at most {cap} seats per user for a schedule; you hold {live}"),
+        ));
+    }
+    let (_, freed) = repo::expire_due_holds_on(&mut tx, seats).await?;
+    if freed > 0 {
+        catalog::add_available(&mut tx, schedule_id, freed as i32).await?;
+    }
+    let got = repo::take_seats(&mut tx, schedule_id, seats).await?;
+    if got.len() != seats.len() {
+        let ours: HashSet<Uuid> = repo::seats_of_schedule(&mut tx, schedule_id, seats)
+            .await?
+            .into_iter()
+            .collect();
+        let unknown: Vec<Uuid> = seats.iter().filter(|s| !ours.contains(s)).copied().collect();
+        if !unknown.is_empty() {
+            return Err(AppError::validation(
+                "unknown_seats",
+                format!(
+                    "seat_ids: not seats of this schedule: {}",
+                    unknown.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        count("lost_in_postgres");
+        let won: HashSet<Uuid> = got.iter().map(|(id, _)| *id).collect();
+        let taken: Vec<Uuid> = seats.iter().filter(|s| !won.contains(s)).copied().collect();
+        return Err(seat_unavailable(&taken));
+    }
+    let amount: i64 = got.iter().map(|(_, price)| price).sum();
+    let expires_at = Utc::now() + chrono::Duration::from_std(deps.config.hold_ttl).context("hold TTL")?;
+    if let Err(err) = repo::insert_held(&mut tx, id, user_id, schedule_id, amount, expires_at, seats).await {
+        if violated_constraint(&err) == Some("reservation_seats_live_seat_key") {
+            count("lost_in_postgres");
+            return Err(seat_unavailable(seats));
+        }
+        return Err(err.into());
+    }
+    catalog::add_available(&mut tx, schedule_id, -(seats.len() as i32)).await?;
+    tx.commit().await.context("commit hold")?;
+    let mut sorted = seats.to_vec();
+    sorted.sort_unstable();
+    Ok(Reservation {
+        id,
+        status: "held".into(),
+        schedule_id,
+        seat_ids: sorted,
+        amount,
+        expires_at,
+        ticket_code: None,
+    })
+}
+
+fn not_found() -> AppError {
+    AppError::not_found("reservation_not_found", "no such reservation")
+}
+
+/// `GET /reservations/{id}`: the caller's own reservation (another user's is 404: its existence
+/// does not leak).
+pub async fn get(deps: &Deps, user_id: Uuid, id: Uuid) -> Result<Reservation, AppError> {
+    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let row = repo::find(&mut conn, id, false).await?.filter(|r| r.user_id == user_id);
+    row.map(Reservation::from).ok_or_else(not_found)
+}
+
+/// `DELETE /reservations/{id}`: releases a held reservation of the caller; 409 once paid.
+/// Cancelling one that already ended (cancelled, expired) changes nothing.
+pub async fn cancel(deps: &Deps, pass: ActivePass, id: Uuid) -> Result<(), AppError> {
+    let user_id = pass.pass.user_id;
+    let mut tx = deps.db.begin().await.context("begin cancel")?;
+    let row = repo::find(&mut tx, id, true)
+        .await?
+        .filter(|r| r.user_id == user_id)
+        .ok_or_else(not_found)?;
+    let concert_id = deps.schedule_concerts.concert_of(deps, row.schedule_id).await?;
+    pass.for_concert(concert_id)?;
+    match row.status.as_str() {
+        "paid" | "confirmed" => {
+            return Err(AppError::conflict(
+                "reservation_paid",
+                "a paid reservation cannot be cancelled",
+            ));
+        }
+        "held" => {
+            let freed = repo::release_held(&mut tx, id, "cancelled").await?;
+            if freed > 0 {
+                catalog::add_available(&mut tx, row.schedule_id, freed as i32).await?;
+            }
+        }
+        _ => {}
+    }
+    tx.commit().await.context("commit cancel")?;
+    if row.status == "held" {
+        if let Err(err) = seat_gates::release(&deps.redis, &deps.keys, row.schedule_id, &row.seat_ids, id).await {
+            tracing::warn!(error = %format!("{err:#}"), "could not release the seat gates of a cancelled hold");
+        }
+        schedule_seats_changed(deps, row.schedule_id, concert_id).await;
+    }
+    Ok(())
+}

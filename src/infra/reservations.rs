@@ -1,0 +1,218 @@
+//! Reservations (holds) and their seats. Contention is settled here, in SQL: a conditional
+//! update of the seat rows with the row count checked, and `reservation_seats_live_seat_key`
+//! (one live reservation per seat) as the last guard.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct ReservationRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub schedule_id: Uuid,
+    pub status: String,
+    pub amount: i64,
+    pub expires_at: DateTime<Utc>,
+    pub ticket_code: Option<String>,
+    pub seat_ids: Vec<Uuid>,
+}
+
+/// The concert a schedule belongs to.
+pub async fn schedule_concert(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<Option<Uuid>> {
+    sqlx::query_scalar!("SELECT concert_id FROM schedules WHERE id = $1", schedule_id)
+        .fetch_optional(conn)
+        .await
+        .context("schedule's concert")
+}
+
+/// Serializes the holds of one user on one schedule until the transaction ends, so the per-user
+/// seat cap holds under that user's concurrent requests. Other users are never blocked.
+pub async fn lock_user_schedule(conn: &mut PgConnection, user_id: Uuid, schedule_id: Uuid) -> anyhow::Result<()> {
+    let key = format!("hold:{user_id}:{schedule_id}");
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+        .execute(conn)
+        .await
+        .context("lock the user's holds of the schedule")?;
+    Ok(())
+}
+
+/// Seats of the user's live reservations of the schedule: held and not yet due, paid or
+/// confirmed.
+pub async fn live_seats_of_user(conn: &mut PgConnection, user_id: Uuid, schedule_id: Uuid) -> anyhow::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM reservation_seats rs JOIN reservations r ON r.id = rs.reservation_id
+           WHERE r.user_id = $1 AND r.schedule_id = $2
+             AND (r.status IN ('paid', 'confirmed') OR (r.status = 'held' AND r.expires_at > now()))"#,
+        user_id,
+        schedule_id
+    )
+    .fetch_one(conn)
+    .await
+    .context("the user's live seats")
+}
+
+/// Expires the held reservations past `expires_at` that hold any of `seats`, and frees all of
+/// their seats, in the caller's transaction: a seat whose hold is due counts as free even
+/// before the expiry worker ran. Returns (expired reservations, seats freed).
+pub async fn expire_due_holds_on(conn: &mut PgConnection, seats: &[Uuid]) -> anyhow::Result<(Vec<Uuid>, i64)> {
+    let expired = sqlx::query_scalar!(
+        "UPDATE reservations SET status = 'expired', updated_at = now()
+         WHERE status = 'held' AND expires_at <= now()
+           AND id IN (SELECT reservation_id FROM reservation_seats WHERE seat_id = ANY($1) AND reservation_status = 'held')
+         RETURNING id",
+        seats
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .context("expire due holds")?;
+    if expired.is_empty() {
+        return Ok((expired, 0));
+    }
+    let freed = sqlx::query!(
+        "UPDATE seats SET status = 'available'
+         WHERE status = 'held' AND id IN (SELECT seat_id FROM reservation_seats WHERE reservation_id = ANY($1))",
+        &expired
+    )
+    .execute(conn)
+    .await
+    .context("free the seats of expired holds")?;
+    Ok((expired, freed.rows_affected() as i64))
+}
+
+/// Marks `seats` of the schedule held if every one of them is available; returns (id, price)
+/// of those it took. The caller checks the count and rolls back unless all were taken.
+pub async fn take_seats(
+    conn: &mut PgConnection,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+) -> anyhow::Result<Vec<(Uuid, i64)>> {
+    let rows = sqlx::query!(
+        "UPDATE seats SET status = 'held' WHERE id = ANY($1) AND schedule_id = $2 AND status = 'available'
+         RETURNING id, price",
+        seats,
+        schedule_id
+    )
+    .fetch_all(conn)
+    .await
+    .context("take seats")?;
+    Ok(rows.into_iter().map(|r| (r.id, r.price)).collect())
+}
+
+/// Which of `seats` belong to the schedule (to tell an unknown seat from a taken one).
+pub async fn seats_of_schedule(
+    conn: &mut PgConnection,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM seats WHERE id = ANY($1) AND schedule_id = $2",
+        seats,
+        schedule_id
+    )
+    .fetch_all(conn)
+    .await
+    .context("seats of the schedule")
+}
+
+/// Inserts a held reservation and its seats.
+pub async fn insert_held(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    schedule_id: Uuid,
+    amount: i64,
+    expires_at: DateTime<Utc>,
+    seats: &[Uuid],
+) -> anyhow::Result<()> {
+    sqlx::query!(
+        "INSERT INTO reservations (id, user_id, schedule_id, status, amount, expires_at)
+         VALUES ($1, $2, $3, 'held', $4, $5)",
+        id,
+        user_id,
+        schedule_id,
+        amount,
+        expires_at
+    )
+    .execute(&mut *conn)
+    .await
+    .context("insert reservation")?;
+    sqlx::query!(
+        "INSERT INTO reservation_seats (reservation_id, seat_id, reservation_status)
+         SELECT $1, seat_id, 'held' FROM UNNEST($2::uuid[]) AS t(seat_id)",
+        id,
+        seats
+    )
+    .execute(conn)
+    .await
+    .context("insert reservation seats")?;
+    Ok(())
+}
+
+/// A reservation with its seats; `lock`: `FOR UPDATE` (the caller changes it).
+pub async fn find(conn: &mut PgConnection, id: Uuid, lock: bool) -> anyhow::Result<Option<ReservationRow>> {
+    let row = if lock {
+        sqlx::query!(
+            "SELECT id, user_id, schedule_id, status, amount, expires_at, ticket_code FROM reservations WHERE id = $1 FOR UPDATE",
+            id
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .map(|r| r.map(|r| (r.id, r.user_id, r.schedule_id, r.status, r.amount, r.expires_at, r.ticket_code)))
+    } else {
+        sqlx::query!(
+            "SELECT id, user_id, schedule_id, status, amount, expires_at, ticket_code FROM reservations WHERE id = $1",
+            id
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .map(|r| r.map(|r| (r.id, r.user_id, r.schedule_id, r.status, r.amount, r.expires_at, r.ticket_code)))
+    }
+    .context("find reservation")?;
+    let Some((id, user_id, schedule_id, status, amount, expires_at, ticket_code)) = row else {
+        return Ok(None);
+    };
+    let seat_ids = sqlx::query_scalar!(
+        "SELECT seat_id FROM reservation_seats WHERE reservation_id = $1 ORDER BY seat_id",
+        id
+    )
+    .fetch_all(conn)
+    .await
+    .context("seats of reservation")?;
+    Ok(Some(ReservationRow {
+        id,
+        user_id,
+        schedule_id,
+        status,
+        amount,
+        expires_at,
+        ticket_code,
+        seat_ids,
+    }))
+}
+
+/// Ends a held reservation (`cancelled` or `expired`) and frees its seats; returns the seats
+/// freed (0 if it was no longer held).
+pub async fn release_held(conn: &mut PgConnection, id: Uuid, to: &str) -> anyhow::Result<i64> {
+    let changed = sqlx::query!(
+        "UPDATE reservations SET status = $2, updated_at = now() WHERE id = $1 AND status = 'held'",
+        id,
+        to
+    )
+    .execute(&mut *conn)
+    .await
+    .context("end held reservation")?;
+    if changed.rows_affected() == 0 {
+        return Ok(0);
+    }
+    let freed = sqlx::query!(
+        "UPDATE seats SET status = 'available'
+         WHERE status = 'held' AND id IN (SELECT seat_id FROM reservation_seats WHERE reservation_id = $1)",
+        id
+    )
+    .execute(conn)
+    .await
+    .context("free the reservation's seats")?;
+    Ok(freed.rows_affected() as i64)
+}

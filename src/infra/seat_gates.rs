@@ -1,0 +1,93 @@
+//! Seat gates in Redis: `SET NX PX` per seat, all or none in one script. They only turn losers
+//! away before they cost a PostgreSQL statement; PostgreSQL decides who holds a seat, so a gate
+//! that expired or was lost in a Redis restart can never let two holds win.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use anyhow::Context;
+use uuid::Uuid;
+
+use crate::infra::redis::Redis;
+use crate::keys::Keys;
+
+/// KEYS: the seats' gates; ARGV: owner, TTL (ms). Takes every gate or none; returns the
+/// 1-based indexes of the gates another owner holds (empty: all taken by `owner`).
+static TAKE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local taken = {}
+for i, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  if current and current ~= ARGV[1] then taken[#taken + 1] = i end
+end
+if #taken > 0 then return taken end
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+end
+return taken
+",
+    )
+});
+
+/// KEYS: gates; ARGV: owner. Deletes the gates `owner` still holds.
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then released = released + redis.call('DEL', key) end
+end
+return released
+",
+    )
+});
+
+fn keys_of(keys: &Keys, schedule_id: Uuid, seats: &[Uuid]) -> Vec<String> {
+    seats.iter().map(|seat| keys.seat_gate(schedule_id, *seat)).collect()
+}
+
+/// Takes the gates of `seats` for `owner`, all or none. Returns the seats someone else holds
+/// (empty: taken).
+pub async fn take(
+    redis: &Redis,
+    keys: &Keys,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+    owner: Uuid,
+    ttl: Duration,
+) -> anyhow::Result<Vec<Uuid>> {
+    let mut conn = redis.connection().await?;
+    let mut invocation = TAKE.prepare_invoke();
+    for key in keys_of(keys, schedule_id, seats) {
+        invocation.key(key);
+    }
+    let taken: Vec<usize> = invocation
+        .arg(owner.to_string())
+        .arg(ttl.as_millis().max(1) as u64)
+        .invoke_async(&mut conn)
+        .await
+        .context("take seat gates")?;
+    Ok(taken
+        .into_iter()
+        .filter_map(|i| seats.get(i.wrapping_sub(1)).copied())
+        .collect())
+}
+
+/// Gives `owner`'s gates of `seats` back (a failed hold, a cancel, an expiry, a sale).
+pub async fn release(redis: &Redis, keys: &Keys, schedule_id: Uuid, seats: &[Uuid], owner: Uuid) -> anyhow::Result<()> {
+    if seats.is_empty() {
+        return Ok(());
+    }
+    let mut conn = redis.connection().await?;
+    let mut invocation = RELEASE.prepare_invoke();
+    for key in keys_of(keys, schedule_id, seats) {
+        invocation.key(key);
+    }
+    let _: i64 = invocation
+        .arg(owner.to_string())
+        .invoke_async(&mut conn)
+        .await
+        .context("release seat gates")?;
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! Holding seats under real concurrency: one seat wanted by 1,000, overlapping multi-seat
+//! holds, one user racing their own cap, a due hold counting as free, cancelling. The
+//! invariants are checked in the database afterwards.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use imticket::app::tokens::TokenService;
+use imticket::domain::user::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// A fan with an access token and an active queue entry for the concert.
+struct Fan {
+    id: Uuid,
+    access: String,
+    queue: String,
+}
+
+/// `n` fans (rows in `users`, tokens minted with the deployment's key: hashing 1,000 passwords
+/// would take minutes), each admitted to the concert's waiting room.
+async fn fans(app: &TestApp, concert: &str, n: usize) -> Vec<Fan> {
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, name)
+         SELECT id, 'fan-' || id || '@example.com', 'not-a-hash', 'Fan' FROM UNNEST($1::uuid[]) AS t(id)",
+    )
+    .bind(&ids)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let tokens = TokenService::new(
+        &secrecy::SecretString::from(app.env["JWT_SECRET"].clone()),
+        Duration::from_secs(3600),
+    );
+    futures_util::stream::iter(ids)
+        .map(|id| {
+            let access = tokens.issue(id, Role::User).unwrap().access_token;
+            async move {
+                let response = app
+                    .client
+                    .post(app.url(&format!("/api/v1/concerts/{concert}/queue")))
+                    .bearer_auth(&access)
+                    .send()
+                    .await
+                    .unwrap();
+                let joined = expect_status(response, StatusCode::OK).await;
+                assert_eq!(joined["status"], "active", "{joined}");
+                Fan {
+                    id,
+                    access,
+                    queue: joined["queue_token"].as_str().unwrap().to_owned(),
+                }
+            }
+        })
+        .buffered(200)
+        .collect()
+        .await
+}
+
+/// A deployment where every joiner is admitted at once, and a schedule with `seats` seats.
+async fn sale(
+    customize: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) -> (TestApp, String, String, Vec<Uuid>) {
+    let app = spawn_app_with(|env| {
+        env.insert("IMTICKET_QUEUE_ACTIVE_CAPACITY".into(), "1000000".into());
+        env.insert("IMTICKET_QUEUE_PROMOTE_PER_SECOND".into(), "1000000".into());
+        env.insert("IMTICKET_REDIS_TIMEOUT_MS".into(), "10000".into());
+        customize(env);
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
+    let job = app
+        .request_seats(
+            &admin,
+            &schedule,
+            "inline",
+            json!([{"name": "A", "rows": 10, "seats_per_row": 10, "price": 100}]),
+        )
+        .await;
+    eventually("the seats exist", Duration::from_secs(30), || async {
+        app.job(&job).await["status"] == "done"
+    })
+    .await;
+    let seats: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM seats WHERE schedule_id = $1::uuid ORDER BY row_number, seat_number")
+            .bind(&schedule)
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    (app, concert, schedule, seats)
+}
+
+async fn hold(app: &TestApp, fan: &Fan, schedule: &str, seats: &[Uuid]) -> (StatusCode, Value) {
+    let mut tries = 0;
+    loop {
+        let sent = app
+            .client
+            .post(app.url("/api/v1/reservations"))
+            .bearer_auth(&fan.access)
+            .header("x-queue-token", &fan.queue)
+            .json(&json!({"schedule_id": schedule, "seat_ids": seats}))
+            .send()
+            .await;
+        match sent {
+            // Not read by the server in time (overloaded test machine): sent again, as a client
+            // would; a hold that was not read did nothing.
+            Ok(r) if r.status() == StatusCode::REQUEST_TIMEOUT && tries < 5 => tries += 1,
+            Err(e) if (e.is_request() || e.is_connect()) && tries < 5 => tries += 1,
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap();
+                return (status, serde_json::from_str(&text).unwrap_or(Value::Null));
+            }
+            Err(e) => panic!("hold: {e}"),
+        }
+    }
+}
+
+/// I1 and the counts: no seat in two live reservations; a seat is `held` exactly when a live
+/// held reservation has it; the schedule's available count equals its available seats.
+async fn check_invariants(app: &TestApp, schedule: &str) {
+    let doubled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT seat_id FROM reservation_seats
+          WHERE reservation_status IN ('held', 'paid', 'confirmed') GROUP BY seat_id HAVING count(*) > 1) d",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(doubled, 0, "a seat in two live reservations");
+    let mismatched: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM seats s WHERE s.schedule_id = $1::uuid AND
+           (s.status = 'held') <> EXISTS (SELECT 1 FROM reservation_seats rs WHERE rs.seat_id = s.id
+                                            AND rs.reservation_status = 'held')",
+    )
+    .bind(schedule)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(mismatched, 0, "seat status disagrees with its reservations");
+    let (counted, available): (i32, i64) = sqlx::query_as(
+        "SELECT (i.available_seats + COALESCE((SELECT sum(available_delta) FROM schedule_inventory_slots d
+                                                WHERE d.schedule_id = i.schedule_id), 0))::int,
+                (SELECT count(*) FROM seats WHERE schedule_id = i.schedule_id AND status = 'available')
+         FROM schedule_inventory i WHERE i.schedule_id = $1::uuid",
+    )
+    .bind(schedule)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        i64::from(counted),
+        available,
+        "the available count drifted from the seats"
+    );
+}
+
+/// How many times PostgreSQL ran the statement that takes seats (this test's database).
+async fn seat_takes(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND query LIKE 'UPDATE seats SET status = %WHERE id = ANY($1) AND schedule_id = $2%RETURNING id, price'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_fans_on_one_seat_one_wins_and_the_losers_never_reach_postgres() {
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let fans = fans(&app, &concert, 1000).await;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let before = seat_takes(&app).await;
+    let results = join_all(fans.iter().map(|f| hold(&app, f, &schedule, &seats[..1]))).await;
+    let won: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(won.len(), 1, "exactly one hold wins");
+    for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(
+            (*status, body["code"].as_str()),
+            (StatusCode::CONFLICT, Some("seat_unavailable")),
+            "{body}"
+        );
+        assert_eq!(body["taken_seat_ids"], json!([seats[0]]));
+    }
+    assert_eq!(won[0]["status"], "held");
+    assert_eq!(won[0]["seat_ids"], json!([seats[0]]));
+    assert_eq!(won[0]["amount"], 100);
+    // The 999 losers were turned away by the Redis gate: PostgreSQL took seats once.
+    assert_eq!(seat_takes(&app).await - before, 1, "statements that took seats");
+    check_invariants(&app, &schedule).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_overlapping_holds_never_share_a_seat_and_every_win_is_complete() {
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let fans = fans(&app, &concert, 2000).await;
+    // Each fan wants 1 to 4 seats out of the 100, picked at random: heavy overlap.
+    let wanted: Vec<Vec<Uuid>> = (0..fans.len())
+        .map(|_| {
+            let n = rand::random_range(1..=4usize);
+            let mut picked = HashSet::new();
+            while picked.len() < n {
+                picked.insert(seats[rand::random_range(0..seats.len())]);
+            }
+            picked.into_iter().collect()
+        })
+        .collect();
+    let results = join_all(fans.iter().zip(&wanted).map(|(f, w)| hold(&app, f, &schedule, w))).await;
+    let mut held_seats = HashSet::new();
+    let mut wins = 0;
+    for ((status, body), want) in results.iter().zip(&wanted) {
+        match *status {
+            StatusCode::CREATED => {
+                wins += 1;
+                let got: HashSet<Uuid> = serde_json::from_value(body["seat_ids"].clone()).unwrap();
+                assert_eq!(got, want.iter().copied().collect::<HashSet<_>>(), "all or nothing");
+                for seat in got {
+                    assert!(held_seats.insert(seat), "seat {seat} won twice");
+                }
+            }
+            StatusCode::CONFLICT => assert_eq!(body["code"], "seat_unavailable", "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(wins > 0);
+    let in_db: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE status = 'held'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(in_db, wins, "every 201 is one held reservation, nothing else");
+    check_invariants(&app, &schedule).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_fan_racing_their_own_cap_never_holds_more_than_it() {
+    let (app, concert, schedule, seats) = sale(|env| {
+        env.insert("IMTICKET_MAX_SEATS_PER_USER".into(), "4".into());
+    })
+    .await;
+    let fan = fans(&app, &concert, 1).await.remove(0);
+    // 20 concurrent holds of 2 distinct seats each.
+    let results = join_all((0..20).map(|i| hold(&app, &fan, &schedule, &seats[i * 2..i * 2 + 2]))).await;
+    let wins = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    assert_eq!(wins, 2, "4 seats = 2 holds of 2");
+    for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(
+            (*status, body["code"].as_str()),
+            (StatusCode::CONFLICT, Some("seat_limit_reached")),
+            "{body}"
+        );
+    }
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM reservation_seats rs JOIN reservations r ON r.id = rs.reservation_id
+         WHERE r.user_id = $1 AND r.status = 'held'",
+    )
+    .bind(fan.id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(live, 4);
+    check_invariants(&app, &schedule).await;
+}
+
+#[tokio::test]
+async fn a_hold_past_its_time_counts_as_free_and_is_expired_by_the_next_hold() {
+    let (app, concert, schedule, seats) = sale(|env| {
+        env.insert("IMTICKET_HOLD_TTL_SECONDS".into(), "1".into());
+    })
+    .await;
+    let mut fans = fans(&app, &concert, 2).await;
+    let (second, first) = (fans.remove(1), fans.remove(0));
+    let (status, held) = hold(&app, &first, &schedule, &seats[..2]).await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    let (status, _) = hold(&app, &second, &schedule, &seats[1..2]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // Wait until the hold is due (its expires_at), then the seat is free to take.
+    let due: chrono::DateTime<chrono::Utc> = serde_json::from_value(held["expires_at"].clone()).unwrap();
+    tokio::time::sleep((due - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100)).await;
+    let (status, body) = hold(&app, &second, &schedule, &seats[1..2]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let first_id: Uuid = serde_json::from_value(held["id"].clone()).unwrap();
+    let old: String = sqlx::query_scalar("SELECT status FROM reservations WHERE id = $1")
+        .bind(first_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(old, "expired", "expired in the same transaction");
+    let shown = expect_status(
+        app.get_authed(&format!("/api/v1/reservations/{first_id}"), &first.access)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["status"], "expired");
+    check_invariants(&app, &schedule).await;
+}
+
+#[tokio::test]
+async fn cancelling_frees_the_seats_and_bad_requests_change_nothing() {
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let mut fans = fans(&app, &concert, 2).await;
+    let (other, fan) = (fans.remove(1), fans.remove(0));
+    let (status, held) = hold(&app, &fan, &schedule, &seats[..3]).await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    assert_eq!(held["amount"], 300);
+    let id = held["id"].as_str().unwrap().to_owned();
+    let cancel = |who: &Fan| {
+        app.client
+            .delete(app.url(&format!("/api/v1/reservations/{id}")))
+            .bearer_auth(&who.access)
+            .header("x-queue-token", &who.queue)
+            .send()
+    };
+    // Someone else's reservation does not exist for them.
+    expect_problem(
+        cancel(&other).await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "reservation_not_found",
+    )
+    .await;
+    expect_problem(
+        app.get_authed(&format!("/api/v1/reservations/{id}"), &other.access)
+            .await,
+        StatusCode::NOT_FOUND,
+        "reservation_not_found",
+    )
+    .await;
+    assert_eq!(cancel(&fan).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        cancel(&fan).await.unwrap().status(),
+        StatusCode::NO_CONTENT,
+        "idempotent"
+    );
+    let shown = expect_status(
+        app.get_authed(&format!("/api/v1/reservations/{id}"), &fan.access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["status"], "cancelled");
+    // The seats (and their Redis gates) are free again at once.
+    let (status, body) = hold(&app, &other, &schedule, &seats[..3]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Bad requests: 422 naming the field, nothing held.
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    for (wanted, code) in [
+        (vec![], "invalid_field"),
+        (seats[10..15].to_vec(), "too_many_seats"),
+        (vec![seats[20], seats[20]], "invalid_field"),
+        (vec![Uuid::now_v7()], "unknown_seats"),
+    ] {
+        let (status, body) = hold(&app, &fan, &schedule, &wanted).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{body}"
+        );
+        assert!(body["detail"].as_str().unwrap().starts_with("seat_ids"), "{body}");
+    }
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    // Without an active queue entry: 401 / 403, nothing held.
+    let response = app
+        .client
+        .post(app.url("/api/v1/reservations"))
+        .bearer_auth(&fan.access)
+        .json(&json!({"schedule_id": schedule, "seat_ids": [seats[30]]}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::UNAUTHORIZED, "missing_queue_token").await;
+    check_invariants(&app, &schedule).await;
+}
