@@ -230,6 +230,50 @@ impl FromRequest for AdminUser {
     }
 }
 
+/// The `Idempotency-Key` header, if sent (400 `invalid_idempotency_key` if malformed).
+pub struct IdempotencyHeader(pub Option<crate::domain::idempotency::IdempotencyKey>);
+
+impl IdempotencyHeader {
+    /// The key, or 400 `idempotency_key_required` for an endpoint that needs one.
+    pub fn required(self) -> Result<crate::domain::idempotency::IdempotencyKey, AppError> {
+        self.0.ok_or_else(|| {
+            AppError::bad_request(
+                "idempotency_key_required",
+                "this request needs an Idempotency-Key header",
+            )
+        })
+    }
+}
+
+impl FromRequest for IdempotencyHeader {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = match req.headers().get("idempotency-key") {
+            None => Ok(None),
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|v| crate::domain::idempotency::IdempotencyKey::parse(v).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    AppError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key: must be 1 to 255 visible ASCII characters",
+                    )
+                }),
+        };
+        std::future::ready(parsed.map(IdempotencyHeader))
+    }
+}
+
+/// An answer stored for idempotent replays, sent as it was.
+pub fn answer(status: u16, body: serde_json::Value) -> actix_web::HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);
+    actix_web::HttpResponse::build(status).json(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod middleware;
 pub mod operational;
 pub mod queue;
 pub mod reservations;
+pub mod wallet;
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
@@ -29,12 +30,13 @@ use crate::app::Deps;
         catalog::create_concert, catalog::list_concerts, catalog::concert, catalog::create_schedule,
         catalog::create_seats, catalog::job, catalog::seats,
         queue::join, queue::status, queue::leave,
-        reservations::hold, reservations::get, reservations::cancel,
+        reservations::hold, reservations::get, reservations::cancel, reservations::pay, reservations::mine,
+        wallet::balance, wallet::charge,
         operational::live, operational::ready, operational::metrics, operational::openapi
     ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &DeclaredLicenseOnly),
-    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "operational"))
+    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "wallet"), (name = "operational"))
 )]
 pub struct ApiDoc;
 
@@ -163,7 +165,11 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                         resource("/reservations/{id}")
                             .get(reservations::get)
                             .delete(reservations::cancel),
-                    ),
+                    )
+                    .service(resource("/reservations/{id}/payments").post(reservations::pay))
+                    .service(resource("/users/me/reservations").get(reservations::mine))
+                    .service(resource("/users/me/points").get(wallet::balance))
+                    .service(resource("/users/me/points/charge").post(wallet::charge)),
             )
             .service(resource("/health/live").get(operational::live))
             .service(resource("/health/ready").get(operational::ready))

@@ -9,9 +9,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::Problem;
-use super::extract::{AuthUser, Json};
-use super::queue::ActiveQueue;
+use super::extract::{AuthUser, IdempotencyHeader, Json, answer};
+use super::queue::{ActiveQueue, QueueToken};
 use crate::app::holds::{self, Reservation};
+use crate::app::payments;
 use crate::app::{AppError, Deps};
 
 #[derive(Deserialize, ToSchema)]
@@ -90,4 +91,65 @@ pub async fn cancel(
 ) -> Result<HttpResponse, AppError> {
     holds::cancel(&deps, pass, *id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentBody {
+    pub payment_id: Uuid,
+    pub reservation_id: Uuid,
+    pub amount: i64,
+    /// `completed`.
+    pub status: String,
+    /// The wallet's balance after the payment.
+    pub balance: i64,
+}
+
+/// Pay a held reservation with points, once per `Idempotency-Key` (required). Needs an active
+/// `X-Queue-Token`; a replay returns the stored answer even after the slot was released.
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/payments", tag = "reservations",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "required"),
+        ("X-Queue-Token" = String, Header, description = "an active queue entry")),
+    security(("bearer" = [])),
+    responses((status = 201, body = PaymentBody), (status = 402, body = Problem, description = "`insufficient_points`"),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "`hold_expired`, `reservation_paid`, `idempotency_key_reused`",
+            content_type = "application/problem+json")))]
+pub async fn pay(
+    deps: Data<Deps>,
+    AuthUser(user): AuthUser,
+    QueueToken(pass): QueueToken,
+    key: IdempotencyHeader,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let key = key.required()?;
+    let stored = payments::pay(&deps, user.user_id, pass, *id, &key).await?;
+    Ok(answer(stored.status, stored.body))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationPageBody {
+    pub items: Vec<ReservationBody>,
+    pub page: u32,
+    pub size: u32,
+    pub total: i64,
+}
+
+/// The caller's reservations (their tickets), newest first.
+#[utoipa::path(get, path = "/api/v1/users/me/reservations", tag = "reservations",
+    params(super::catalog::dto::PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = ReservationPageBody), (status = 401, body = Problem),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn mine(
+    deps: Data<Deps>,
+    AuthUser(user): AuthUser,
+    query: super::extract::Query<super::catalog::dto::PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let page = crate::domain::catalog::PageRequest::parse(query.0.page, query.0.size)?;
+    let found = holds::of_user(&deps, user.user_id, page).await?;
+    Ok(HttpResponse::Ok().json(ReservationPageBody {
+        items: found.items.into_iter().map(ReservationBody::from).collect(),
+        page: found.page,
+        size: found.size,
+        total: found.total,
+    }))
 }

@@ -64,7 +64,7 @@ pub struct ScheduleConcerts {
 const SCHEDULES_KEPT: usize = 100_000;
 
 impl ScheduleConcerts {
-    async fn concert_of(&self, deps: &Deps, schedule_id: Uuid) -> Result<Uuid, AppError> {
+    pub(crate) async fn concert_of(&self, deps: &Deps, schedule_id: Uuid) -> Result<Uuid, AppError> {
         if let Some(concert) = self.lock().get(&schedule_id) {
             return Ok(*concert);
         }
@@ -230,6 +230,30 @@ pub async fn get(deps: &Deps, user_id: Uuid, id: Uuid) -> Result<Reservation, Ap
     let mut conn = deps.db.acquire().await.context("acquire connection")?;
     let row = repo::find(&mut conn, id, false).await?.filter(|r| r.user_id == user_id);
     row.map(Reservation::from).ok_or_else(not_found)
+}
+
+/// A page of the caller's reservations, newest first (their tickets).
+pub struct ReservationPage {
+    pub items: Vec<Reservation>,
+    pub page: u32,
+    pub size: u32,
+    pub total: i64,
+}
+
+/// `GET /users/me/reservations`.
+pub async fn of_user(
+    deps: &Deps,
+    user_id: Uuid,
+    page: crate::domain::catalog::PageRequest,
+) -> Result<ReservationPage, AppError> {
+    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let (rows, total) = repo::of_user(&mut conn, user_id, i64::from(page.size), page.offset()).await?;
+    Ok(ReservationPage {
+        items: rows.into_iter().map(Reservation::from).collect(),
+        page: page.page,
+        size: page.size,
+        total,
+    })
 }
 
 /// `DELETE /reservations/{id}`: releases a held reservation of the caller; 409 once paid.

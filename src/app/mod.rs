@@ -9,13 +9,17 @@
 pub mod auth;
 pub mod availability;
 pub mod concerts;
+pub mod confirmation;
 pub mod error;
 pub mod holds;
+pub mod idempotency;
 pub mod password;
+pub mod payments;
 pub mod seat_creation;
 pub mod seat_map;
 pub mod tokens;
 pub mod waiting_room;
+pub mod wallet;
 pub mod warm_up;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Pure types and rules of the ticketing domain. Imports no sqlx, actix or redis.
 
 pub mod catalog;
+pub mod idempotency;
 pub mod queue;
 pub mod user;
 

@@ -8,7 +8,7 @@
 //! | stream (key after the prefix) | consumer group | event types |
 //! |---|---|---|
 //! | `stream:seat-creation` | `seat-creation` | `seat_creation.requested` v1 |
-//! | `stream:payments` | `payment` | (next: `payment.completed`) |
+//! | `stream:payments` | `payment` | `payment.completed` v1 |
 //! | `stream:expiry` | `expiry` | (next: `hold.expired`) |
 //! | `stream:dead-letter` | (none: read by operators with `imticket-admin dlq`) | any |
 //!
@@ -80,6 +80,22 @@ pub struct SeatCreationRequested {
 impl Event for SeatCreationRequested {
     const STREAM: Stream = Stream::SeatCreation;
     const TYPE: &'static str = "seat_creation.requested";
+    const VERSION: u32 = 1;
+}
+
+/// A reservation was paid: the payment worker confirms it (ticket code, seats sold, the
+/// buyer's queue slot released).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PaymentCompleted {
+    pub payment_id: Uuid,
+    pub reservation_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: i64,
+}
+
+impl Event for PaymentCompleted {
+    const STREAM: Stream = Stream::Payments;
+    const TYPE: &'static str = "payment.completed";
     const VERSION: u32 = 1;
 }
 

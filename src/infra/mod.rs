@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod db;
 pub mod error;
+pub mod idempotency;
 pub mod outbox;
 pub mod processed_events;
 pub mod redis;
@@ -10,3 +11,4 @@ pub mod reservations;
 pub mod seat_gates;
 pub mod users;
 pub mod waiting_room;
+pub mod wallets;

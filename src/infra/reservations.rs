@@ -216,3 +216,107 @@ pub async fn release_held(conn: &mut PgConnection, id: Uuid, to: &str) -> anyhow
     .context("free the reservation's seats")?;
     Ok(freed.rows_affected() as i64)
 }
+
+/// `paid` → `confirmed` with its ticket code, and its seats `sold`; false if it was not paid
+/// (already confirmed: a redelivery).
+pub async fn confirm_paid(conn: &mut PgConnection, id: Uuid, ticket_code: &str) -> anyhow::Result<bool> {
+    let changed = sqlx::query!(
+        "UPDATE reservations SET status = 'confirmed', ticket_code = $2, updated_at = now()
+         WHERE id = $1 AND status = 'paid'",
+        id,
+        ticket_code
+    )
+    .execute(&mut *conn)
+    .await
+    .context("confirm reservation")?;
+    if changed.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query!(
+        "UPDATE seats SET status = 'sold'
+         WHERE id IN (SELECT seat_id FROM reservation_seats WHERE reservation_id = $1)",
+        id
+    )
+    .execute(conn)
+    .await
+    .context("sell the reservation's seats")?;
+    Ok(true)
+}
+
+/// `held` → `paid`, with the payment row, in the caller's transaction; false if it was not
+/// held any more.
+pub async fn mark_paid(
+    conn: &mut PgConnection,
+    id: Uuid,
+    payment_id: Uuid,
+    user_id: Uuid,
+    amount: i64,
+    idempotency_key: &str,
+) -> anyhow::Result<bool> {
+    let changed = sqlx::query!(
+        "UPDATE reservations SET status = 'paid', updated_at = now() WHERE id = $1 AND status = 'held'",
+        id
+    )
+    .execute(&mut *conn)
+    .await
+    .context("mark reservation paid")?;
+    if changed.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query!(
+        "INSERT INTO payments (id, reservation_id, user_id, amount, idempotency_key) VALUES ($1, $2, $3, $4, $5)",
+        payment_id,
+        id,
+        user_id,
+        amount,
+        idempotency_key
+    )
+    .execute(conn)
+    .await
+    .context("insert payment")?;
+    Ok(true)
+}
+
+/// The user's reservations, newest first, one page, with the total count.
+pub async fn of_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<(Vec<ReservationRow>, i64)> {
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM reservations WHERE user_id = $1"#,
+        user_id
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .context("count the user's reservations")?;
+    let rows = sqlx::query!(
+        r#"SELECT r.id, r.user_id, r.schedule_id, r.status, r.amount, r.expires_at, r.ticket_code,
+                  COALESCE(array_agg(rs.seat_id ORDER BY rs.seat_id) FILTER (WHERE rs.seat_id IS NOT NULL), '{}') AS "seat_ids!"
+           FROM reservations r LEFT JOIN reservation_seats rs ON rs.reservation_id = r.id
+           WHERE r.user_id = $1
+           GROUP BY r.id ORDER BY r.created_at DESC, r.id DESC LIMIT $2 OFFSET $3"#,
+        user_id,
+        limit,
+        offset
+    )
+    .fetch_all(conn)
+    .await
+    .context("the user's reservations")?;
+    Ok((
+        rows.into_iter()
+            .map(|r| ReservationRow {
+                id: r.id,
+                user_id: r.user_id,
+                schedule_id: r.schedule_id,
+                status: r.status,
+                amount: r.amount,
+                expires_at: r.expires_at,
+                ticket_code: r.ticket_code,
+                seat_ids: r.seat_ids,
+            })
+            .collect(),
+        total,
+    ))
+}

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::events::Stream;
 use crate::stream::Subscription;
 use crate::stream::relay::{self, RelaySettings};
-use handlers::SeatCreationHandler;
+use handlers::{PaymentHandler, SeatCreationHandler};
 
 /// Every duty a worker process can take on. Any number of processes of any role may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -43,7 +43,10 @@ impl Role {
 
     /// Roles that exist in this build. The rest arrive with later milestones.
     pub fn is_available(self) -> bool {
-        matches!(self, Role::OutboxRelay | Role::SeatCreation | Role::QueuePromoter)
+        matches!(
+            self,
+            Role::OutboxRelay | Role::SeatCreation | Role::QueuePromoter | Role::Payment
+        )
     }
 }
 
@@ -122,6 +125,14 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
                     stop,
                 );
             }
+            Role::Payment => {
+                let handler = PaymentHandler::new(deps.clone());
+                streams.spawn(
+                    &mut tasks,
+                    Subscription::to(&deps.keys, Stream::Payments, handler),
+                    stop,
+                );
+            }
             Role::OutboxRelay => {
                 let settings = RelaySettings {
                     batch_size: config.stream.outbox_batch_size,
@@ -188,12 +199,17 @@ mod tests {
 
     #[test]
     fn explicit_unavailable_roles_are_refused() {
-        let err = resolve_roles(&[Role::Payment]).unwrap_err();
-        assert_eq!(err.to_string(), "role `payment` is not available yet in this build");
+        let err = resolve_roles(&[Role::Expiry]).unwrap_err();
+        assert_eq!(err.to_string(), "role `expiry` is not available yet in this build");
         let all = resolve_roles(&[Role::All, Role::OutboxRelay]).unwrap();
         assert_eq!(
             all,
-            vec![Role::SeatCreation, Role::QueuePromoter, Role::OutboxRelay],
+            vec![
+                Role::SeatCreation,
+                Role::Payment,
+                Role::QueuePromoter,
+                Role::OutboxRelay
+            ],
             "`all` expands to the available roles, without duplicates"
         );
     }

@@ -16,15 +16,15 @@ use uuid::Uuid;
 use crate::helpers::*;
 
 /// A fan with an access token and an active queue entry for the concert.
-struct Fan {
-    id: Uuid,
-    access: String,
-    queue: String,
+pub struct Fan {
+    pub id: Uuid,
+    pub access: String,
+    pub queue: String,
 }
 
 /// `n` fans (rows in `users`, tokens minted with the deployment's key: hashing 1,000 passwords
 /// would take minutes), each admitted to the concert's waiting room.
-async fn fans(app: &TestApp, concert: &str, n: usize) -> Vec<Fan> {
+pub async fn fans(app: &TestApp, concert: &str, n: usize) -> Vec<Fan> {
     let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
     sqlx::query(
         "INSERT INTO users (id, email, password_hash, name)
@@ -64,7 +64,7 @@ async fn fans(app: &TestApp, concert: &str, n: usize) -> Vec<Fan> {
 }
 
 /// A deployment where every joiner is admitted at once, and a schedule with `seats` seats.
-async fn sale(
+pub async fn sale(
     customize: impl FnOnce(&mut std::collections::HashMap<String, String>),
 ) -> (TestApp, String, String, Vec<Uuid>) {
     let app = spawn_app_with(|env| {
@@ -97,7 +97,7 @@ async fn sale(
     (app, concert, schedule, seats)
 }
 
-async fn hold(app: &TestApp, fan: &Fan, schedule: &str, seats: &[Uuid]) -> (StatusCode, Value) {
+pub async fn hold(app: &TestApp, fan: &Fan, schedule: &str, seats: &[Uuid]) -> (StatusCode, Value) {
     let mut tries = 0;
     loop {
         let sent = app
@@ -125,7 +125,7 @@ async fn hold(app: &TestApp, fan: &Fan, schedule: &str, seats: &[Uuid]) -> (Stat
 
 /// I1 and the counts: no seat in two live reservations; a seat is `held` exactly when a live
 /// held reservation has it; the schedule's available count equals its available seats.
-async fn check_invariants(app: &TestApp, schedule: &str) {
+pub async fn check_invariants(app: &TestApp, schedule: &str) {
     let doubled: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT seat_id FROM reservation_seats
           WHERE reservation_status IN ('held', 'paid', 'confirmed') GROUP BY seat_id HAVING count(*) > 1) d",
@@ -136,8 +136,10 @@ async fn check_invariants(app: &TestApp, schedule: &str) {
     assert_eq!(doubled, 0, "a seat in two live reservations");
     let mismatched: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM seats s WHERE s.schedule_id = $1::uuid AND
-           (s.status = 'held') <> EXISTS (SELECT 1 FROM reservation_seats rs WHERE rs.seat_id = s.id
-                                            AND rs.reservation_status = 'held')",
+           ((s.status = 'held') <> EXISTS (SELECT 1 FROM reservation_seats rs WHERE rs.seat_id = s.id
+                                             AND rs.reservation_status IN ('held', 'paid'))
+            OR (s.status = 'sold') <> EXISTS (SELECT 1 FROM reservation_seats rs WHERE rs.seat_id = s.id
+                                               AND rs.reservation_status = 'confirmed'))",
     )
     .bind(schedule)
     .fetch_one(&app.db)

@@ -12,6 +12,7 @@ mod catalog;
 mod errors;
 mod holds;
 mod operational;
+mod payments;
 mod processes;
 mod schema;
 mod seat_crashes;

@@ -60,10 +60,10 @@ async fn configuration_errors_stop_the_process_with_one_line_naming_the_variable
 async fn a_worker_role_that_is_not_built_yet_says_so() {
     let redis = Redis::start();
     let env = test_env(&redis).await;
-    let output = run_to_end(WORKER, &["payment"], &env);
+    let output = run_to_end(WORKER, &["expiry"], &env);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr_lines(&output)[0].contains("role `payment` is not available yet"),
+        stderr_lines(&output)[0].contains("role `expiry` is not available yet"),
         "{:?}",
         stderr_lines(&output)
     );

@@ -2,6 +2,8 @@
 //! calls a use case, and maps the result to an [`crate::stream::Outcome`]. A new stream's
 //! handler goes here, and its role is one line in [`super::run`].
 
+pub mod payment;
 pub mod seat_creation;
 
+pub use payment::PaymentHandler;
 pub use seat_creation::SeatCreationHandler;

@@ -1,0 +1,49 @@
+//! `/api/v1/users/me/points`: the balance and charging it.
+
+use actix_web::HttpResponse;
+use actix_web::web::Data;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::Problem;
+use super::extract::{AuthUser, IdempotencyHeader, Json, answer};
+use crate::app::{AppError, Deps, wallet};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Balance {
+    /// Points.
+    pub balance: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Charge {
+    /// 1 to 10,000,000 points.
+    pub amount: i64,
+}
+
+/// The caller's points.
+#[utoipa::path(get, path = "/api/v1/users/me/points", tag = "wallet", security(("bearer" = [])),
+    responses((status = 200, body = Balance), (status = 401, body = Problem, content_type = "application/problem+json")))]
+pub async fn balance(deps: Data<Deps>, AuthUser(user): AuthUser) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(Balance {
+        balance: wallet::balance(&deps, user.user_id).await?,
+    }))
+}
+
+/// Add points, once per `Idempotency-Key` (required): a replay answers the same, charged once.
+#[utoipa::path(post, path = "/api/v1/users/me/points/charge", tag = "wallet", request_body = Charge,
+    params(("Idempotency-Key" = String, Header, description = "required")), security(("bearer" = [])),
+    responses((status = 200, body = Balance), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 409, body = Problem, description = "`idempotency_key_reused`"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn charge(
+    deps: Data<Deps>,
+    AuthUser(user): AuthUser,
+    key: IdempotencyHeader,
+    Json(body): Json<Charge>,
+) -> Result<HttpResponse, AppError> {
+    let key = key.required()?;
+    let stored = wallet::charge(&deps, user.user_id, &key, body.amount).await?;
+    Ok(answer(stored.status, stored.body))
+}

@@ -1,0 +1,94 @@
+//! Paying a held reservation with points (`POST /reservations/{id}/payments`): one transaction
+//! checks the caller owns it and it is held and not due, debits the wallet (402 changes
+//! nothing), records the payment, marks the reservation `paid` and writes `payment.completed`
+//! to the outbox; the `payment` worker then confirms it. Once per `Idempotency-Key`: a replay
+//! is answered from the stored record before the waiting-room gate, because paying releases
+//! the buyer's slot (api.md).
+
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::Deps;
+use super::error::{AppError, ErrorKind};
+use super::idempotency::{Answer, Start, start};
+use super::tokens::QueuePass;
+use super::waiting_room::require_active;
+use crate::domain::idempotency::IdempotencyKey;
+use crate::events::PaymentCompleted;
+use crate::infra::{outbox, reservations as repo, wallets};
+
+fn failed(code: &'static str) -> &'static str {
+    metrics::counter!("payment_failures_total", "code" => code).increment(1);
+    code
+}
+
+pub async fn pay(
+    deps: &Deps,
+    user_id: Uuid,
+    pass: QueuePass,
+    reservation_id: Uuid,
+    key: &IdempotencyKey,
+) -> Result<Answer, AppError> {
+    let request = json!({ "reservation_id": reservation_id });
+    let mut once = match start(deps, user_id, Some(key), "reservation.pay", &request).await? {
+        Start::Replay(answer) => return Ok(answer),
+        Start::Fresh(once) => once,
+    };
+    // The gate, for a request that does something.
+    let active = require_active(deps, pass, user_id).await?;
+    let row = repo::find(once.conn(), reservation_id, true)
+        .await?
+        .filter(|r| r.user_id == user_id)
+        .ok_or_else(|| AppError::not_found("reservation_not_found", "no such reservation"))?;
+    let concert_id = deps.schedule_concerts.concert_of(deps, row.schedule_id).await?;
+    active.for_concert(concert_id)?;
+    match row.status.as_str() {
+        "held" if row.expires_at > Utc::now() => {}
+        "paid" | "confirmed" => {
+            return Err(AppError::conflict(
+                failed("reservation_paid"),
+                "this reservation is already paid",
+            ));
+        }
+        _ => {
+            return Err(AppError::conflict(
+                failed("hold_expired"),
+                "the hold has expired; hold the seats again",
+            ));
+        }
+    }
+    let Some(balance) = wallets::debit(once.conn(), user_id, row.amount, row.id).await? else {
+        return Err(AppError::new(
+            ErrorKind::PaymentRequired,
+            failed("insufficient_points"),
+            format!("the reservation costs {} points; charge your wallet", row.amount),
+        ));
+    };
+    let payment_id = Uuid::now_v7();
+    if !repo::mark_paid(once.conn(), row.id, payment_id, user_id, row.amount, key.as_str()).await? {
+        return Err(AppError::conflict(failed("hold_expired"), "the hold has expired"));
+    }
+    let event = PaymentCompleted {
+        payment_id,
+        reservation_id: row.id,
+        user_id,
+        amount: row.amount,
+    };
+    let outbox_id = outbox::append(once.conn(), &event).await?;
+    let answer = once
+        .finish(
+            201,
+            json!({
+                "payment_id": payment_id,
+                "reservation_id": row.id,
+                "amount": row.amount,
+                "status": "completed",
+                "balance": balance,
+            }),
+        )
+        .await?;
+    metrics::counter!("payments_total").increment(1);
+    deps.outbox.publish_now(&[outbox_id]).await;
+    Ok(answer)
+}

@@ -1,0 +1,62 @@
+//! Stored answers of requests made with an `Idempotency-Key` (table `idempotency_keys`).
+
+use anyhow::Context;
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub struct StoredAnswer {
+    pub scope: String,
+    pub request_hash: String,
+    pub status: i16,
+    pub body: Value,
+}
+
+/// Serializes the requests of one (user, key) until the transaction ends: a concurrent request
+/// with the same key waits here for the first one's commit, then finds its answer.
+pub async fn lock(conn: &mut PgConnection, user_id: Uuid, key: &str) -> anyhow::Result<()> {
+    let name = format!("idempotency:{user_id}:{key}");
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", name)
+        .execute(conn)
+        .await
+        .context("lock the idempotency key")?;
+    Ok(())
+}
+
+pub async fn find(conn: &mut PgConnection, user_id: Uuid, key: &str) -> anyhow::Result<Option<StoredAnswer>> {
+    sqlx::query_as!(
+        StoredAnswer,
+        r#"SELECT scope, request_hash, response_status AS status, response_body AS body
+           FROM idempotency_keys WHERE user_id = $1 AND idempotency_key = $2"#,
+        user_id,
+        key
+    )
+    .fetch_optional(conn)
+    .await
+    .context("find idempotency key")
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    key: &str,
+    scope: &str,
+    request_hash: &str,
+    status: i16,
+    body: &Value,
+) -> anyhow::Result<()> {
+    sqlx::query!(
+        "INSERT INTO idempotency_keys (user_id, idempotency_key, scope, request_hash, response_status, response_body)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        user_id,
+        key,
+        scope,
+        request_hash,
+        status,
+        body
+    )
+    .execute(conn)
+    .await
+    .context("store idempotency key")?;
+    Ok(())
+}

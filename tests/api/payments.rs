@@ -1,0 +1,238 @@
+//! Points and payments: charging once per key, paying once per key under concurrency, 402
+//! changing nothing, an expired hold refusing payment, and the payment worker confirming
+//! (ticket code, seats sold, queue slot released) exactly once.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::holds::{Fan, check_invariants, fans, hold, sale};
+
+async fn charge(app: &TestApp, fan: &Fan, key: Option<&str>, amount: Value) -> (StatusCode, Value) {
+    let mut request = app
+        .client
+        .post(app.url("/api/v1/users/me/points/charge"))
+        .bearer_auth(&fan.access)
+        .json(&json!({ "amount": amount }));
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn pay(app: &TestApp, fan: &Fan, reservation: &str, key: &str) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/reservations/{reservation}/payments")))
+        .bearer_auth(&fan.access)
+        .header("x-queue-token", &fan.queue)
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// I3: every balance is ≥ 0 and equals its ledger.
+async fn ledgers_balance(app: &TestApp) {
+    let wrong: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM wallets w WHERE w.balance < 0 OR w.balance <>
+           (SELECT COALESCE(sum(amount), 0) FROM point_transactions t WHERE t.user_id = w.user_id)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(wrong, 0, "a wallet disagrees with its ledger");
+}
+
+async fn ledger_rows(app: &TestApp, fan: &Fan, kind: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM point_transactions WHERE user_id = $1 AND kind = $2")
+        .bind(fan.id)
+        .bind(kind)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+/// Runs the payment role in this process until its stream is drained.
+async fn run_payment_worker(app: &TestApp) {
+    use imticket::events::Stream;
+    use imticket::stream::Subscription;
+    use imticket::worker::handlers::PaymentHandler;
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    let streams = imticket::root::stream_runtime(&deps);
+    let mut settings = streams.settings().clone();
+    settings.block = Duration::from_millis(20);
+    let mut consumer = streams.with_settings(settings).consumer(Subscription::to(
+        &deps.keys,
+        Stream::Payments,
+        PaymentHandler::new(deps.clone()),
+    ));
+    while !consumer.process_batch().await.unwrap().is_idle() {}
+}
+
+#[tokio::test]
+async fn charging_is_once_per_key_and_bad_charges_change_nothing() {
+    let (app, concert, _, _) = sale(|_| {}).await;
+    let fan = fans(&app, &concert, 1).await.remove(0);
+    let balance = expect_status(
+        app.get_authed("/api/v1/users/me/points", &fan.access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(balance, json!({"balance": 0}));
+    assert_eq!(
+        charge(&app, &fan, Some("k1"), json!(500)).await,
+        (StatusCode::OK, json!({"balance": 500}))
+    );
+    assert_eq!(
+        charge(&app, &fan, Some("k1"), json!(500)).await,
+        (StatusCode::OK, json!({"balance": 500})),
+        "replay"
+    );
+    let (status, body) = charge(&app, &fan, Some("k1"), json!(700)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
+    );
+    let (status, body) = charge(&app, &fan, None, json!(5)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("idempotency_key_required"))
+    );
+    for bad in [json!(0), json!(-5), json!(10_000_001), json!("x")] {
+        let (status, body) = charge(&app, &fan, Some(&format!("bad-{bad}")), bad.clone()).await;
+        assert!(status.is_client_error(), "{bad}: {status}");
+        assert!(body["detail"].as_str().unwrap().starts_with("amount"), "{body}");
+    }
+    // 50 concurrent identical requests: charged once, 50 identical answers.
+    let answers = join_all((0..50).map(|_| charge(&app, &fan, Some("k2"), json!(25)))).await;
+    assert!(
+        answers.iter().all(|a| *a == (StatusCode::OK, json!({"balance": 525}))),
+        "{answers:?}"
+    );
+    assert_eq!(ledger_rows(&app, &fan, "charge").await, 2);
+    // Different keys at once: every one counts.
+    let keys: Vec<String> = (0..100).map(|i| format!("many-{i}")).collect();
+    join_all(keys.iter().map(|k| charge(&app, &fan, Some(k), json!(1)))).await;
+    let balance = expect_status(
+        app.get_authed("/api/v1/users/me/points", &fan.access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(balance["balance"], 625);
+    ledgers_balance(&app).await;
+}
+
+#[tokio::test]
+async fn hold_pay_confirm_once_even_when_fifty_identical_payments_race() {
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let mut fans = fans(&app, &concert, 2).await;
+    let (poor, fan) = (fans.remove(1), fans.remove(0));
+    charge(&app, &fan, Some("top-up"), json!(1000)).await;
+    let (status, held) = hold(&app, &fan, &schedule, &seats[..2]).await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    let reservation = held["id"].as_str().unwrap().to_owned();
+
+    let answers = join_all((0..50).map(|_| pay(&app, &fan, &reservation, "pay-1"))).await;
+    let (status, first) = &answers[0];
+    assert_eq!(*status, StatusCode::CREATED, "{first}");
+    assert!(answers.iter().all(|a| a == &answers[0]), "50 identical answers");
+    assert_eq!(first["amount"], 200);
+    assert_eq!(first["balance"], 800);
+    assert_eq!(first["status"], "completed");
+    assert_eq!(ledger_rows(&app, &fan, "payment").await, 1, "one debit");
+    let (status, body) = pay(&app, &fan, &reservation, "pay-2").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("reservation_paid"))
+    );
+
+    // 402 changes nothing.
+    let (status, poor_hold) = hold(&app, &poor, &schedule, &seats[5..6]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = pay(&app, &poor, poor_hold["id"].as_str().unwrap(), "p").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::PAYMENT_REQUIRED, Some("insufficient_points"))
+    );
+    let still: String = sqlx::query_scalar("SELECT status FROM reservations WHERE id = $1::uuid")
+        .bind(poor_hold["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(still, "held");
+
+    // The payment worker confirms: ticket code, seats sold, the queue slot given back.
+    run_payment_worker(&app).await;
+    run_payment_worker(&app).await;
+    let shown = expect_status(
+        app.get_authed(&format!("/api/v1/reservations/{reservation}"), &fan.access)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["status"], "confirmed");
+    let code = shown["ticket_code"].as_str().unwrap();
+    assert!(code.starts_with("TK-") && code.len() > 30, "{code}");
+    let sold: i64 = sqlx::query_scalar("SELECT count(*) FROM seats WHERE schedule_id = $1::uuid AND status = 'sold'")
+        .bind(&schedule)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(sold, 2);
+    let slot = expect_status(
+        app.client
+            .get(app.url("/api/v1/queue/status"))
+            .header("x-queue-token", &fan.queue)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(slot["status"], "expired", "paying gave the slot back");
+    // A replay after the slot is gone still gets the stored answer.
+    assert_eq!(&pay(&app, &fan, &reservation, "pay-1").await, &answers[0]);
+    // The user's tickets, newest first.
+    let mine = expect_status(
+        app.get_authed("/api/v1/users/me/reservations", &fan.access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(mine["total"], 1);
+    assert_eq!(mine["items"][0]["id"], reservation.as_str());
+    assert_eq!(mine["items"][0]["ticket_code"], code);
+    ledgers_balance(&app).await;
+    check_invariants(&app, &schedule).await;
+}
+
+#[tokio::test]
+async fn an_expired_hold_cannot_be_paid_and_its_seats_go_to_the_next_fan() {
+    let (app, concert, schedule, seats) = sale(|env| {
+        env.insert("IMTICKET_HOLD_TTL_SECONDS".into(), "1".into());
+    })
+    .await;
+    let mut fans = fans(&app, &concert, 2).await;
+    let (next, fan) = (fans.remove(1), fans.remove(0));
+    charge(&app, &fan, Some("top-up"), json!(1000)).await;
+    let (_, held) = hold(&app, &fan, &schedule, &seats[..1]).await;
+    let due: chrono::DateTime<chrono::Utc> = serde_json::from_value(held["expires_at"].clone()).unwrap();
+    tokio::time::sleep((due - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100)).await;
+    let (status, body) = pay(&app, &fan, held["id"].as_str().unwrap(), "late").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("hold_expired"))
+    );
+    assert_eq!(ledger_rows(&app, &fan, "payment").await, 0, "nothing charged");
+    let (status, _) = hold(&app, &next, &schedule, &seats[..1]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    ledgers_balance(&app).await;
+    check_invariants(&app, &schedule).await;
+}
