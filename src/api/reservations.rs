@@ -53,7 +53,8 @@ impl From<Reservation> for ReservationBody {
 /// Hold seats of one schedule for `IMTICKET_HOLD_TTL_SECONDS`, all or nothing. Needs an active
 /// `X-Queue-Token` for the schedule's concert.
 #[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = NewReservation,
-    params(("X-Queue-Token" = String, Header, description = "an active queue entry")),
+    params(("X-Queue-Token" = String, Header, description = "an active queue entry"),
+        ("Idempotency-Key" = Option<String>, Header, description = "optional: a retried hold returns the same reservation")),
     security(("bearer" = [])),
     responses((status = 201, body = ReservationBody), (status = 401, body = Problem),
         (status = 403, body = Problem, description = "`queue_not_active`"),
@@ -62,8 +63,13 @@ impl From<Reservation> for ReservationBody {
 pub async fn hold(
     deps: Data<Deps>,
     ActiveQueue(pass): ActiveQueue,
+    key: IdempotencyHeader,
     Json(body): Json<NewReservation>,
 ) -> Result<HttpResponse, AppError> {
+    if let Some(key) = key.0 {
+        let stored = holds::hold_once(&deps, pass, body.schedule_id, &body.seat_ids, &key).await?;
+        return Ok(answer(stored.status, stored.body));
+    }
     let reservation = holds::hold(&deps, pass, body.schedule_id, &body.seat_ids).await?;
     Ok(HttpResponse::Created().json(ReservationBody::from(reservation)))
 }

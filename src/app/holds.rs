@@ -16,8 +16,10 @@ use uuid::Uuid;
 
 use super::Deps;
 use super::error::AppError;
+use super::idempotency::{Answer, Once, Start, start};
 use super::seat_map::schedule_seats_changed;
 use super::waiting_room::ActivePass;
+use crate::domain::idempotency::IdempotencyKey;
 use crate::infra::error::violated_constraint;
 use crate::infra::{catalog, reservations as repo, seat_gates};
 
@@ -117,9 +119,42 @@ fn check_seats(deps: &Deps, seats: &[Uuid]) -> Result<(), AppError> {
     Ok(())
 }
 
+/// `POST /reservations` with an `Idempotency-Key`: a retried hold returns the same
+/// reservation (the stored answer), never a second one. The key costs the request a PostgreSQL
+/// lookup before the Redis gate; without a key a loser costs none.
+pub async fn hold_once(
+    deps: &Deps,
+    pass: ActivePass,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+    key: &IdempotencyKey,
+) -> Result<Answer, AppError> {
+    let request = serde_json::json!({ "schedule_id": schedule_id, "seat_ids": seats });
+    let once = match start(deps, pass.pass.user_id, Some(key), "reservation.hold", &request).await? {
+        Start::Replay(answer) => return Ok(answer),
+        Start::Fresh(once) => once,
+    };
+    let reservation = hold_with(deps, pass, schedule_id, seats, Some(once)).await?;
+    Ok(Answer {
+        status: 201,
+        body: serde_json::to_value(&reservation).context("serialize reservation")?,
+        replayed: false,
+    })
+}
+
 /// `POST /reservations`: holds `seats` of `schedule_id` for the caller, all or nothing.
-#[tracing::instrument(name = "hold seats", skip_all, fields(schedule_id = %schedule_id))]
 pub async fn hold(deps: &Deps, pass: ActivePass, schedule_id: Uuid, seats: &[Uuid]) -> Result<Reservation, AppError> {
+    hold_with(deps, pass, schedule_id, seats, None).await
+}
+
+#[tracing::instrument(name = "hold seats", skip_all, fields(schedule_id = %schedule_id))]
+async fn hold_with(
+    deps: &Deps,
+    pass: ActivePass,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+    once: Option<Once>,
+) -> Result<Reservation, AppError> {
     check_seats(deps, seats)?;
     let concert_id = deps.schedule_concerts.concert_of(deps, schedule_id).await?;
     let pass = pass.for_concert(concert_id)?;
@@ -140,7 +175,27 @@ pub async fn hold(deps: &Deps, pass: ActivePass, schedule_id: Uuid, seats: &[Uui
         count("lost_in_redis");
         return Err(seat_unavailable(&taken));
     }
-    let held = hold_in_postgres(deps, id, user_id, schedule_id, seats).await;
+    let held = match once {
+        // The key's transaction: the hold and the stored answer commit together.
+        Some(mut once) => match hold_in_tx(deps, once.conn(), id, user_id, schedule_id, seats).await {
+            Ok(reservation) => match serde_json::to_value(&reservation) {
+                Ok(body) => once.finish(201, body).await.map(|_| reservation),
+                Err(e) => Err(AppError::internal(
+                    anyhow::Error::new(e).context("serialize reservation"),
+                )),
+            },
+            Err(err) => Err(err),
+        },
+        None => {
+            async {
+                let mut tx = deps.db.begin().await.context("begin hold")?;
+                let reservation = hold_in_tx(deps, &mut tx, id, user_id, schedule_id, seats).await?;
+                tx.commit().await.context("commit hold")?;
+                Ok(reservation)
+            }
+            .await
+        }
+    };
     if held.is_err()
         && let Err(err) = seat_gates::release(&deps.redis, &deps.keys, schedule_id, seats, id).await
     {
@@ -153,16 +208,18 @@ pub async fn hold(deps: &Deps, pass: ActivePass, schedule_id: Uuid, seats: &[Uui
     Ok(reservation)
 }
 
-async fn hold_in_postgres(
+/// The PostgreSQL part of a hold, in the caller's transaction (committed by the caller).
+async fn hold_in_tx(
     deps: &Deps,
+    tx: &mut sqlx::PgConnection,
     id: Uuid,
     user_id: Uuid,
     schedule_id: Uuid,
     seats: &[Uuid],
 ) -> Result<Reservation, AppError> {
-    let mut tx = deps.db.begin().await.context("begin hold")?;
-    repo::lock_user_schedule(&mut tx, user_id, schedule_id).await?;
-    let live = repo::live_seats_of_user(&mut tx, user_id, schedule_id).await?;
+    let tx = &mut *tx;
+    repo::lock_user_schedule(tx, user_id, schedule_id).await?;
+    let live = repo::live_seats_of_user(tx, user_id, schedule_id).await?;
     let cap = i64::from(deps.config.max_seats_per_user);
     if live + seats.len() as i64 > cap {
         count("limit");
@@ -171,13 +228,13 @@ async fn hold_in_postgres(
             format!("at most {cap} seats per user for a schedule; you hold {live}"),
         ));
     }
-    let (_, freed) = repo::expire_due_holds_on(&mut tx, seats).await?;
+    let (_, freed) = repo::expire_due_holds_on(tx, seats).await?;
     if freed > 0 {
-        catalog::add_available(&mut tx, schedule_id, freed as i32).await?;
+        catalog::add_available(tx, schedule_id, freed as i32).await?;
     }
-    let got = repo::take_seats(&mut tx, schedule_id, seats).await?;
+    let got = repo::take_seats(tx, schedule_id, seats).await?;
     if got.len() != seats.len() {
-        let ours: HashSet<Uuid> = repo::seats_of_schedule(&mut tx, schedule_id, seats)
+        let ours: HashSet<Uuid> = repo::seats_of_schedule(tx, schedule_id, seats)
             .await?
             .into_iter()
             .collect();
@@ -198,15 +255,14 @@ async fn hold_in_postgres(
     }
     let amount: i64 = got.iter().map(|(_, price)| price).sum();
     let expires_at = Utc::now() + chrono::Duration::from_std(deps.config.hold_ttl).context("hold TTL")?;
-    if let Err(err) = repo::insert_held(&mut tx, id, user_id, schedule_id, amount, expires_at, seats).await {
+    if let Err(err) = repo::insert_held(tx, id, user_id, schedule_id, amount, expires_at, seats).await {
         if violated_constraint(&err) == Some("reservation_seats_live_seat_key") {
             count("lost_in_postgres");
             return Err(seat_unavailable(seats));
         }
         return Err(err.into());
     }
-    catalog::add_available(&mut tx, schedule_id, -(seats.len() as i32)).await?;
-    tx.commit().await.context("commit hold")?;
+    catalog::add_available(tx, schedule_id, -(seats.len() as i32)).await?;
     let mut sorted = seats.to_vec();
     sorted.sort_unstable();
     Ok(Reservation {

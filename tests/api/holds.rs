@@ -394,3 +394,43 @@ async fn cancelling_frees_the_seats_and_bad_requests_change_nothing() {
     expect_problem(response, StatusCode::UNAUTHORIZED, "missing_queue_token").await;
     check_invariants(&app, &schedule).await;
 }
+
+#[tokio::test]
+async fn a_retried_hold_with_its_key_returns_the_same_reservation_never_a_second() {
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let fan = fans(&app, &concert, 1).await.remove(0);
+    let send = |key: &'static str, wanted: Vec<Uuid>| {
+        let (app, fan, schedule) = (&app, &fan, schedule.clone());
+        async move {
+            let response = app
+                .client
+                .post(app.url("/api/v1/reservations"))
+                .bearer_auth(&fan.access)
+                .header("x-queue-token", &fan.queue)
+                .header("idempotency-key", key)
+                .json(&json!({"schedule_id": schedule, "seat_ids": wanted}))
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let answers = join_all((0..20).map(|_| send("hold-1", seats[..2].to_vec()))).await;
+    assert_eq!(answers[0].0, StatusCode::CREATED, "{:?}", answers[0]);
+    assert!(
+        answers.iter().all(|a| a == &answers[0]),
+        "one reservation, 20 identical answers"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE user_id = $1")
+        .bind(fan.id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    let (status, body) = send("hold-1", seats[2..3].to_vec()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
+    );
+    check_invariants(&app, &schedule).await;
+}

@@ -236,3 +236,33 @@ async fn an_expired_hold_cannot_be_paid_and_its_seats_go_to_the_next_fan() {
     ledgers_balance(&app).await;
     check_invariants(&app, &schedule).await;
 }
+
+#[tokio::test]
+async fn concurrent_debits_never_drive_a_balance_below_zero() {
+    let (app, concert, _, _) = sale(|_| {}).await;
+    let fan = fans(&app, &concert, 1).await.remove(0);
+    charge(&app, &fan, Some("top-up"), json!(1000)).await;
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    // 30 debits of 100 at once against 1,000: exactly 10 can succeed.
+    let results = join_all((0..30).map(|_| {
+        let deps = deps.clone();
+        let user = fan.id;
+        async move {
+            let mut tx = deps.db.begin().await.unwrap();
+            let debited = imticket::infra::wallets::debit(&mut tx, user, 100, uuid::Uuid::now_v7())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            debited
+        }
+    }))
+    .await;
+    assert_eq!(results.iter().filter(|r| r.is_some()).count(), 10);
+    let balance = expect_status(
+        app.get_authed("/api/v1/users/me/points", &fan.access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(balance["balance"], 0);
+    ledgers_balance(&app).await;
+}
