@@ -19,6 +19,7 @@
 //! | `queue:{c<id>}:admitted` | sorted set | entry id → admission time (ms), the last minute |
 //! | `queue:{c<id>}:meta` | hash | `opens_at` (ms, 0: open), `sold_out` (0/1) |
 //! | `hold:{s<schedule id>}:<seat id>` | string (PX) | a seat's hold gate: the holding reservation's id |
+//! | `expiry:due` | sorted set | held reservation id → its `expires_at` (ms), for the expiry scheduler |
 //!
 //! Every key of one concert's waiting room shares the hash tag `{c<id>}`, so each multi-key
 //! Lua script touches one Redis Cluster slot.
@@ -102,6 +103,11 @@ impl Keys {
 }
 
 impl Keys {
+    /// Held reservations by due time (the `expiry-scheduler`'s work list).
+    pub fn expiry_due(&self) -> String {
+        format!("{}expiry:due", self.prefix)
+    }
+
     /// The Redis gate of a seat (a fast-fail hint before PostgreSQL, never the arbiter). The
     /// seats of one schedule share a hash tag, so one script can take several at once.
     pub fn seat_gate(&self, schedule_id: Uuid, seat_id: Uuid) -> String {

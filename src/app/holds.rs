@@ -204,6 +204,12 @@ async fn hold_with(
     }
     let reservation = held?;
     count("won");
+    if let Err(err) =
+        crate::infra::expiry::schedule(&deps.redis, &deps.keys, reservation.id, reservation.expires_at).await
+    {
+        // The expiry scheduler's PostgreSQL sweep finds it.
+        tracing::warn!(error = %format!("{err:#}"), "could not schedule the hold's expiry in Redis");
+    }
     schedule_seats_changed(deps, schedule_id, concert_id).await;
     Ok(reservation)
 }

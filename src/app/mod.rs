@@ -11,6 +11,7 @@ pub mod availability;
 pub mod concerts;
 pub mod confirmation;
 pub mod error;
+pub mod expiry;
 pub mod holds;
 pub mod idempotency;
 pub mod password;

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `stream:seat-creation` | `seat-creation` | `seat_creation.requested` v1 |
 //! | `stream:payments` | `payment` | `payment.completed` v1 |
-//! | `stream:expiry` | `expiry` | (next: `hold.expired`) |
+//! | `stream:expiry` | `expiry` | `hold.expired` v1 |
 //! | `stream:dead-letter` | (none: read by operators with `imticket-admin dlq`) | any |
 //!
 //! Names are documented in the README; never change them silently.
@@ -96,6 +96,18 @@ pub struct PaymentCompleted {
 impl Event for PaymentCompleted {
     const STREAM: Stream = Stream::Payments;
     const TYPE: &'static str = "payment.completed";
+    const VERSION: u32 = 1;
+}
+
+/// A hold reached its `expires_at`: the `expiry` worker releases it if it is still held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct HoldExpired {
+    pub reservation_id: Uuid,
+}
+
+impl Event for HoldExpired {
+    const STREAM: Stream = Stream::Expiry;
+    const TYPE: &'static str = "hold.expired";
     const VERSION: u32 = 1;
 }
 

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod db;
 pub mod error;
+pub mod expiry;
 pub mod idempotency;
 pub mod outbox;
 pub mod processed_events;

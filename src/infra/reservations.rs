@@ -320,3 +320,16 @@ pub async fn of_user(
         total,
     ))
 }
+
+/// Held reservations due for at least `grace` (the sweep's safety net), oldest first.
+pub async fn due_held(conn: &mut PgConnection, grace_seconds: f64, limit: i64) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM reservations WHERE status = 'held' AND expires_at <= now() - make_interval(secs => $1)
+         ORDER BY expires_at LIMIT $2",
+        grace_seconds,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+    .context("due held reservations")
+}

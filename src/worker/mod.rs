@@ -2,6 +2,7 @@
 //! `/metrics` and `/health/live` on `IMTICKET_WORKER_METRICS_ADDR` ([`probes`]). Stream
 //! handlers live in [`handlers`], one file per stream.
 
+pub mod expiry_scheduler;
 pub mod handlers;
 pub mod probes;
 pub mod promoter;
@@ -16,7 +17,7 @@ use crate::config::Config;
 use crate::events::Stream;
 use crate::stream::Subscription;
 use crate::stream::relay::{self, RelaySettings};
-use handlers::{PaymentHandler, SeatCreationHandler};
+use handlers::{ExpiryHandler, PaymentHandler, SeatCreationHandler};
 
 /// Every duty a worker process can take on. Any number of processes of any role may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -43,10 +44,8 @@ impl Role {
 
     /// Roles that exist in this build. The rest arrive with later milestones.
     pub fn is_available(self) -> bool {
-        matches!(
-            self,
-            Role::OutboxRelay | Role::SeatCreation | Role::QueuePromoter | Role::Payment
-        )
+        // Every role is built; the check stays for roles added later.
+        !matches!(self, Role::All)
     }
 }
 
@@ -133,6 +132,13 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
                     stop,
                 );
             }
+            Role::Expiry => {
+                let handler = ExpiryHandler::new(deps.clone());
+                streams.spawn(&mut tasks, Subscription::to(&deps.keys, Stream::Expiry, handler), stop);
+            }
+            Role::ExpiryScheduler => {
+                tasks.spawn(expiry_scheduler::run(deps.clone(), stop));
+            }
             Role::OutboxRelay => {
                 let settings = RelaySettings {
                     batch_size: config.stream.outbox_batch_size,
@@ -198,19 +204,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn explicit_unavailable_roles_are_refused() {
-        let err = resolve_roles(&[Role::Expiry]).unwrap_err();
-        assert_eq!(err.to_string(), "role `expiry` is not available yet in this build");
+    fn all_expands_to_every_role_once() {
         let all = resolve_roles(&[Role::All, Role::OutboxRelay]).unwrap();
         assert_eq!(
             all,
-            vec![
-                Role::SeatCreation,
-                Role::Payment,
-                Role::QueuePromoter,
-                Role::OutboxRelay
-            ],
-            "`all` expands to the available roles, without duplicates"
+            Role::EVERY.to_vec(),
+            "`all` expands to every role, without duplicates"
         );
+        assert_eq!(resolve_roles(&[Role::Expiry]).unwrap(), vec![Role::Expiry]);
     }
 }

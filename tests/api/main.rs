@@ -10,6 +10,7 @@ mod auth;
 mod availability;
 mod catalog;
 mod errors;
+mod expiry;
 mod holds;
 mod operational;
 mod payments;

@@ -2,8 +2,10 @@
 //! calls a use case, and maps the result to an [`crate::stream::Outcome`]. A new stream's
 //! handler goes here, and its role is one line in [`super::run`].
 
+pub mod expiry;
 pub mod payment;
 pub mod seat_creation;
 
+pub use expiry::ExpiryHandler;
 pub use payment::PaymentHandler;
 pub use seat_creation::SeatCreationHandler;

@@ -1,0 +1,75 @@
+//! Holds by due time, in Redis (`expiry:due`), and turning the due ones into `hold.expired`
+//! events on the expiry stream. At least once: an entry is removed from the set only after its
+//! event was added, so a crash in between publishes it twice (the worker's processed-events
+//! record makes the second a no-op). PostgreSQL stays the truth: a periodic sweep
+//! ([`crate::infra::reservations::due_held`]) finds any hold this set forgot.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::events::{HoldExpired, encode};
+use crate::infra::redis::Redis;
+use crate::keys::Keys;
+
+/// Remembers a new hold's due time.
+pub async fn schedule(redis: &Redis, keys: &Keys, reservation_id: Uuid, due: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut conn = redis.connection().await?;
+    let _: i64 = redis::cmd("ZADD")
+        .arg(keys.expiry_due())
+        .arg(due.timestamp_millis())
+        .arg(reservation_id.to_string())
+        .query_async(&mut conn)
+        .await
+        .context("schedule hold expiry")?;
+    Ok(())
+}
+
+/// Publishes `hold.expired` for these reservations on the expiry stream.
+pub async fn publish(redis: &Redis, keys: &Keys, reservations: &[Uuid]) -> anyhow::Result<()> {
+    if reservations.is_empty() {
+        return Ok(());
+    }
+    let mut conn = redis.connection().await?;
+    let mut pipe = redis::pipe();
+    for id in reservations {
+        let envelope = encode(&HoldExpired { reservation_id: *id })?;
+        pipe.cmd("XADD")
+            .arg(keys.stream(crate::events::Stream::Expiry))
+            .arg("*")
+            .arg(envelope.to_fields())
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut conn)
+        .await
+        .context("publish hold.expired")?;
+    Ok(())
+}
+
+/// Moves up to `limit` due holds from the set to the expiry stream; returns how many.
+pub async fn publish_due(redis: &Redis, keys: &Keys, limit: usize) -> anyhow::Result<usize> {
+    let mut conn = redis.connection().await?;
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.context("TIME")?;
+    let now_ms = secs * 1000 + micros / 1000;
+    let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+        .arg(keys.expiry_due())
+        .arg("-inf")
+        .arg(now_ms)
+        .arg("LIMIT")
+        .arg(0)
+        .arg(limit)
+        .query_async(&mut conn)
+        .await
+        .context("due holds")?;
+    let ids: Vec<Uuid> = due.iter().filter_map(|d| d.parse().ok()).collect();
+    publish(redis, keys, &ids).await?;
+    if !due.is_empty() {
+        let _: i64 = redis::cmd("ZREM")
+            .arg(keys.expiry_due())
+            .arg(&due)
+            .query_async(&mut conn)
+            .await
+            .context("unschedule published holds")?;
+    }
+    Ok(due.len())
+}

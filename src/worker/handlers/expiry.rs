@@ -1,0 +1,46 @@
+//! The `expiry` role's handler: releases the hold a `hold.expired` event names, if it is still
+//! held and due.
+
+use crate::app::Deps;
+use crate::app::expiry::{Expired, expire};
+use crate::events::{Envelope, HoldExpired, Stream, decode};
+use crate::stream::{Handler, Outcome};
+
+pub struct ExpiryHandler {
+    deps: Deps,
+}
+
+impl ExpiryHandler {
+    pub fn new(deps: Deps) -> Self {
+        Self { deps }
+    }
+
+    async fn handle_one(&self, envelope: &Envelope) -> Outcome {
+        let event: HoldExpired = match decode(envelope) {
+            Ok(event) => event,
+            Err(err) => return Outcome::DeadLetter(err.to_string()),
+        };
+        match expire(
+            &self.deps,
+            event.reservation_id,
+            Stream::Expiry.group(),
+            envelope.event_id,
+        )
+        .await
+        {
+            Ok(Expired::Released(_) | Expired::Nothing) => Outcome::Ack,
+            Ok(Expired::Missing) => Outcome::DeadLetter(format!("no reservation {}", event.reservation_id)),
+            Err(err) => Outcome::Retry(format!("{err:#}")),
+        }
+    }
+}
+
+impl Handler for ExpiryHandler {
+    async fn handle(&self, batch: &[Envelope]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for envelope in batch {
+            outcomes.push(self.handle_one(envelope).await);
+        }
+        outcomes
+    }
+}
