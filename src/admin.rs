@@ -24,6 +24,10 @@ pub struct Admin {
     pub json: bool,
 }
 
+fn age_text(ms: u64) -> String {
+    age(ms)
+}
+
 fn age(ms: u64) -> String {
     match ms {
         0..1_000 => format!("{ms}ms"),
@@ -257,6 +261,50 @@ impl Admin {
         let mut out = queue_table_header();
         queue_table_row(&mut out, &stats)?;
         Ok(out.trim_end().to_owned())
+    }
+
+    /// Checks the invariants (I1–I4 in the database, I5 as far as it shows: the outbox and the
+    /// streams' pending entries). Prints each violation; an error (exit 1) if there is any.
+    pub async fn audit(&mut self, claim_idle_ms: u64) -> anyhow::Result<String> {
+        let mut violations = {
+            let mut conn = self.db()?.acquire().await.context("connect to PostgreSQL")?;
+            crate::infra::audit::database(&mut conn).await?
+        };
+        if let Ok(mut conn) = self.redis().await {
+            for stream in Stream::ALL {
+                let key = self.keys.stream(stream);
+                let Some(stats) = maintenance::stream_stats(&mut conn, &key).await? else {
+                    continue;
+                };
+                for group in stats.groups {
+                    if let Some(age) = group.oldest_pending_age_ms
+                        && age > claim_idle_ms
+                    {
+                        violations.push(crate::infra::audit::Violation {
+                            check: "I5",
+                            detail: format!(
+                                "{key} group {}: an entry pending for {} (claim idle {})",
+                                group.name,
+                                age_text(age),
+                                age_text(claim_idle_ms)
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        let report = if self.json {
+            serde_json::to_string_pretty(&violations)?
+        } else {
+            let mut out = String::new();
+            for v in &violations {
+                writeln!(out, "{}  {}", v.check, v.detail)?;
+            }
+            write!(out, "{} violation(s)", violations.len())?;
+            out
+        };
+        anyhow::ensure!(violations.is_empty(), "{report}");
+        Ok(report)
     }
 
     pub async fn outbox_status(&mut self) -> anyhow::Result<String> {

@@ -254,6 +254,8 @@ pub struct OperatorConfig {
     pub redis_key_prefix: String,
     pub redis_timeout: Duration,
     pub db_acquire_timeout: Duration,
+    /// A pending stream entry older than this is reported by `audit`.
+    pub stream_claim_idle_ms: u64,
 }
 
 impl OperatorConfig {
@@ -265,6 +267,7 @@ impl OperatorConfig {
             redis_key_prefix: env.key_prefix("IMTICKET_REDIS_KEY_PREFIX", DEFAULT_REDIS_KEY_PREFIX)?,
             redis_timeout: env.redis_timeout()?,
             db_acquire_timeout: env.db_acquire_timeout()?,
+            stream_claim_idle_ms: env.number("IMTICKET_STREAM_CLAIM_IDLE_MS", 30_000u64, 100..=86_400_000)?,
         })
     }
 }

@@ -54,6 +54,8 @@ enum Command {
     /// The dead-letter stream.
     #[command(subcommand)]
     Dlq(Dlq),
+    /// Check the invariants (I1–I5) on the live system; each violation printed, exit 1 if any.
+    Audit,
     /// The transactional outbox.
     #[command(subcommand)]
     Outbox(Outbox),
@@ -269,11 +271,13 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
         _ => {}
     }
     let redis = match cli.command {
-        Command::Streams | Command::Dlq(_) | Command::Queue(_) => Some(connect_redis(&settings).await?),
+        Command::Streams | Command::Dlq(_) | Command::Queue(_) | Command::Audit => {
+            Some(connect_redis(&settings).await?)
+        }
         _ => None,
     };
     let db = match cli.command {
-        Command::Migrate | Command::Outbox(_) | Command::Seed(_) => Some(connect_db(&settings).await?),
+        Command::Migrate | Command::Outbox(_) | Command::Seed(_) | Command::Audit => Some(connect_db(&settings).await?),
         _ => None,
     };
     let mut admin = Admin {
@@ -305,6 +309,7 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
             admin.dlq_purge(stream.as_deref()).await
         }
         Command::Outbox(Outbox::Status) => admin.outbox_status().await,
+        Command::Audit => admin.audit(settings.config.stream_claim_idle_ms).await,
         Command::Queue(Queue::List) => admin.queue_list().await,
         Command::Queue(Queue::Stats { concert_id: id }) => admin.queue_stats(concert_id(&id)?).await,
         Command::Seed(plan) => {

@@ -1,5 +1,6 @@
 //! Adapters to the outside world: PostgreSQL repositories and Redis connections.
 
+pub mod audit;
 pub mod catalog;
 pub mod db;
 pub mod error;

@@ -246,6 +246,8 @@ async fn two_thousand_overlapping_holds_never_share_a_seat_and_every_win_is_comp
         .unwrap();
     assert_eq!(in_db, wins, "every 201 is one held reservation, nothing else");
     check_invariants(&app, &schedule).await;
+    let (code, report) = crate::audit::audit(&app);
+    assert_eq!(code, Some(0), "imticket-admin audit after the storm: {report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

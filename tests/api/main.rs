@@ -6,6 +6,7 @@ mod helpers;
 #[path = "../common/servers.rs"]
 mod servers;
 
+mod audit;
 mod auth;
 mod availability;
 mod catalog;
