@@ -71,7 +71,20 @@ impl ScheduleConcerts {
             return Ok(*concert);
         }
         let mut conn = deps.db.acquire().await.context("acquire connection")?;
-        let concert = repo::schedule_concert(&mut conn, schedule_id)
+        self.concert_of_in(&mut conn, schedule_id).await
+    }
+
+    /// As [`Self::concert_of`], on the caller's connection: inside a transaction a second pooled
+    /// connection must never be needed (concurrent requests holding theirs could exhaust the pool).
+    pub(crate) async fn concert_of_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        schedule_id: Uuid,
+    ) -> Result<Uuid, AppError> {
+        if let Some(concert) = self.lock().get(&schedule_id) {
+            return Ok(*concert);
+        }
+        let concert = repo::schedule_concert(conn, schedule_id)
             .await?
             .ok_or_else(|| AppError::not_found("schedule_not_found", "no such schedule"))?;
         let mut known = self.lock();
@@ -129,6 +142,8 @@ pub async fn hold_once(
     seats: &[Uuid],
     key: &IdempotencyKey,
 ) -> Result<Answer, AppError> {
+    // Before the transaction: a cache miss must not need a second connection inside it.
+    deps.schedule_concerts.concert_of(deps, schedule_id).await?;
     let request = serde_json::json!({ "schedule_id": schedule_id, "seat_ids": seats });
     let once = match start(deps, pass.pass.user_id, Some(key), "reservation.hold", &request).await? {
         Start::Replay(answer) => return Ok(answer),
@@ -327,7 +342,7 @@ pub async fn cancel(deps: &Deps, pass: ActivePass, id: Uuid) -> Result<(), AppEr
         .await?
         .filter(|r| r.user_id == user_id)
         .ok_or_else(not_found)?;
-    let concert_id = deps.schedule_concerts.concert_of(deps, row.schedule_id).await?;
+    let concert_id = deps.schedule_concerts.concert_of_in(&mut tx, row.schedule_id).await?;
     pass.for_concert(concert_id)?;
     match row.status.as_str() {
         "paid" | "confirmed" => {

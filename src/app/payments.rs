@@ -41,7 +41,10 @@ pub async fn pay(
         .await?
         .filter(|r| r.user_id == user_id)
         .ok_or_else(|| AppError::not_found("reservation_not_found", "no such reservation"))?;
-    let concert_id = deps.schedule_concerts.concert_of(deps, row.schedule_id).await?;
+    let concert_id = deps
+        .schedule_concerts
+        .concert_of_in(once.conn(), row.schedule_id)
+        .await?;
     active.for_concert(concert_id)?;
     match row.status.as_str() {
         "held" if row.expires_at > Utc::now() => {}
