@@ -436,3 +436,54 @@ async fn a_retried_hold_with_its_key_returns_the_same_reservation_never_a_second
     );
     check_invariants(&app, &schedule).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_sale_and_its_gates_lost_never_double_book() {
+    let (mut app, concert, schedule, seats) = sale(|_| {}).await;
+    let fans = fans(&app, &concert, 600).await;
+    let pick = |_| vec![seats[rand::random_range(0..seats.len())]];
+    let wanted: Vec<Vec<Uuid>> = (0..fans.len()).map(pick).collect();
+    // First wave: 300 fans on 100 seats.
+    let first = join_all(
+        fans[..300]
+            .iter()
+            .zip(&wanted)
+            .map(|(f, w)| hold(&app, f, &schedule, w)),
+    )
+    .await;
+    assert!(first.iter().any(|(s, _)| *s == StatusCode::CREATED));
+    // Redis crashes (kill -9: whatever the last second wrote may be lost) and comes back; then
+    // every seat gate is lost too, as if it had expired: only PostgreSQL stands between the
+    // second wave and the seats the first wave holds.
+    app.redis.kill();
+    app.redis.restart();
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    let mut conn = deps.redis.connection().await.unwrap();
+    let gates: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}hold:*", deps.keys.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !gates.is_empty() {
+        let _: i64 = redis::cmd("DEL").arg(&gates).query_async(&mut conn).await.unwrap();
+    }
+    let second = join_all(
+        fans[300..]
+            .iter()
+            .zip(&wanted[300..])
+            .map(|(f, w)| hold(&app, f, &schedule, w)),
+    )
+    .await;
+    for (status, body) in first.iter().chain(&second) {
+        assert!(
+            *status == StatusCode::CREATED
+                || (*status == StatusCode::CONFLICT && body["code"] == "seat_unavailable")
+                || *status == StatusCode::FORBIDDEN
+                || *status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status}: {body}"
+        );
+    }
+    check_invariants(&app, &schedule).await;
+    let (code, report) = crate::audit::audit(&app);
+    assert_eq!(code, Some(0), "{report}");
+}

@@ -1,0 +1,136 @@
+//! A payment worker killed with `kill -9` in the middle of 1,000 confirmations: a second one
+//! finishes, and every reservation is confirmed exactly once.
+
+use std::time::Duration;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::*;
+use crate::holds::{fans, sale};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_worker_killed_mid_way_leaves_every_reservation_confirmed_once() {
+    let (app, concert, schedule, _) = sale(|_| {}).await;
+    let admin = app.admin_token().await;
+    let job = app
+        .request_seats(
+            &admin,
+            &schedule,
+            "inline",
+            json!([{"name": "B", "rows": 10, "seats_per_row": 100, "price": 10}]),
+        )
+        .await;
+    eventually("1,000 more seats", Duration::from_secs(30), || async {
+        app.job(&job).await["status"] == "done"
+    })
+    .await;
+    let seats: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM seats WHERE schedule_id = $1::uuid AND section = 'B'")
+        .bind(&schedule)
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    let buyers = fans(&app, &concert, 1000).await;
+    // 1,000 paid reservations, as the payment use case leaves them: reservation `paid`, its
+    // seat held, a completed payment, and `payment.completed` in the outbox.
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    let mut tx = deps.db.begin().await.unwrap();
+    for (buyer, seat) in buyers.iter().zip(&seats) {
+        let (reservation, payment) = (Uuid::now_v7(), Uuid::now_v7());
+        sqlx::query(
+            "WITH r AS (INSERT INTO reservations (id, user_id, schedule_id, status, amount, expires_at)
+                        VALUES ($1, $2, $3::uuid, 'paid', 10, now() + interval '5 minutes') RETURNING id)
+             INSERT INTO reservation_seats SELECT id, $4, 'paid' FROM r",
+        )
+        .bind(reservation)
+        .bind(buyer.id)
+        .bind(&schedule)
+        .bind(seat)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO payments (id, reservation_id, user_id, amount, idempotency_key) VALUES ($1, $2, $3, 10, 'k')",
+        )
+        .bind(payment)
+        .bind(reservation)
+        .bind(buyer.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let event = imticket::events::PaymentCompleted {
+            payment_id: payment,
+            reservation_id: reservation,
+            user_id: buyer.id,
+            amount: 10,
+        };
+        imticket::infra::outbox::append(&mut tx, &event).await.unwrap();
+    }
+    sqlx::query("UPDATE seats SET status = 'held' WHERE section = 'B' AND schedule_id = $1::uuid")
+        .bind(&schedule)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // The seats' counts, as the holds would have left them.
+    imticket::infra::catalog::add_available(&mut tx, schedule.parse().unwrap(), -1000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    while imticket::infra::outbox::publish_oldest(&deps.db, &deps.redis, &deps.keys, 500)
+        .await
+        .unwrap()
+        > 0
+    {}
+
+    let mut env = app.env.clone();
+    env.insert("IMTICKET_STREAM_BATCH_SIZE".into(), "10".into());
+    env.insert("IMTICKET_STREAM_CONCURRENCY".into(), "1".into());
+    env.insert("IMTICKET_STREAM_CLAIM_IDLE_MS".into(), "500".into());
+    let worker = || {
+        let mut cmd = binary_command(env!("CARGO_BIN_EXE_imticket-worker"), &env);
+        cmd.arg("payment")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        KillOnDrop(cmd.spawn().unwrap())
+    };
+    let confirmed = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM reservations WHERE status = 'confirmed'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+    };
+    let first = worker();
+    eventually("the first worker is confirming", Duration::from_secs(60), || async {
+        confirmed().await >= 30
+    })
+    .await;
+    signal(&first.0, "KILL");
+    drop(first);
+    let stopped_at = confirmed().await;
+    assert!(stopped_at < 1000, "the worker was killed mid-way ({stopped_at} done)");
+    let _second = worker();
+    eventually("every reservation confirmed", Duration::from_secs(120), || async {
+        confirmed().await == 1000
+    })
+    .await;
+
+    let (codes, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(ticket_code), count(DISTINCT ticket_code) FROM reservations WHERE status = 'confirmed'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((codes, distinct), (1000, 1000), "one ticket each");
+    let processed: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE consumer_group = 'payment'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(processed, 1000, "each event took effect once");
+    let sold: i64 = sqlx::query_scalar("SELECT count(*) FROM seats WHERE section = 'B' AND status = 'sold'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(sold, 1000);
+    let (code, report) = crate::audit::audit(&app);
+    assert_eq!(code, Some(0), "{report}");
+}
