@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -275,7 +275,9 @@ async fn hold_in_tx(
         return Err(seat_unavailable(&taken));
     }
     let amount: i64 = got.iter().map(|(_, price)| price).sum();
-    let expires_at = Utc::now() + chrono::Duration::from_std(deps.config.hold_ttl).context("hold TTL")?;
+    // Microseconds, as PostgreSQL keeps it: the answer shows what a later read will show.
+    let expires_at =
+        (Utc::now() + chrono::Duration::from_std(deps.config.hold_ttl).context("hold TTL")?).trunc_subsecs(6);
     if let Err(err) = repo::insert_held(tx, id, user_id, schedule_id, amount, expires_at, seats).await {
         if violated_constraint(&err) == Some("reservation_seats_live_seat_key") {
             count("lost_in_postgres");
