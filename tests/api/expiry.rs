@@ -10,21 +10,12 @@ use serde_json::json;
 use crate::helpers::*;
 use crate::holds::{check_invariants, fans, hold, sale};
 
-/// Runs the expiry role in this process until its stream is drained.
 async fn run_expiry_worker(app: &TestApp) {
-    use imticket::events::Stream;
-    use imticket::stream::Subscription;
-    use imticket::worker::handlers::ExpiryHandler;
-    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
-    let streams = imticket::root::stream_runtime(&deps);
-    let mut settings = streams.settings().clone();
-    settings.block = Duration::from_millis(20);
-    let mut consumer = streams.with_settings(settings).consumer(Subscription::to(
-        &deps.keys,
-        Stream::Expiry,
-        ExpiryHandler::new(deps.clone()),
-    ));
-    while !consumer.process_batch().await.unwrap().is_idle() {}
+    app.drain_role(
+        imticket::events::Stream::Expiry,
+        imticket::worker::handlers::ExpiryHandler::new,
+    )
+    .await;
 }
 
 async fn status_of(app: &TestApp, reservation: &str) -> String {

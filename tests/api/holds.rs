@@ -356,7 +356,10 @@ async fn cancelling_frees_the_seats_and_bad_requests_change_nothing() {
     )
     .await;
     assert_eq!(shown["status"], "cancelled");
-    assert_eq!(shown["expires_at"], held["expires_at"], "the hold's answer shows what is stored");
+    assert_eq!(
+        shown["expires_at"], held["expires_at"],
+        "the hold's answer shows what is stored"
+    );
     // The seats (and their Redis gates) are free again at once.
     let (status, body) = hold(&app, &other, &schedule, &seats[..3]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -60,21 +60,12 @@ async fn ledger_rows(app: &TestApp, fan: &Fan, kind: &str) -> i64 {
         .unwrap()
 }
 
-/// Runs the payment role in this process until its stream is drained.
 async fn run_payment_worker(app: &TestApp) {
-    use imticket::events::Stream;
-    use imticket::stream::Subscription;
-    use imticket::worker::handlers::PaymentHandler;
-    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
-    let streams = imticket::root::stream_runtime(&deps);
-    let mut settings = streams.settings().clone();
-    settings.block = Duration::from_millis(20);
-    let mut consumer = streams.with_settings(settings).consumer(Subscription::to(
-        &deps.keys,
-        Stream::Payments,
-        PaymentHandler::new(deps.clone()),
-    ));
-    while !consumer.process_batch().await.unwrap().is_idle() {}
+    app.drain_role(
+        imticket::events::Stream::Payments,
+        imticket::worker::handlers::PaymentHandler::new,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -216,18 +216,26 @@ impl TestApp {
 
     /// Runs the seat-creation role in this process until its stream is drained.
     pub async fn run_seat_worker(&self) {
-        use imticket::events::Stream;
-        use imticket::stream::Subscription;
-        use imticket::worker::handlers::SeatCreationHandler;
+        self.drain_role(
+            imticket::events::Stream::SeatCreation,
+            imticket::worker::handlers::SeatCreationHandler::new,
+        )
+        .await;
+    }
+
+    /// Runs one stream's role (its handler made from this deployment's dependencies) in this
+    /// process until the stream is drained.
+    pub async fn drain_role<H: imticket::stream::Handler>(
+        &self,
+        stream: imticket::events::Stream,
+        handler: impl FnOnce(imticket::app::Deps) -> H,
+    ) {
         let deps = imticket::root::deps(config_from(&self.env)).unwrap();
         let streams = imticket::root::stream_runtime(&deps);
         let mut settings = streams.settings().clone();
         settings.block = std::time::Duration::from_millis(20);
-        let handler = SeatCreationHandler::new(deps.clone());
-        let mut consumer =
-            streams
-                .with_settings(settings)
-                .consumer(Subscription::to(&deps.keys, Stream::SeatCreation, handler));
+        let subscription = imticket::stream::Subscription::to(&deps.keys, stream, handler(deps.clone()));
+        let mut consumer = streams.with_settings(settings).consumer(subscription);
         while !consumer.process_batch().await.unwrap().is_idle() {}
     }
 
