@@ -30,7 +30,8 @@ if [ -z "${BENCH_BIN:-}" ]; then
   log "building (release)"
   cargo build --quiet --release --bin imticket-api --bin imticket-worker --bin imticket-bench --bin imticket-admin
 fi
-export PG_EXTRA_OPTS="-c shared_preload_libraries=pg_stat_statements"
+# PG_EXTRA_OPTS adds server options (e.g. `-c plan_cache_mode=force_custom_plan` to compare plans).
+export PG_EXTRA_OPTS="-c shared_preload_libraries=pg_stat_statements ${PG_EXTRA_OPTS:-}"
 bench_services_start
 api_port=$(free_port)
 addr="127.0.0.1:$api_port"
