@@ -63,6 +63,7 @@ pg_usable_dir() {
 }
 
 # pg_start DATADIR PORT: initialises the cluster on first use and starts it (socket in DATADIR).
+# PG_EXTRA_OPTS adds server options (e.g. `-c shared_preload_libraries=pg_stat_statements`).
 pg_start() {
   local data=$1 port=$2 bin
   bin=$(pg_bindir) || die "PostgreSQL server binaries not found (apt-get install -y postgresql)"
@@ -75,7 +76,7 @@ pg_start() {
     return 0
   fi
   pg_as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null \
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 ${PG_EXTRA_OPTS:-}" start >/dev/null \
     || die "PostgreSQL did not start; see $data/server.log"
 }
 

@@ -1,7 +1,9 @@
-//! `imticket-bench`: measures the event backbone, the catalog's HTTP latency and the waiting
-//! room (see docs/PERFORMANCE.md) and runs probe consumers for the crash tests. Reads the same
+//! `imticket-bench`: measures the event backbone, the catalog's HTTP latency, the waiting
+//! room and booking (see docs/PERFORMANCE.md) and runs probe consumers for the crash tests. Reads the same
 //! environment as the other binaries.
 
+#[path = "imticket-bench/booking.rs"]
+mod booking;
 #[path = "imticket-bench/load.rs"]
 mod load;
 #[path = "imticket-bench/queue.rs"]
@@ -174,6 +176,72 @@ enum Command {
         /// Unix ms.
         #[arg(long)]
         opens_at_ms: i64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// Insert `users` users with SQL, mint their access tokens and have each join `concert`'s
+    /// line over HTTP (all must be active at once); writes `user_id access queue` lines to `out`.
+    BookingFans {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        concert: uuid::Uuid,
+        #[arg(long)]
+        users: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Each fan of `fans` holds one seat of the schedules (repeatable `--schedule`): distinct
+    /// seats in turn over the schedules, or `--random` seats (contention). Holds/s, p50/p99,
+    /// outcomes, PostgreSQL transactions and statements; the winners (with their reservation)
+    /// go to `out`.
+    BookingHolds {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        fans: std::path::PathBuf,
+        #[arg(long, required = true)]
+        schedule: Vec<uuid::Uuid>,
+        #[arg(long)]
+        random: bool,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Each fan of `fans` charges `amount` points (its own Idempotency-Key).
+    BookingCharge {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        fans: std::path::PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        amount: i64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// Each fan of `holds` (written by booking-holds) pays its reservation: payments/s.
+    BookingPay {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        holds: std::path::PathBuf,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// `users` fresh fans each join → hold a distinct seat of `schedule` → pay, then the wait
+    /// until the payment worker has confirmed every ticket: tickets/s end to end.
+    BookingFlow {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        concert: uuid::Uuid,
+        #[arg(long)]
+        schedule: uuid::Uuid,
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
         #[arg(long, default_value_t = 64)]
         connections: usize,
     },
@@ -502,6 +570,39 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             concert,
             tokens_file,
         } => queue::evalsha_args(&deps, &script, concert, tokens_file.as_deref()),
+        Command::BookingFans {
+            addr,
+            concert,
+            users,
+            connections,
+            out,
+        } => booking::fans(&deps, &addr, concert, users, connections, &out).await,
+        Command::BookingHolds {
+            addr,
+            fans,
+            schedule,
+            random,
+            connections,
+            out,
+        } => booking::holds(&deps, &addr, &fans, &schedule, random, connections, out.as_deref()).await,
+        Command::BookingCharge {
+            addr,
+            fans,
+            amount,
+            connections,
+        } => booking::charge(&addr, &fans, amount, connections).await,
+        Command::BookingPay {
+            addr,
+            holds,
+            connections,
+        } => booking::pay(&deps, &addr, &holds, connections).await,
+        Command::BookingFlow {
+            addr,
+            concert,
+            schedule,
+            users,
+            connections,
+        } => booking::flow(&deps, &addr, concert, schedule, users, connections).await,
         Command::RelayRate { events, relays } => {
             let keys = deps.keys.clone();
             let mut tx = deps.db.begin().await?;

@@ -12,14 +12,23 @@ use tokio::net::TcpStream;
 
 /// One request, already rendered as bytes.
 pub fn request(method: &str, path: &str, addr: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    request_with_json(method, path, addr, headers, "")
+}
+
+/// One request with a JSON body (none when `json` is empty), already rendered as bytes.
+pub fn request_with_json(method: &str, path: &str, addr: &str, headers: &[(&str, &str)], json: &str) -> Vec<u8> {
     let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
-    if method == "POST" {
-        text.push_str("Content-Length: 0\r\n");
+    if !json.is_empty() {
+        text.push_str("Content-Type: application/json\r\n");
+    }
+    if method == "POST" || !json.is_empty() {
+        text.push_str(&format!("Content-Length: {}\r\n", json.len()));
     }
     text.push_str("\r\n");
+    text.push_str(json);
     text.into_bytes()
 }
 
@@ -141,7 +150,7 @@ pub async fn run(
     Ok(report)
 }
 
-async fn exchange(conn: &mut BufReader<TcpStream>, request: &[u8], line: &mut String) -> anyhow::Result<Answer> {
+pub async fn exchange(conn: &mut BufReader<TcpStream>, request: &[u8], line: &mut String) -> anyhow::Result<Answer> {
     conn.get_mut().write_all(request).await?;
     let (mut status, mut length) = (0u16, 0usize);
     loop {
