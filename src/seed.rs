@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::app::password::PasswordHasher;
 use crate::domain::catalog::{RawSection, SeatLayout};
-use crate::infra::{catalog, users};
+use crate::infra::{catalog, users, wallets};
 
 /// What `imticket-admin seed` creates (its command-line arguments).
 #[derive(Debug, Clone, clap::Args)]
@@ -110,7 +110,7 @@ pub async fn seed(db: &PgPool, plan: &SeedPlan) -> anyhow::Result<SeedReport> {
         };
         users::insert_with_wallet(&mut tx, &user).await?;
         if plan.points_per_user > 0 {
-            users::credit(&mut tx, id, plan.points_per_user).await?;
+            wallets::charge(&mut tx, id, plan.points_per_user).await?;
         }
         tx.commit().await?;
         report.users += 1;

@@ -71,25 +71,3 @@ pub async fn promote_to_admin(conn: &mut PgConnection, id: Uuid) -> anyhow::Resu
         .context("promote user to admin")?;
     Ok(result.rows_affected() == 1)
 }
-
-/// Credits `amount` points and records the ledger row (a `charge`), keeping I3 true.
-pub async fn credit(conn: &mut PgConnection, user_id: Uuid, amount: i64) -> anyhow::Result<()> {
-    sqlx::query!(
-        "UPDATE wallets SET balance = balance + $2, updated_at = now() WHERE user_id = $1",
-        user_id,
-        amount
-    )
-    .execute(&mut *conn)
-    .await
-    .context("credit wallet")?;
-    sqlx::query!(
-        "INSERT INTO point_transactions (id, user_id, amount, kind) VALUES ($1, $2, $3, 'charge')",
-        Uuid::now_v7(),
-        user_id,
-        amount
-    )
-    .execute(conn)
-    .await
-    .context("record charge")?;
-    Ok(())
-}
