@@ -37,6 +37,9 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// How long an API process keeps its own copy of a concert's details (0: no near cache).
     pub cache_near_ttl: Duration,
+    /// How long a schedule's seat states live in Redis before they are rebuilt from PostgreSQL:
+    /// the bound on how long a lost write-through can show in the seat map.
+    pub seat_states_ttl: Duration,
     pub shutdown_timeout: Duration,
     pub hold_ttl: Duration,
     pub max_seats_per_reservation: u16,
@@ -177,6 +180,7 @@ impl Config {
             db_acquire_timeout: env.db_acquire_timeout()?,
             redis_timeout: env.redis_timeout()?,
             cache_near_ttl: Duration::from_millis(env.number("IMTICKET_CACHE_NEAR_TTL_MS", 1000, 0..=60_000)?),
+            seat_states_ttl: env.seconds("IMTICKET_SEAT_STATES_TTL_SECONDS", 10, 1..=3600)?,
             shutdown_timeout: env.seconds("IMTICKET_SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=3600)?,
             hold_ttl: env.seconds("IMTICKET_HOLD_TTL_SECONDS", 300, 1..=86_400)?,
             max_seats_per_reservation: env.number("IMTICKET_MAX_SEATS_PER_RESERVATION", 4, 1..=100)?,

@@ -113,6 +113,14 @@ impl Keys {
     pub fn seat_gate(&self, schedule_id: Uuid, seat_id: Uuid) -> String {
         format!("{}hold:{{s{schedule_id}}}:{seat_id}", self.prefix)
     }
+
+    /// The states of a schedule's seats, one byte a seat in seat-map order (`a` available,
+    /// `h` held, `s` sold), written through by every hold, release and sale; rebuilt from
+    /// PostgreSQL when missing (it lives `IMTICKET_SEAT_STATES_TTL_SECONDS`). Shares the
+    /// schedule's hash tag with its seat gates.
+    pub fn seat_states(&self, schedule_id: Uuid) -> String {
+        format!("{}seat-states:{{s{schedule_id}}}", self.prefix)
+    }
 }
 
 /// One concert's waiting-room keys (see the table at the top of this file).
@@ -152,16 +160,6 @@ impl CacheEntry {
     pub fn concert(id: Uuid) -> String {
         format!("concert:{id}")
     }
-
-    /// `GET /schedules/{id}/seats`, whole (`None`) or filtered by status.
-    pub fn seats(schedule_id: Uuid, status: Option<&str>) -> String {
-        format!("seats:{schedule_id}:{}", status.unwrap_or("all"))
-    }
-
-    /// Every seat-map entry of a schedule: all of them change with any seat.
-    pub fn all_seats(schedule_id: Uuid) -> [String; 4] {
-        [None, Some("available"), Some("held"), Some("sold")].map(|status| Self::seats(schedule_id, status))
-    }
 }
 
 #[cfg(test)]
@@ -183,11 +181,13 @@ mod tests {
         assert_eq!(queue.waiting, format!("imticket:queue:{{c{id}}}:waiting"));
         assert!(queue.all().iter().all(|k| k.contains(&format!("{{c{id}}}"))));
         assert_eq!(keys.queue_open(), "imticket:queue:open");
+        assert_eq!(keys.seat_states(id), format!("imticket:seat-states:{{s{id}}}"));
         assert_eq!(
-            CacheEntry::all_seats(id).to_vec(),
-            ["all", "available", "held", "sold"]
-                .map(|s| format!("seats:{id}:{s}"))
-                .to_vec()
+            keys.seat_gate(id, id)
+                .split_once('{')
+                .map(|(_, tag)| tag.split_once('}').unwrap().0),
+            Some(format!("s{id}").as_str()),
+            "a schedule's states and gates share its hash tag"
         );
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use uuid::Uuid;
 
 use super::Deps;
-use super::seat_map::schedule_seats_changed;
+use super::seat_map::{SeatChange, seats_changed};
 use crate::events::PaymentCompleted;
 use crate::infra::{processed_events, reservations as repo};
 
@@ -53,7 +53,13 @@ pub async fn confirm(deps: &Deps, event: &PaymentCompleted, group: &str, event_i
         if let Err(err) = super::waiting_room::release(deps, concert_id, reservation.user_id).await {
             tracing::warn!(error = %err, "could not release the buyer's queue slot; it ends with its TTL");
         }
-        schedule_seats_changed(deps, reservation.schedule_id, concert_id).await;
+        seats_changed(
+            deps,
+            reservation.schedule_id,
+            concert_id,
+            &[SeatChange::sold(&reservation.seat_ids)],
+        )
+        .await;
     }
     Ok(Confirmed::Now(code))
 }

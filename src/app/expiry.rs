@@ -1,14 +1,16 @@
 //! Hold expiry as durable events: the `expiry-scheduler` turns due holds into `hold.expired`
 //! events (from Redis's due set, and a PostgreSQL sweep for any hold Redis forgot); the
-//! `expiry` worker releases a hold only if it is still held and due.
+//! `expiry` worker releases a hold only if it is still held and due, and writes the
+//! `reservation.expired` fact in the same transaction.
 
 use anyhow::Context;
 use chrono::Utc;
 use uuid::Uuid;
 
 use super::Deps;
-use super::seat_map::schedule_seats_changed;
-use crate::infra::{catalog, expiry, processed_events, reservations as repo, seat_gates};
+use super::seat_map::{SeatChange, seats_changed};
+use crate::events::ReservationExpired;
+use crate::infra::{catalog, expiry, outbox, processed_events, reservations as repo, seat_gates};
 
 /// How an expiry event ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,7 +47,15 @@ pub async fn expire(deps: &Deps, reservation_id: Uuid, group: &str, event_id: Uu
     if freed > 0 {
         catalog::add_available(&mut tx, row.schedule_id, freed as i32).await?;
     }
+    let fact = ReservationExpired {
+        reservation_id: row.id,
+        user_id: row.user_id,
+        schedule_id: row.schedule_id,
+        seat_ids: row.seat_ids.clone(),
+    };
+    let outbox_id = outbox::append(&mut tx, &fact).await?;
     tx.commit().await.context("commit expiry")?;
+    deps.outbox.publish_now(&[outbox_id]).await;
     let lag = (Utc::now() - row.expires_at).num_milliseconds().max(0) as f64 / 1000.0;
     metrics::histogram!("hold_expiry_lag_seconds").record(lag);
     metrics::counter!("holds_expired_total").increment(1);
@@ -54,7 +64,13 @@ pub async fn expire(deps: &Deps, reservation_id: Uuid, group: &str, event_id: Uu
     }
     let mut conn = deps.db.acquire().await.context("acquire connection")?;
     if let Some(concert_id) = repo::schedule_concert(&mut conn, row.schedule_id).await? {
-        schedule_seats_changed(deps, row.schedule_id, concert_id).await;
+        seats_changed(
+            deps,
+            row.schedule_id,
+            concert_id,
+            &[SeatChange::available(&row.seat_ids)],
+        )
+        .await;
     }
     Ok(Expired::Released(freed))
 }

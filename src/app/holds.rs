@@ -17,11 +17,12 @@ use uuid::Uuid;
 use super::Deps;
 use super::error::AppError;
 use super::idempotency::{Answer, Once, Start, start};
-use super::seat_map::schedule_seats_changed;
+use super::seat_map::{SeatChange, seats_changed};
 use super::waiting_room::ActivePass;
 use crate::domain::idempotency::IdempotencyKey;
+use crate::events::ReservationExpired;
 use crate::infra::error::violated_constraint;
-use crate::infra::{catalog, reservations as repo, seat_gates};
+use crate::infra::{catalog, outbox, reservations as repo, seat_gates};
 
 /// A reservation as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -193,8 +194,8 @@ async fn hold_with(
     let held = match once {
         // The key's transaction: the hold and the stored answer commit together.
         Some(mut once) => match hold_in_tx(deps, once.conn(), id, user_id, schedule_id, seats).await {
-            Ok(reservation) => match serde_json::to_value(&reservation) {
-                Ok(body) => once.finish(201, body).await.map(|_| reservation),
+            Ok(held) => match serde_json::to_value(&held.reservation) {
+                Ok(body) => once.finish(201, body).await.map(|_| held),
                 Err(e) => Err(AppError::internal(
                     anyhow::Error::new(e).context("serialize reservation"),
                 )),
@@ -204,9 +205,9 @@ async fn hold_with(
         None => {
             async {
                 let mut tx = deps.db.begin().await.context("begin hold")?;
-                let reservation = hold_in_tx(deps, &mut tx, id, user_id, schedule_id, seats).await?;
+                let held = hold_in_tx(deps, &mut tx, id, user_id, schedule_id, seats).await?;
                 tx.commit().await.context("commit hold")?;
-                Ok(reservation)
+                Ok(held)
             }
             .await
         }
@@ -217,7 +218,11 @@ async fn hold_with(
         // They expire with the hold TTL; PostgreSQL decides in any case.
         tracing::warn!(error = %format!("{err:#}"), "could not release the seat gates of a failed hold");
     }
-    let reservation = held?;
+    let Held {
+        reservation,
+        expired,
+        outbox_ids,
+    } = held?;
     count("won");
     if let Err(err) =
         crate::infra::expiry::schedule(&deps.redis, &deps.keys, reservation.id, reservation.expires_at).await
@@ -225,11 +230,28 @@ async fn hold_with(
         // The expiry scheduler's PostgreSQL sweep finds it.
         tracing::warn!(error = %format!("{err:#}"), "could not schedule the hold's expiry in Redis");
     }
-    schedule_seats_changed(deps, schedule_id, concert_id).await;
+    if !outbox_ids.is_empty() {
+        deps.outbox.publish_now(&outbox_ids).await;
+    }
+    // The due holds' seats first: some of them are ours now, written after.
+    let mut changes: Vec<SeatChange> = expired.iter().map(|old| SeatChange::available(&old.seat_ids)).collect();
+    changes.push(SeatChange::held(&reservation.seat_ids));
+    seats_changed(deps, schedule_id, concert_id, &changes).await;
     Ok(reservation)
 }
 
+/// What a hold's transaction did: the reservation, and the due holds it expired on the way
+/// (with their `reservation.expired` outbox rows, published after commit).
+struct Held {
+    reservation: Reservation,
+    expired: Vec<repo::ExpiredHold>,
+    outbox_ids: Vec<i64>,
+}
+
 /// The PostgreSQL part of a hold, in the caller's transaction (committed by the caller).
+/// The common case costs four statements: the user's lock, the user's live seats, the seats
+/// taken, the reservation inserted (with its seats and the count). Only when a seat was not
+/// available does it look for due holds on the missing seats, expire them and try them again.
 async fn hold_in_tx(
     deps: &Deps,
     tx: &mut sqlx::PgConnection,
@@ -237,7 +259,7 @@ async fn hold_in_tx(
     user_id: Uuid,
     schedule_id: Uuid,
     seats: &[Uuid],
-) -> Result<Reservation, AppError> {
+) -> Result<Held, AppError> {
     let tx = &mut *tx;
     repo::lock_user_schedule(tx, user_id, schedule_id).await?;
     let live = repo::live_seats_of_user(tx, user_id, schedule_id).await?;
@@ -249,17 +271,34 @@ async fn hold_in_tx(
             format!("at most {cap} seats per user for a schedule; you hold {live}"),
         ));
     }
-    let (_, freed) = repo::expire_due_holds_on(tx, seats).await?;
-    if freed > 0 {
-        catalog::add_available(tx, schedule_id, freed as i32).await?;
-    }
-    let got = repo::take_seats(tx, schedule_id, seats).await?;
+    let mut got = repo::take_seats(tx, schedule_id, seats).await?;
+    let mut expired = Vec::new();
+    let mut outbox_ids = Vec::new();
     if got.len() != seats.len() {
-        let ours: HashSet<Uuid> = repo::seats_of_schedule(tx, schedule_id, seats)
+        let missing = missing_from(seats, &got);
+        expired = repo::expire_due_holds_on(tx, &missing).await?;
+        let freed: usize = expired.iter().map(|e| e.seat_ids.len()).sum();
+        if freed > 0 {
+            catalog::add_available(tx, schedule_id, freed as i32).await?;
+            got.extend(repo::take_seats(tx, schedule_id, &missing).await?);
+        }
+        for old in &expired {
+            let fact = ReservationExpired {
+                reservation_id: old.id,
+                user_id: old.user_id,
+                schedule_id: old.schedule_id,
+                seat_ids: old.seat_ids.clone(),
+            };
+            outbox_ids.push(outbox::append(tx, &fact).await?);
+        }
+    }
+    if got.len() != seats.len() {
+        let missing = missing_from(seats, &got);
+        let ours: HashSet<Uuid> = repo::seats_of_schedule(tx, schedule_id, &missing)
             .await?
             .into_iter()
             .collect();
-        let unknown: Vec<Uuid> = seats.iter().filter(|s| !ours.contains(s)).copied().collect();
+        let unknown: Vec<Uuid> = missing.iter().filter(|s| !ours.contains(s)).copied().collect();
         if !unknown.is_empty() {
             return Err(AppError::validation(
                 "unknown_seats",
@@ -270,9 +309,7 @@ async fn hold_in_tx(
             ));
         }
         count("lost_in_postgres");
-        let won: HashSet<Uuid> = got.iter().map(|(id, _)| *id).collect();
-        let taken: Vec<Uuid> = seats.iter().filter(|s| !won.contains(s)).copied().collect();
-        return Err(seat_unavailable(&taken));
+        return Err(seat_unavailable(&missing));
     }
     let amount: i64 = got.iter().map(|(_, price)| price).sum();
     // Microseconds, as PostgreSQL keeps it: the answer shows what a later read will show.
@@ -285,18 +322,27 @@ async fn hold_in_tx(
         }
         return Err(err.into());
     }
-    catalog::add_available(tx, schedule_id, -(seats.len() as i32)).await?;
     let mut sorted = seats.to_vec();
     sorted.sort_unstable();
-    Ok(Reservation {
-        id,
-        status: "held".into(),
-        schedule_id,
-        seat_ids: sorted,
-        amount,
-        expires_at,
-        ticket_code: None,
+    Ok(Held {
+        reservation: Reservation {
+            id,
+            status: "held".into(),
+            schedule_id,
+            seat_ids: sorted,
+            amount,
+            expires_at,
+            ticket_code: None,
+        },
+        expired,
+        outbox_ids,
     })
+}
+
+/// The requested seats not among those taken, in the order they were asked for.
+fn missing_from(seats: &[Uuid], got: &[(Uuid, i64)]) -> Vec<Uuid> {
+    let won: HashSet<Uuid> = got.iter().map(|(id, _)| *id).collect();
+    seats.iter().filter(|s| !won.contains(s)).copied().collect()
 }
 
 fn not_found() -> AppError {
@@ -366,7 +412,13 @@ pub async fn cancel(deps: &Deps, pass: ActivePass, id: Uuid) -> Result<(), AppEr
         if let Err(err) = seat_gates::release(&deps.redis, &deps.keys, row.schedule_id, &row.seat_ids, id).await {
             tracing::warn!(error = %format!("{err:#}"), "could not release the seat gates of a cancelled hold");
         }
-        schedule_seats_changed(deps, row.schedule_id, concert_id).await;
+        seats_changed(
+            deps,
+            row.schedule_id,
+            concert_id,
+            &[SeatChange::available(&row.seat_ids)],
+        )
+        .await;
     }
     Ok(())
 }

@@ -54,6 +54,8 @@ pub struct Deps {
     pub sale_windows: Arc<waiting_room::SaleWindows>,
     /// Which concert each schedule belongs to, kept per process (holds need it).
     pub schedule_concerts: Arc<holds::ScheduleConcerts>,
+    /// Seat-map layouts, kept per process (reads and write-throughs need them).
+    pub seat_maps: Arc<seat_map::SeatMaps>,
 }
 
 impl Deps {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Deps;
 use super::concerts::schedule_not_found;
 use super::error::AppError;
-use super::seat_map::schedule_seats_changed;
+use super::seat_map::seats_created;
 use crate::domain::catalog::SeatLayout;
 use crate::events::SeatCreationRequested;
 use crate::infra::catalog::{self as repo, JobRow};
@@ -168,7 +168,7 @@ pub async fn execute_seat_job(deps: &Deps, job_id: Uuid, processed: Option<(&str
             tx.commit().await.context("commit finished job")?;
             tracing::info!(%job_id, seats = total, "seat-creation job done");
             if let Some(schedule) = repo::find_schedule(&mut *deps.db.acquire().await?, schedule_id).await? {
-                schedule_seats_changed(deps, schedule_id, schedule.concert_id).await;
+                seats_created(deps, schedule_id, schedule.concert_id).await;
             }
             return Ok(JobEnd::Done);
         }

@@ -4,11 +4,11 @@ use chrono::Utc;
 
 use super::Deps;
 use super::concerts::{CONCERT_TTL, load_concert_details};
-use super::seat_map::{SEATS_TTL, load_seat_map};
+use super::seat_map::layout_and_states;
 use crate::infra::catalog as repo;
 use crate::keys::CacheEntry;
 
-/// Loads the concert details and seat maps of schedules starting within `window` into the
+/// Loads the concert details and seat maps (layout kept here, states in Redis) of schedules starting within `window` into the
 /// cache. Errors are logged.
 pub async fn warm_up(deps: &Deps, window: chrono::Duration) {
     let result = async {
@@ -29,10 +29,7 @@ pub async fn warm_up(deps: &Deps, window: chrono::Duration) {
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
             }
-            deps.cache
-                .get_or_load("seats", &CacheEntry::seats(schedule.id, None), SEATS_TTL, || {
-                    load_seat_map(deps, schedule.id, None)
-                })
+            layout_and_states(deps, schedule.id)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `stream:seat-creation` | `seat-creation` | `seat_creation.requested` v1 |
 //! | `stream:payments` | `payment` | `payment.completed` v1 |
-//! | `stream:expiry` | `expiry` | `hold.expired` v1 |
+//! | `stream:expiry` | `expiry` | `hold.expired` v1 (work: release this hold if due), `reservation.expired` v1 (fact: it was released; the `expiry` worker acks it, other subscribers add their own group) |
 //! | `stream:dead-letter` | (none: read by operators with `imticket-admin dlq`) | any |
 //!
 //! Names are documented in the README; never change them silently.
@@ -108,6 +108,23 @@ pub struct HoldExpired {
 impl Event for HoldExpired {
     const STREAM: Stream = Stream::Expiry;
     const TYPE: &'static str = "hold.expired";
+    const VERSION: u32 = 1;
+}
+
+/// A held reservation ended unpaid at its `expires_at`: its seats are available again. A fact
+/// for subscribers (notifications, analytics), written in the transaction that released it,
+/// by the `expiry` worker or by a hold that found the seat's old hold due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReservationExpired {
+    pub reservation_id: Uuid,
+    pub user_id: Uuid,
+    pub schedule_id: Uuid,
+    pub seat_ids: Vec<Uuid>,
+}
+
+impl Event for ReservationExpired {
+    const STREAM: Stream = Stream::Expiry;
+    const TYPE: &'static str = "reservation.expired";
     const VERSION: u32 = 1;
 }
 

@@ -237,23 +237,31 @@ pub async fn available_seats(conn: &mut PgConnection, schedule_id: Uuid) -> anyh
     .context("available seats")
 }
 
-/// The seats of a schedule in label order, optionally only those with `status`.
-pub async fn seats_of(
-    conn: &mut PgConnection,
-    schedule_id: Uuid,
-    status: Option<&str>,
-) -> anyhow::Result<Vec<SeatRow>> {
+/// The seats of a schedule in seat-map order (section, row, number), with their status.
+pub async fn seats_of(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<Vec<SeatRow>> {
     sqlx::query_as!(
         SeatRow,
         "SELECT id, section, row_number, seat_number, price, status FROM seats
-         WHERE schedule_id = $1 AND ($2::text IS NULL OR status = $2)
+         WHERE schedule_id = $1
          ORDER BY section, row_number, seat_number",
-        schedule_id,
-        status
+        schedule_id
     )
     .fetch_all(conn)
     .await
     .context("seats of schedule")
+}
+
+/// The states of a schedule's seats in seat-map order, one character a seat (`a` available,
+/// `h` held, `s` sold): what a seat map needs besides its layout, in one row.
+pub async fn seat_states(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<String> {
+    sqlx::query_scalar!(
+        r#"SELECT coalesce(string_agg(left(status, 1), '' ORDER BY section, row_number, seat_number), '') AS "states!"
+           FROM seats WHERE schedule_id = $1"#,
+        schedule_id
+    )
+    .fetch_one(conn)
+    .await
+    .context("seat states of schedule")
 }
 
 /// Inserts a chunk of seats in one statement (UNNEST), skipping positions that exist.
@@ -304,10 +312,10 @@ pub async fn insert_seat_row_by_row(
     Ok(result.rows_affected())
 }
 
-/// Adds `delta` to the schedule's available seats through one of its 16 slots, picked at
-/// random, so concurrent holds of one schedule rarely wait on the same row.
+/// Adds `delta` to the schedule's available seats through one of its 16 slots
+/// ([`inventory_slot`]).
 pub async fn add_available(conn: &mut PgConnection, schedule_id: Uuid, delta: i32) -> anyhow::Result<()> {
-    let slot = rand::random_range(0..16i16);
+    let slot = inventory_slot();
     sqlx::query!(
         "INSERT INTO schedule_inventory_slots (schedule_id, slot, available_delta) VALUES ($1, $2, $3)
          ON CONFLICT (schedule_id, slot) DO UPDATE SET available_delta = schedule_inventory_slots.available_delta + $3",
@@ -319,6 +327,12 @@ pub async fn add_available(conn: &mut PgConnection, schedule_id: Uuid, delta: i3
     .await
     .context("update available seats")?;
     Ok(())
+}
+
+/// The counter slot a transaction adds its change to: one of the 16 of a schedule, at random,
+/// so concurrent holds of one schedule rarely wait for the same row.
+pub fn inventory_slot() -> i16 {
+    rand::random_range(0..16i16)
 }
 
 /// Adds newly created seats to the schedule's counts.

@@ -11,6 +11,7 @@ pub mod processed_events;
 pub mod redis;
 pub mod reservations;
 pub mod seat_gates;
+pub mod seat_states;
 pub mod users;
 pub mod waiting_room;
 pub mod wallets;

@@ -53,44 +53,74 @@ pub async fn live_seats_of_user(conn: &mut PgConnection, user_id: Uuid, schedule
     .context("the user's live seats")
 }
 
+/// A held reservation that ended because it passed `expires_at`.
+#[derive(Debug, Clone)]
+pub struct ExpiredHold {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub schedule_id: Uuid,
+    /// Its seats, now available.
+    pub seat_ids: Vec<Uuid>,
+}
+
 /// Expires the held reservations past `expires_at` that hold any of `seats`, and frees all of
 /// their seats, in the caller's transaction: a seat whose hold is due counts as free even
-/// before the expiry worker ran. Returns (expired reservations, seats freed).
-pub async fn expire_due_holds_on(conn: &mut PgConnection, seats: &[Uuid]) -> anyhow::Result<(Vec<Uuid>, i64)> {
-    let expired = sqlx::query_scalar!(
+/// before the expiry worker ran.
+pub async fn expire_due_holds_on(conn: &mut PgConnection, seats: &[Uuid]) -> anyhow::Result<Vec<ExpiredHold>> {
+    let expired = sqlx::query!(
         "UPDATE reservations SET status = 'expired', updated_at = now()
          WHERE status = 'held' AND expires_at <= now()
            AND id IN (SELECT reservation_id FROM reservation_seats WHERE seat_id = ANY($1) AND reservation_status = 'held')
-         RETURNING id",
+         RETURNING id, user_id, schedule_id",
         seats
     )
     .fetch_all(&mut *conn)
     .await
     .context("expire due holds")?;
     if expired.is_empty() {
-        return Ok((expired, 0));
+        return Ok(Vec::new());
     }
+    let ids: Vec<Uuid> = expired.iter().map(|r| r.id).collect();
     let freed = sqlx::query!(
-        "UPDATE seats SET status = 'available'
-         WHERE status = 'held' AND id IN (SELECT seat_id FROM reservation_seats WHERE reservation_id = ANY($1))",
-        &expired
+        "UPDATE seats s SET status = 'available' FROM reservation_seats rs
+         WHERE rs.reservation_id = ANY($1) AND s.id = rs.seat_id AND s.status = 'held'
+         RETURNING rs.reservation_id, s.id",
+        &ids
     )
-    .execute(conn)
+    .fetch_all(conn)
     .await
     .context("free the seats of expired holds")?;
-    Ok((expired, freed.rows_affected() as i64))
+    Ok(expired
+        .into_iter()
+        .map(|r| ExpiredHold {
+            id: r.id,
+            user_id: r.user_id,
+            schedule_id: r.schedule_id,
+            seat_ids: freed
+                .iter()
+                .filter(|f| f.reservation_id == r.id)
+                .map(|f| f.id)
+                .collect(),
+        })
+        .collect())
 }
 
 /// Marks `seats` of the schedule held if every one of them is available; returns (id, price)
 /// of those it took. The caller checks the count and rolls back unless all were taken.
+///
+/// The seats are joined from `unnest` so every plan, generic ones included, looks them up by
+/// primary key: with `id = ANY($1) AND schedule_id = $2 AND status = 'available'` the generic
+/// plan of a prepared statement ANDs in the `(schedule_id, status)` index and reads every
+/// available seat of the schedule on each hold (7 ms instead of 0.1 ms on 50,000 seats).
 pub async fn take_seats(
     conn: &mut PgConnection,
     schedule_id: Uuid,
     seats: &[Uuid],
 ) -> anyhow::Result<Vec<(Uuid, i64)>> {
     let rows = sqlx::query!(
-        "UPDATE seats SET status = 'held' WHERE id = ANY($1) AND schedule_id = $2 AND status = 'available'
-         RETURNING id, price",
+        "UPDATE seats s SET status = 'held' FROM unnest($1::uuid[]) AS wanted(id)
+         WHERE s.id = wanted.id AND s.schedule_id = $2 AND s.status = 'available'
+         RETURNING s.id, s.price",
         seats,
         schedule_id
     )
@@ -107,7 +137,8 @@ pub async fn seats_of_schedule(
     seats: &[Uuid],
 ) -> anyhow::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
-        "SELECT id FROM seats WHERE id = ANY($1) AND schedule_id = $2",
+        "SELECT s.id FROM seats s JOIN unnest($1::uuid[]) AS wanted(id) ON s.id = wanted.id
+         WHERE s.schedule_id = $2",
         seats,
         schedule_id
     )
@@ -116,7 +147,9 @@ pub async fn seats_of_schedule(
     .context("seats of the schedule")
 }
 
-/// Inserts a held reservation and its seats.
+/// Inserts a held reservation and its seats and takes them from the schedule's available
+/// count, in one statement (one round trip on the hold path). `reservation_seats_live_seat_key`
+/// fails it if a seat is in another live reservation.
 pub async fn insert_held(
     conn: &mut PgConnection,
     id: Uuid,
@@ -127,26 +160,29 @@ pub async fn insert_held(
     seats: &[Uuid],
 ) -> anyhow::Result<()> {
     sqlx::query!(
-        "INSERT INTO reservations (id, user_id, schedule_id, status, amount, expires_at)
-         VALUES ($1, $2, $3, 'held', $4, $5)",
+        "WITH reservation AS (
+             INSERT INTO reservations (id, user_id, schedule_id, status, amount, expires_at)
+             VALUES ($1, $2, $3, 'held', $4, $5)
+             RETURNING id
+         ), counted AS (
+             INSERT INTO schedule_inventory_slots (schedule_id, slot, available_delta)
+             VALUES ($3, $7, -cardinality($6::uuid[]))
+             ON CONFLICT (schedule_id, slot)
+             DO UPDATE SET available_delta = schedule_inventory_slots.available_delta + EXCLUDED.available_delta
+         )
+         INSERT INTO reservation_seats (reservation_id, seat_id, reservation_status)
+         SELECT reservation.id, seat_id, 'held' FROM reservation, UNNEST($6::uuid[]) AS t(seat_id)",
         id,
         user_id,
         schedule_id,
         amount,
-        expires_at
-    )
-    .execute(&mut *conn)
-    .await
-    .context("insert reservation")?;
-    sqlx::query!(
-        "INSERT INTO reservation_seats (reservation_id, seat_id, reservation_status)
-         SELECT $1, seat_id, 'held' FROM UNNEST($2::uuid[]) AS t(seat_id)",
-        id,
-        seats
+        expires_at,
+        seats,
+        crate::infra::catalog::inventory_slot()
     )
     .execute(conn)
     .await
-    .context("insert reservation seats")?;
+    .context("insert reservation")?;
     Ok(())
 }
 

@@ -646,7 +646,7 @@ async fn concert_details_are_kept_in_the_process_and_invalidations_reach_it_thro
 
     // Another process (its own Deps, no near cache) reports a change: the API's copy goes.
     let other = imticket::root::deps(config_from(&app.env)).unwrap();
-    imticket::app::seat_map::schedule_seats_changed(&other, schedule.parse().unwrap(), concert.parse().unwrap()).await;
+    imticket::app::seat_map::seats_changed(&other, schedule.parse().unwrap(), concert.parse().unwrap(), &[]).await;
     eventually("the invalidation reached the API", Duration::from_secs(10), || async {
         title(&app, &concert).await == "Renamed"
     })
@@ -721,13 +721,20 @@ async fn changes_invalidate_the_cached_views() {
         .clone();
     assert_eq!(counted["available_seats"], 250);
 
-    // The one function every later seat change calls.
-    sqlx::query("UPDATE seats SET status = 'sold' WHERE section = 'Balcony'")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    // The one function every later seat change calls, from another process (its own layouts).
+    let balcony: Vec<uuid::Uuid> =
+        sqlx::query_scalar("UPDATE seats SET status = 'sold' WHERE section = 'Balcony' RETURNING id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
     let deps = imticket::root::deps(config_from(&app.env)).unwrap();
-    imticket::app::seat_map::schedule_seats_changed(&deps, schedule.parse().unwrap(), concert.parse().unwrap()).await;
+    imticket::app::seat_map::seats_changed(
+        &deps,
+        schedule.parse().unwrap(),
+        concert.parse().unwrap(),
+        &[imticket::app::seat_map::SeatChange::sold(&balcony)],
+    )
+    .await;
     let sold = expect_status(app.get(&format!("{seats_path}?status=sold")).await, StatusCode::OK).await;
     assert_eq!(sold["seats"].as_array().unwrap().len(), 50);
 }
@@ -761,7 +768,7 @@ async fn the_api_warms_the_cache_for_schedules_of_the_coming_week() {
         || {
             let (a, b) = (
                 exists(format!("imticket:cache:concert:{soon}")),
-                exists(format!("imticket:cache:seats:{soon_schedule}:all")),
+                exists(format!("imticket:seat-states:{{s{soon_schedule}}}")),
             );
             async move { a.await && b.await }
         },
@@ -802,7 +809,7 @@ async fn a_read_that_loaded_before_a_change_does_not_put_the_old_details_back_in
                     .execute(&app.db)
                     .await
                     .unwrap();
-                imticket::app::seat_map::schedule_seats_changed(&deps, schedule_id, concert_id).await;
+                imticket::app::seat_map::seats_changed(&deps, schedule_id, concert_id, &[]).await;
                 Ok::<_, imticket::app::AppError>(read_before_the_change.into_bytes().into())
             },
         )

@@ -60,6 +60,22 @@ async fn due_holds_expire_through_events_and_paid_ones_never_do() {
         .unwrap();
     assert_eq!(paying.status(), StatusCode::CREATED);
 
+    let map_path = format!("/api/v1/schedules/{schedule}/seats?status=held");
+    let held_in_map = || async {
+        let map = expect_status(app.get(&map_path).await, StatusCode::OK).await;
+        let mut held: Vec<String> = map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect();
+        held.sort();
+        held
+    };
+    let mut all_three: Vec<String> = seats[..3].iter().map(|s| s.to_string()).collect();
+    all_three.sort();
+    assert_eq!(held_in_map().await, all_three);
+
     let deps = imticket::root::deps(config_from(&app.env)).unwrap();
     let idle_id = idle["id"].as_str().unwrap();
     eventually(
@@ -77,6 +93,41 @@ async fn due_holds_expire_through_events_and_paid_ones_never_do() {
         "paid",
         "paid never expires"
     );
+    // The expiry was written through to the seat map: a paid seat still shows held.
+    assert_eq!(held_in_map().await, vec![seats[2].to_string()]);
+    // The release wrote the `reservation.expired` fact, published on the expiry stream, where
+    // the expiry worker acks it without work (nothing pending, nothing dead-lettered).
+    let (payload, stream_id): (serde_json::Value, Option<String>) = sqlx::query_as(
+        "SELECT payload, stream_id FROM outbox WHERE event_type = 'reservation.expired' AND stream = 'expiry'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(payload["reservation_id"], idle["id"]);
+    assert_eq!(payload["user_id"], json!(idler.id));
+    assert_eq!(payload["schedule_id"].as_str(), Some(schedule.as_str()));
+    let mut expected_seats = vec![seats[0], seats[1]];
+    expected_seats.sort();
+    let mut got: Vec<uuid::Uuid> = serde_json::from_value(payload["seat_ids"].clone()).unwrap();
+    got.sort();
+    assert_eq!(got, expected_seats);
+    assert!(stream_id.is_some(), "published after commit");
+    run_expiry_worker(&app).await;
+    let mut conn = deps.redis.connection().await.unwrap();
+    // XPENDING's summary starts with the number of pending entries.
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(deps.keys.stream(imticket::events::Stream::Expiry))
+        .arg("expiry")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pending.first(), Some(&redis::Value::Int(0)), "every expiry entry acked");
+    let dead: i64 = redis::cmd("XLEN")
+        .arg(deps.keys.dead_letter())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "nothing dead-lettered");
     // The seats (and their gates) are free for the next fan.
     let (status, body) = hold(&app, &later, &schedule, &seats[..2]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

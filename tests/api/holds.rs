@@ -168,7 +168,7 @@ async fn seat_takes(app: &TestApp) -> i64 {
     sqlx::query_scalar(
         "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND query LIKE 'UPDATE seats SET status = %WHERE id = ANY($1) AND schedule_id = $2%RETURNING id, price'",
+           AND query LIKE 'UPDATE seats s SET status = %FROM unnest($1::uuid[]) AS wanted(id)%RETURNING s.id, s.price'",
     )
     .fetch_one(&app.db)
     .await
@@ -295,6 +295,18 @@ async fn a_hold_past_its_time_counts_as_free_and_is_expired_by_the_next_hold() {
     // Wait until the hold is due (its expires_at), then the seat is free to take.
     let due: chrono::DateTime<chrono::Utc> = serde_json::from_value(held["expires_at"].clone()).unwrap();
     tokio::time::sleep((due - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100)).await;
+    let map_path = format!("/api/v1/schedules/{schedule}/seats");
+    let state_in_map = |map: &Value, seat: Uuid| {
+        map["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == json!(seat))
+            .unwrap()["status"]
+            .clone()
+    };
+    let before = expect_status(app.get(&map_path).await, StatusCode::OK).await;
+    assert_eq!(state_in_map(&before, seats[0]), "held", "no worker expired it yet");
     let (status, body) = hold(&app, &second, &schedule, &seats[1..2]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let first_id: Uuid = serde_json::from_value(held["id"].clone()).unwrap();
@@ -304,6 +316,17 @@ async fn a_hold_past_its_time_counts_as_free_and_is_expired_by_the_next_hold() {
         .await
         .unwrap();
     assert_eq!(old, "expired", "expired in the same transaction");
+    // It wrote the `reservation.expired` fact, and the seat map shows the old hold's other seat
+    // free and the taken one held.
+    let fact: Value = sqlx::query_scalar("SELECT payload FROM outbox WHERE event_type = 'reservation.expired'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(fact["reservation_id"], json!(first_id));
+    assert_eq!(fact["seat_ids"].as_array().map(Vec::len), Some(2));
+    let after = expect_status(app.get(&map_path).await, StatusCode::OK).await;
+    assert_eq!(state_in_map(&after, seats[0]), "available");
+    assert_eq!(state_in_map(&after, seats[1]), "held");
     let shown = expect_status(
         app.get_authed(&format!("/api/v1/reservations/{first_id}"), &first.access)
             .await,

@@ -19,4 +19,5 @@ mod payments;
 mod processes;
 mod schema;
 mod seat_crashes;
+mod seat_map;
 mod waiting_room;

@@ -1,9 +1,10 @@
 //! The `expiry` role's handler: releases the hold a `hold.expired` event names, if it is still
-//! held and due.
+//! held and due. `reservation.expired` (the fact written when a hold was released) shares the
+//! stream and is acked without work.
 
 use crate::app::Deps;
 use crate::app::expiry::{Expired, expire};
-use crate::events::{Envelope, HoldExpired, Stream, decode};
+use crate::events::{Envelope, Event, HoldExpired, ReservationExpired, Stream, decode};
 use crate::stream::{Handler, Outcome};
 
 pub struct ExpiryHandler {
@@ -16,6 +17,9 @@ impl ExpiryHandler {
     }
 
     async fn handle_one(&self, envelope: &Envelope) -> Outcome {
+        if envelope.event_type == ReservationExpired::TYPE {
+            return Outcome::Ack;
+        }
         let event: HoldExpired = match decode(envelope) {
             Ok(event) => event,
             Err(err) => return Outcome::DeadLetter(err.to_string()),
