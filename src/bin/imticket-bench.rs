@@ -196,7 +196,8 @@ enum Command {
     /// Each fan of `fans` holds one seat of the schedules (repeatable `--schedule`): distinct
     /// seats in turn over the schedules, or `--random` seats (contention). Holds/s, p50/p99,
     /// outcomes, PostgreSQL transactions and statements; the winners (with their reservation)
-    /// go to `out`.
+    /// go to `out`. `--readers N`: N more connections read the first schedule's seat map back
+    /// to back while the holds run (reads/s, latency, PostgreSQL queries per read).
     BookingHolds {
         #[arg(long)]
         addr: String,
@@ -208,6 +209,8 @@ enum Command {
         random: bool,
         #[arg(long, default_value_t = 64)]
         connections: usize,
+        #[arg(long, default_value_t = 0)]
+        readers: usize,
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
@@ -583,8 +586,17 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             schedule,
             random,
             connections,
+            readers,
             out,
-        } => booking::holds(&deps, &addr, &fans, &schedule, random, connections, out.as_deref()).await,
+        } => {
+            let run = booking::HoldsRun {
+                random,
+                connections,
+                readers,
+                out,
+            };
+            booking::holds(&deps, &addr, &fans, &schedule, &run).await
+        }
         Command::BookingCharge {
             addr,
             fans,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -82,6 +82,8 @@ struct PgCounters {
     xacts: i64,
     statements: Option<i64>,
     seat_takes: Option<i64>,
+    /// Seat-map queries: (layout with states, states alone).
+    seat_map_loads: Option<(i64, i64)>,
 }
 
 async fn pg_counters(deps: &Deps) -> anyhow::Result<PgCounters> {
@@ -97,9 +99,11 @@ async fn pg_counters(deps: &Deps) -> anyhow::Result<PgCounters> {
     .fetch_one(&mut *conn)
     .await
     .context("pg_stat_database")?;
-    let statements: Option<(i64, i64)> = sqlx::query_as(
+    let statements: Option<(i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT COALESCE(sum(calls), 0)::bigint,
-                COALESCE(sum(calls) FILTER (WHERE query LIKE 'UPDATE seats SET status = %RETURNING id, price'), 0)::bigint
+                COALESCE(sum(calls) FILTER (WHERE query LIKE 'UPDATE seats s SET status = %RETURNING s.id, s.price'), 0)::bigint,
+                COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT id, section, row_number, seat_number, price, status FROM seats%'), 0)::bigint,
+                COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT coalesce(string_agg(left(status%'), 0)::bigint
          FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .fetch_one(&mut *conn)
@@ -109,6 +113,7 @@ async fn pg_counters(deps: &Deps) -> anyhow::Result<PgCounters> {
         xacts,
         statements: statements.map(|s| s.0),
         seat_takes: statements.map(|s| s.1),
+        seat_map_loads: statements.map(|s| (s.2, s.3)),
     })
 }
 
@@ -215,6 +220,76 @@ fn hold_request(addr: &str, fan: &Fan, schedule: Uuid, seat: Uuid) -> Vec<u8> {
     )
 }
 
+/// How `booking-holds` runs: `random` seats (contention) or a distinct one per fan, over
+/// `connections`; `readers` more connections read the first schedule's seat map meanwhile; the
+/// winners go to `out`.
+pub struct HoldsRun {
+    pub random: bool,
+    pub connections: usize,
+    pub readers: usize,
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// Seat-map reads made while the holds ran.
+struct Reads {
+    latencies: Vec<Duration>,
+    bytes: usize,
+    errors: usize,
+    elapsed: Duration,
+}
+
+/// `readers` connections reading `GET /schedules/{schedule}/seats` back to back until `stop`.
+async fn read_seat_maps(addr: &str, schedule: Uuid, readers: usize, stop: Arc<AtomicBool>) -> anyhow::Result<Reads> {
+    let request = Arc::new(load::request(
+        "GET",
+        &format!("/api/v1/schedules/{schedule}/seats"),
+        addr,
+        &[],
+    ));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..readers {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (request, stop) = (request.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut conn = BufReader::new(stream);
+            let mut line = String::new();
+            let (mut latencies, mut bytes, mut errors) = (Vec::new(), 0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                match load::exchange(&mut conn, &request, &mut line).await {
+                    Ok(answer) if answer.status == 200 => {
+                        latencies.push(at.elapsed());
+                        bytes = answer.body.len();
+                    }
+                    Ok(_) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (latencies, bytes, errors)
+        });
+    }
+    let mut reads = Reads {
+        latencies: Vec::new(),
+        bytes: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    while let Some(done) = tasks.join_next().await {
+        let (latencies, bytes, errors) = done?;
+        reads.latencies.extend(latencies);
+        reads.bytes = reads.bytes.max(bytes);
+        reads.errors += errors;
+    }
+    reads.elapsed = started.elapsed();
+    reads.latencies.sort();
+    Ok(reads)
+}
+
 /// `booking-holds`: each fan of `fans_file` holds one seat of `schedules` over HTTP: a distinct
 /// seat each (in turn over the schedules), or with `random` a seat drawn at random (contention).
 /// Prints holds/s, latencies, outcomes and PostgreSQL's work; writes the winners with their
@@ -224,10 +299,14 @@ pub async fn holds(
     addr: &str,
     fans_file: &Path,
     schedules: &[Uuid],
-    random: bool,
-    connections: usize,
-    out: Option<&Path>,
+    run: &HoldsRun,
 ) -> anyhow::Result<()> {
+    let HoldsRun {
+        random,
+        connections,
+        readers,
+        ref out,
+    } = *run;
     let mut fans = read_fans(fans_file)?;
     let seats = seats_interleaved(deps, schedules).await?;
     anyhow::ensure!(!seats.is_empty(), "no seats in the schedules");
@@ -251,7 +330,18 @@ pub async fn holds(
         })
         .collect();
     let before = pg_counters_settled(deps).await?;
-    let report = load::run(addr, Arc::new(requests), connections, true, DEADLINE).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reading = (readers > 0).then(|| {
+        let (addr, stop, schedule) = (addr.to_owned(), stop.clone(), schedules[0]);
+        tokio::spawn(async move { read_seat_maps(&addr, schedule, readers, stop).await })
+    });
+    let report = load::run(addr, Arc::new(requests), connections, true, DEADLINE).await;
+    stop.store(true, Ordering::Relaxed);
+    let reads = match reading {
+        Some(task) => Some(task.await??),
+        None => None,
+    };
+    let report = report?;
     let after = pg_counters_settled(deps).await?;
     let what = format!(
         "POST /reservations, {} fans, {} seats over {} schedule(s){}",
@@ -287,6 +377,32 @@ pub async fn holds(
             (a - b) as f64 / won.max(1) as f64,
             ta - tb
         );
+    }
+    if let Some(reads) = reads {
+        let n = reads.latencies.len();
+        let q = |q: f64| {
+            reads
+                .latencies
+                .get(((n as f64 * q) as usize).min(n.saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        println!(
+            "seat map of the schedule read meanwhile over {readers} connections: {n} reads in {:.2}s ({:.0} reads/s), p50 {:.1} ms, p99 {:.1} ms, {} bytes a map, errors {}",
+            reads.elapsed.as_secs_f64(),
+            n as f64 / reads.elapsed.as_secs_f64(),
+            q(0.5),
+            q(0.99),
+            reads.bytes,
+            reads.errors
+        );
+        if let (Some((lb, sb)), Some((la, sa))) = (before.seat_map_loads, after.seat_map_loads) {
+            println!(
+                "postgres (pg_stat_statements): seat-map queries meanwhile: {} layout+states, {} states alone = {:.4} per read",
+                la - lb,
+                sa - sb,
+                ((la - lb) + (sa - sb)) as f64 / n.max(1) as f64
+            );
+        }
     }
     if let Some(out) = out {
         let mut winners = Vec::with_capacity(won);
