@@ -224,7 +224,7 @@ pub async fn schedules_starting(
     .context("schedules starting soon")
 }
 
-/// Available seats of a schedule: a primary-key lookup plus at most 16 slot rows.
+/// Available seats of a schedule: a primary-key lookup plus at most 64 slot rows.
 pub async fn available_seats(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<Option<i32>> {
     sqlx::query_scalar!(
         r#"SELECT (i.available_seats + COALESCE((SELECT sum(d.available_delta) FROM schedule_inventory_slots d
@@ -312,27 +312,21 @@ pub async fn insert_seat_row_by_row(
     Ok(result.rows_affected())
 }
 
-/// Adds `delta` to the schedule's available seats through one of its 16 slots
-/// ([`inventory_slot`]).
+/// Adds `delta` to the schedule's available seats through the slot of this connection's
+/// backend (`pg_backend_pid() % 64`): concurrent transactions of one schedule run on different
+/// connections, so they rarely wait for the same row.
 pub async fn add_available(conn: &mut PgConnection, schedule_id: Uuid, delta: i32) -> anyhow::Result<()> {
-    let slot = inventory_slot();
     sqlx::query!(
-        "INSERT INTO schedule_inventory_slots (schedule_id, slot, available_delta) VALUES ($1, $2, $3)
-         ON CONFLICT (schedule_id, slot) DO UPDATE SET available_delta = schedule_inventory_slots.available_delta + $3",
+        "INSERT INTO schedule_inventory_slots (schedule_id, slot, available_delta)
+         VALUES ($1, (pg_backend_pid() % 64)::smallint, $2)
+         ON CONFLICT (schedule_id, slot) DO UPDATE SET available_delta = schedule_inventory_slots.available_delta + $2",
         schedule_id,
-        slot,
         delta
     )
     .execute(conn)
     .await
     .context("update available seats")?;
     Ok(())
-}
-
-/// The counter slot a transaction adds its change to: one of the 16 of a schedule, at random,
-/// so concurrent holds of one schedule rarely wait for the same row.
-pub fn inventory_slot() -> i16 {
-    rand::random_range(0..16i16)
 }
 
 /// Adds newly created seats to the schedule's counts.

@@ -148,7 +148,8 @@ pub async fn seats_of_schedule(
 }
 
 /// Inserts a held reservation and its seats and takes them from the schedule's available
-/// count, in one statement (one round trip on the hold path). `reservation_seats_live_seat_key`
+/// count (the connection's slot, as [`crate::infra::catalog::add_available`]), in one
+/// statement (one round trip on the hold path). `reservation_seats_live_seat_key`
 /// fails it if a seat is in another live reservation.
 pub async fn insert_held(
     conn: &mut PgConnection,
@@ -166,7 +167,7 @@ pub async fn insert_held(
              RETURNING id
          ), counted AS (
              INSERT INTO schedule_inventory_slots (schedule_id, slot, available_delta)
-             VALUES ($3, $7, -cardinality($6::uuid[]))
+             VALUES ($3, (pg_backend_pid() % 64)::smallint, -cardinality($6::uuid[]))
              ON CONFLICT (schedule_id, slot)
              DO UPDATE SET available_delta = schedule_inventory_slots.available_delta + EXCLUDED.available_delta
          )
@@ -177,8 +178,7 @@ pub async fn insert_held(
         schedule_id,
         amount,
         expires_at,
-        seats,
-        crate::infra::catalog::inventory_slot()
+        seats
     )
     .execute(conn)
     .await
