@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Booking benchmarks (docs/PERFORMANCE.md, "Booking"): holds on distinct seats of one
-# 50,000-seat schedule and the same spread over 50 schedules of 1,000; 10,000 fans contending
+# 50,000-seat schedule and the same spread over 50 schedules of 1,000; the seat map of a
+# 50,000-seat schedule read while holds run on it; 10,000 fans contending
 # for 100 seats (outcomes, PostgreSQL statements per loser); payments/s; the whole flow
 # join → hold → pay → confirmed with the payment worker. Same-run reference: pgbench TPC-B on
 # the same PostgreSQL.
@@ -9,7 +10,7 @@
 # IMTICKET_MAX_SEATS_PER_USER default. Fans are rows inserted with SQL and tokens minted with
 # the API's JWT_SECRET; each joins the line over HTTP before the timed run.
 #   scripts/bench-booking.sh
-#   HOLDS=20000 CONNECTIONS=32 FLOW=5000 scripts/bench-booking.sh
+#   HOLDS=20000 CONNECTIONS=32 FLOW=5000 MAP_HOLDS=10000 READERS=8 scripts/bench-booking.sh
 #   BENCH_BIN=DIR scripts/bench-booking.sh     binaries from DIR instead of a fresh release build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,8 @@ spread=${SPREAD:-50}
 contenders=${CONTENDERS:-10000}
 contended_seats=${CONTENDED_SEATS:-100}
 flow=${FLOW:-10000}
+map_holds=${MAP_HOLDS:-20000}
+readers=${READERS:-8}
 connections=${CONNECTIONS:-64}
 bin=${BENCH_BIN:-target/release}
 pgbench=$(pg_bindir)/pgbench
@@ -78,6 +81,8 @@ one_schedule=$(new_schedule "$one" 500 $((holds / 500)))
 many=$(new_concert "Bench spread")
 many_schedules=()
 for _ in $(seq 1 "$spread"); do many_schedules+=(--schedule "$(new_schedule "$many" 10 $((holds / spread / 10)))"); done
+read_concert=$(new_concert "Bench seat map")
+read_schedule=$(new_schedule "$read_concert" 500 $((holds / 500)))
 hot=$(new_concert "Bench contention")
 hot_schedule=$(new_schedule "$hot" 1 "$contended_seats")
 flow_concert=$(new_concert "Bench flow")
@@ -88,6 +93,11 @@ echo "== 1. holds: $holds fans, a distinct seat each, ONE schedule of $holds sea
 bench booking-fans --addr "$addr" --concert "$one" --users "$holds" --connections "$connections" --out "$bench_work/one.fans"
 bench booking-holds --addr "$addr" --fans "$bench_work/one.fans" --schedule "$one_schedule" \
   --connections "$connections" --out "$bench_work/one.holds"
+
+echo "== 1b. seat map: $readers connections read the map of a $holds-seat schedule while $map_holds fans hold seats of it"
+bench booking-fans --addr "$addr" --concert "$read_concert" --users "$map_holds" --connections "$connections" --out "$bench_work/read.fans"
+bench booking-holds --addr "$addr" --fans "$bench_work/read.fans" --schedule "$read_schedule" \
+  --connections "$connections" --readers "$readers"
 
 echo "== 2. holds: $holds fans, a distinct seat each, spread over $spread schedules of $((holds / spread)) seats"
 bench booking-fans --addr "$addr" --concert "$many" --users "$holds" --connections "$connections" --out "$bench_work/many.fans"
