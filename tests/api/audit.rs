@@ -6,7 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::*;
-use crate::holds::{fans, hold, sale};
+use crate::holds::{charge, fans, hold, pay, sale};
 
 pub fn audit(app: &TestApp) -> (Option<i32>, String) {
     let output = binary_command(env!("CARGO_BIN_EXE_imticket-admin"), &app.env)
@@ -32,29 +32,10 @@ async fn the_audit_is_clean_after_real_work_and_catches_each_planted_violation()
     let (other, fan) = (fans.remove(1), fans.remove(0));
     let (status, held) = hold(&app, &fan, &schedule, &seats[..2]).await;
     assert_eq!(status, StatusCode::CREATED);
-    let charged = app
-        .client
-        .post(app.url("/api/v1/users/me/points/charge"))
-        .bearer_auth(&fan.access)
-        .header("idempotency-key", "k")
-        .json(&json!({"amount": 1000}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(charged.status(), StatusCode::OK);
-    let paid = app
-        .client
-        .post(app.url(&format!(
-            "/api/v1/reservations/{}/payments",
-            held["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&fan.access)
-        .header("x-queue-token", &fan.queue)
-        .header("idempotency-key", "p")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paid.status(), StatusCode::CREATED);
+    let (charged, _) = charge(&app, &fan, Some("k"), json!(1000)).await;
+    assert_eq!(charged, StatusCode::OK);
+    let (paying, _) = pay(&app, &fan, held["id"].as_str().unwrap(), "p").await;
+    assert_eq!(paying, StatusCode::CREATED);
     hold(&app, &other, &schedule, &seats[5..6]).await;
 
     let (code, text) = audit(&app);

@@ -13,17 +13,11 @@ use crate::holds::{fans, sale};
 async fn a_payment_worker_killed_mid_way_leaves_every_reservation_confirmed_once() {
     let (app, concert, schedule, _) = sale(|_| {}).await;
     let admin = app.admin_token().await;
-    let job = app
-        .request_seats(
-            &admin,
-            &schedule,
-            "inline",
-            json!([{"name": "B", "rows": 10, "seats_per_row": 100, "price": 10}]),
-        )
-        .await;
-    eventually("1,000 more seats", Duration::from_secs(30), || async {
-        app.job(&job).await["status"] == "done"
-    })
+    app.add_seats(
+        &admin,
+        &schedule,
+        json!([{"name": "B", "rows": 10, "seats_per_row": 100, "price": 10}]),
+    )
     .await;
     let seats: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM seats WHERE schedule_id = $1::uuid AND section = 'B'")
         .bind(&schedule)

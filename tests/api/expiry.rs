@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::holds::{check_invariants, fans, hold, sale};
+use crate::holds::{charge, check_invariants, fans, hold, pay, sale};
 
 async fn run_expiry_worker(app: &TestApp) {
     app.drain_role(
@@ -36,29 +36,10 @@ async fn due_holds_expire_through_events_and_paid_ones_never_do() {
     let (later, payer, idler) = (fans.remove(2), fans.remove(1), fans.remove(0));
     let (_, idle) = hold(&app, &idler, &schedule, &seats[..2]).await;
     let (_, paid) = hold(&app, &payer, &schedule, &seats[2..3]).await;
-    let charged = app
-        .client
-        .post(app.url("/api/v1/users/me/points/charge"))
-        .bearer_auth(&payer.access)
-        .header("idempotency-key", "top-up")
-        .json(&json!({"amount": 1000}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(charged.status(), StatusCode::OK);
-    let paying = app
-        .client
-        .post(app.url(&format!(
-            "/api/v1/reservations/{}/payments",
-            paid["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&payer.access)
-        .header("x-queue-token", &payer.queue)
-        .header("idempotency-key", "pay")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paying.status(), StatusCode::CREATED);
+    let (charged, _) = charge(&app, &payer, Some("top-up"), json!(1000)).await;
+    assert_eq!(charged, StatusCode::OK);
+    let (paying, _) = pay(&app, &payer, paid["id"].as_str().unwrap(), "pay").await;
+    assert_eq!(paying, StatusCode::CREATED);
 
     let map_path = format!("/api/v1/schedules/{schedule}/seats?status=held");
     let held_in_map = || async {
@@ -157,5 +138,108 @@ async fn the_sweep_expires_a_hold_redis_forgot() {
         status_of(&app, id).await == "expired"
     })
     .await;
+    check_invariants(&app, &schedule).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_racing_expiry_at_the_due_instant_each_end_one_way() {
+    let (app, concert, schedule, seats) = sale(|env| {
+        env.insert("IMTICKET_HOLD_TTL_SECONDS".into(), "2".into());
+    })
+    .await;
+    let fans = fans(&app, &concert, 40).await;
+    for fan in &fans {
+        let (charged, _) = charge(&app, fan, Some("top-up"), json!(1000)).await;
+        assert_eq!(charged, StatusCode::OK);
+    }
+    let held = futures_util::future::join_all(
+        fans.iter()
+            .zip(&seats)
+            .map(|(fan, seat)| hold(&app, fan, &schedule, std::slice::from_ref(seat))),
+    )
+    .await;
+    let ids: Vec<String> = held
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, StatusCode::CREATED, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    // Start both sides a little before the first hold is due, so the race spans the instant.
+    let due = held
+        .iter()
+        .map(|(_, b)| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(b["expires_at"].clone()).unwrap())
+        .min()
+        .unwrap();
+    tokio::time::sleep(
+        (due - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            .saturating_sub(Duration::from_millis(150)),
+    )
+    .await;
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    let payments = futures_util::future::join_all(fans.iter().zip(&ids).map(|(fan, id)| pay(&app, fan, id, "pay")));
+    let expiries = futures_util::future::join_all(ids.iter().map(|id| {
+        let (deps, app) = (&deps, &app);
+        async move {
+            // The expiry worker's redeliveries: it keeps at it until the hold is due.
+            loop {
+                let outcome = imticket::app::expiry::expire(deps, id.parse().unwrap(), "expiry", uuid::Uuid::now_v7())
+                    .await
+                    .unwrap();
+                let status: String = sqlx::query_scalar("SELECT status FROM reservations WHERE id = $1::uuid")
+                    .bind(id)
+                    .fetch_one(&app.db)
+                    .await
+                    .unwrap();
+                if status != "held" {
+                    return outcome;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }));
+    let (payments, expiries) = tokio::join!(payments, expiries);
+    let (mut paid, mut expired) = (0, 0);
+    for (i, ((status, body), expiry)) in payments.iter().zip(&expiries).enumerate() {
+        let final_status = status_of(&app, &ids[i]).await;
+        match *status {
+            StatusCode::CREATED => {
+                paid += 1;
+                assert_eq!(final_status, "paid");
+                assert_eq!(
+                    *expiry,
+                    imticket::app::expiry::Expired::Nothing,
+                    "a paid hold never expires"
+                );
+            }
+            StatusCode::CONFLICT => {
+                expired += 1;
+                assert_eq!(body["code"], "hold_expired", "{body}");
+                assert_eq!(final_status, "expired");
+                assert!(
+                    matches!(expiry, imticket::app::expiry::Expired::Released(1)),
+                    "{expiry:?}"
+                );
+            }
+            other => panic!("payment answered {other}: {body}"),
+        }
+    }
+    assert_eq!(paid + expired, 40);
+    // A debit exactly for each payment that won: never a charge without a reservation.
+    let debits: i64 = sqlx::query_scalar("SELECT count(*) FROM point_transactions WHERE kind = 'payment'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(debits, paid);
+    let debited_but_expired: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM point_transactions t JOIN reservations r ON r.id = t.reservation_id
+         WHERE t.kind = 'payment' AND r.status = 'expired'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(debited_but_expired, 0);
     check_invariants(&app, &schedule).await;
 }

@@ -76,17 +76,11 @@ pub async fn sale(
     .await;
     let admin = app.admin_token().await;
     let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
-    let job = app
-        .request_seats(
-            &admin,
-            &schedule,
-            "inline",
-            json!([{"name": "A", "rows": 10, "seats_per_row": 10, "price": 100}]),
-        )
-        .await;
-    eventually("the seats exist", Duration::from_secs(30), || async {
-        app.job(&job).await["status"] == "done"
-    })
+    app.add_seats(
+        &admin,
+        &schedule,
+        json!([{"name": "A", "rows": 10, "seats_per_row": 10, "price": 100}]),
+    )
     .await;
     let seats: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM seats WHERE schedule_id = $1::uuid ORDER BY row_number, seat_number")
@@ -121,6 +115,45 @@ pub async fn hold(app: &TestApp, fan: &Fan, schedule: &str, seats: &[Uuid]) -> (
             Err(e) => panic!("hold: {e}"),
         }
     }
+}
+
+/// `POST /users/me/points/charge` for the fan (with `key` as `Idempotency-Key`, if any).
+pub async fn charge(app: &TestApp, fan: &Fan, key: Option<&str>, amount: Value) -> (StatusCode, Value) {
+    let mut request = app
+        .client
+        .post(app.url("/api/v1/users/me/points/charge"))
+        .bearer_auth(&fan.access)
+        .json(&json!({ "amount": amount }));
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `POST /reservations/{id}/payments` for the fan with `key`.
+pub async fn pay(app: &TestApp, fan: &Fan, reservation: &str, key: &str) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/reservations/{reservation}/payments")))
+        .bearer_auth(&fan.access)
+        .header("x-queue-token", &fan.queue)
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Runs the payment worker in this process until the payments stream is drained.
+pub async fn run_payment_worker(app: &TestApp) {
+    app.drain_role(
+        imticket::events::Stream::Payments,
+        imticket::worker::handlers::PaymentHandler::new,
+    )
+    .await;
 }
 
 /// I1 and the counts: no seat in two live reservations; a seat is `held` exactly when a live

@@ -6,38 +6,10 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
-use crate::holds::{Fan, check_invariants, fans, hold, sale};
-
-async fn charge(app: &TestApp, fan: &Fan, key: Option<&str>, amount: Value) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .post(app.url("/api/v1/users/me/points/charge"))
-        .bearer_auth(&fan.access)
-        .json(&json!({ "amount": amount }));
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn pay(app: &TestApp, fan: &Fan, reservation: &str, key: &str) -> (StatusCode, Value) {
-    let response = app
-        .client
-        .post(app.url(&format!("/api/v1/reservations/{reservation}/payments")))
-        .bearer_auth(&fan.access)
-        .header("x-queue-token", &fan.queue)
-        .header("idempotency-key", key)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use crate::holds::{Fan, charge, check_invariants, fans, hold, pay, run_payment_worker, sale};
 
 /// I3: every balance is ≥ 0 and equals its ledger.
 async fn ledgers_balance(app: &TestApp) {
@@ -58,14 +30,6 @@ async fn ledger_rows(app: &TestApp, fan: &Fan, kind: &str) -> i64 {
         .fetch_one(&app.db)
         .await
         .unwrap()
-}
-
-async fn run_payment_worker(app: &TestApp) {
-    app.drain_role(
-        imticket::events::Stream::Payments,
-        imticket::worker::handlers::PaymentHandler::new,
-    )
-    .await;
 }
 
 #[tokio::test]

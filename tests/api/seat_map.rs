@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::*;
-use crate::holds::{check_invariants, fans, hold, sale};
+use crate::holds::{charge, check_invariants, fans, hold, pay, run_payment_worker, sale};
 
 /// The map as `GET /schedules/{id}/seats` answers it, read through `deps` (its own process:
 /// its own layouts and PostgreSQL load counters).
@@ -100,31 +100,11 @@ async fn a_hold_storm_is_written_through_and_reads_never_reload_the_map() {
         .await
         .unwrap();
     assert_eq!(cancelled.status(), StatusCode::NO_CONTENT);
-    let charged = app
-        .client
-        .post(app.url("/api/v1/users/me/points/charge"))
-        .bearer_auth(&fans[1].access)
-        .header("idempotency-key", "top-up")
-        .json(&json!({"amount": 1000}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(charged.status(), StatusCode::OK);
-    let paid = app
-        .client
-        .post(app.url(&format!("/api/v1/reservations/{}/payments", reservation(1))))
-        .bearer_auth(&fans[1].access)
-        .header("x-queue-token", &fans[1].queue)
-        .header("idempotency-key", "pay")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paid.status(), StatusCode::CREATED);
-    app.drain_role(
-        imticket::events::Stream::Payments,
-        imticket::worker::handlers::PaymentHandler::new,
-    )
-    .await;
+    let (charged, _) = charge(&app, &fans[1], Some("top-up"), json!(1000)).await;
+    assert_eq!(charged, StatusCode::OK);
+    let (paid, _) = pay(&app, &fans[1], &reservation(1), "pay").await;
+    assert_eq!(paid, StatusCode::CREATED);
+    run_payment_worker(&app).await;
     let now = states(&read(&reader, &schedule, None).await);
     assert_eq!(now[&seats[0]], "available");
     assert_eq!(now[&seats[1]], "available");
@@ -172,17 +152,11 @@ async fn seats_added_later_reach_a_process_that_kept_the_old_layout() {
         100
     );
     let admin = app.admin_token().await;
-    let job = app
-        .request_seats(
-            &admin,
-            &schedule,
-            "inline",
-            json!([{"name": "B", "rows": 5, "seats_per_row": 10, "price": 80}]),
-        )
-        .await;
-    eventually("the new seats exist", Duration::from_secs(30), || async {
-        app.job(&job).await["status"] == "done"
-    })
+    app.add_seats(
+        &admin,
+        &schedule,
+        json!([{"name": "B", "rows": 5, "seats_per_row": 10, "price": 80}]),
+    )
     .await;
     let map = read(&reader, &schedule, None).await;
     assert_eq!(map["seats"].as_array().unwrap().len(), 150);

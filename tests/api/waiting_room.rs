@@ -527,17 +527,11 @@ async fn sold_out_pauses_admission_and_seats_coming_back_resume_it() {
     .await;
     let admin = app.admin_token().await;
     let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
-    let job = app
-        .request_seats(
-            &admin,
-            &schedule,
-            "inline",
-            json!([{"name": "A", "rows": 1, "seats_per_row": 2, "price": 10}]),
-        )
-        .await;
-    eventually("the seats exist", Duration::from_secs(20), || async {
-        app.job(&job).await["status"] == "done"
-    })
+    app.add_seats(
+        &admin,
+        &schedule,
+        json!([{"name": "A", "rows": 1, "seats_per_row": 2, "price": 10}]),
+    )
     .await;
     let tokens = tokens(&app);
     let first = join(&app, &user_token(&tokens).1, &concert).await;

@@ -210,6 +210,15 @@ impl TestApp {
         job
     }
 
+    /// Creates seats inline (`?mode=inline`) and waits until the job is done.
+    pub async fn add_seats(&self, admin: &str, schedule: &str, sections: Value) {
+        let job = self.request_seats(admin, schedule, "inline", sections).await;
+        eventually("the seats exist", std::time::Duration::from_secs(30), || async {
+            self.job(&job).await["status"] == "done"
+        })
+        .await;
+    }
+
     pub async fn job(&self, id: &str) -> Value {
         expect_status(self.get(&format!("/api/v1/jobs/{id}")).await, StatusCode::OK).await
     }
