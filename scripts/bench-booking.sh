@@ -48,6 +48,9 @@ export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_HTTP_ADDR="$addr" \
   IMTICKET_BOOTSTRAP_ADMIN_EMAIL=bench@imticket.test IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=bench-password
 "$bin"/imticket-admin migrate >/dev/null
 psql -q -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' bench
+# BENCH_PRE_SQL runs on the bench database after the migrations (e.g. to put an index back and
+# compare): BENCH_PRE_SQL='CREATE INDEX seats_schedule_status_idx ON seats (schedule_id, status)'
+[ -z "${BENCH_PRE_SQL:-}" ] || psql -q -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c "$BENCH_PRE_SQL" bench
 "$bin"/imticket-api & bench_pids+=($!)
 wait_until 60 "the API" curl -fsS "$base/health/ready"
 token=$(curl -fsS -XPOST "$base/api/v1/auth/login" -H 'content-type: application/json' \
