@@ -8,9 +8,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::Deps;
-use super::seat_map::{SeatChange, seats_changed};
 use crate::events::ReservationExpired;
-use crate::infra::{catalog, expiry, outbox, processed_events, reservations as repo, seat_gates};
+use crate::infra::{catalog, expiry, outbox, processed_events, reservations as repo};
 
 /// How an expiry event ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,19 +58,12 @@ pub async fn expire(deps: &Deps, reservation_id: Uuid, group: &str, event_id: Uu
     let lag = (Utc::now() - row.expires_at).num_milliseconds().max(0) as f64 / 1000.0;
     metrics::histogram!("hold_expiry_lag_seconds").record(lag);
     metrics::counter!("holds_expired_total").increment(1);
-    if let Err(err) = seat_gates::release(&deps.redis, &deps.keys, row.schedule_id, &row.seat_ids, row.id).await {
-        tracing::warn!(error = %format!("{err:#}"), "could not release the seat gates of an expired hold");
-    }
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
-    if let Some(concert_id) = repo::schedule_concert(&mut conn, row.schedule_id).await? {
-        seats_changed(
-            deps,
-            row.schedule_id,
-            concert_id,
-            &[SeatChange::available(&row.seat_ids)],
-        )
-        .await;
-    }
+    let concert_id = deps
+        .schedule_concerts
+        .concert_of(deps, row.schedule_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    super::holds::released(deps, &row, concert_id, "expired").await;
     Ok(Expired::Released(freed))
 }
 

@@ -409,16 +409,23 @@ pub async fn cancel(deps: &Deps, pass: ActivePass, id: Uuid) -> Result<(), AppEr
     }
     tx.commit().await.context("commit cancel")?;
     if row.status == "held" {
-        if let Err(err) = seat_gates::release(&deps.redis, &deps.keys, row.schedule_id, &row.seat_ids, id).await {
-            tracing::warn!(error = %format!("{err:#}"), "could not release the seat gates of a cancelled hold");
-        }
-        seats_changed(
-            deps,
-            row.schedule_id,
-            concert_id,
-            &[SeatChange::available(&row.seat_ids)],
-        )
-        .await;
+        released(deps, &row, concert_id, "cancelled").await;
     }
     Ok(())
+}
+
+/// After the commit that ended a held reservation (`why`: cancelled, expired): its seat gates
+/// go and its seats show available. Redis errors are logged (gates expire with the hold TTL;
+/// the seat states are rebuilt within theirs).
+pub(crate) async fn released(deps: &Deps, row: &repo::ReservationRow, concert_id: Uuid, why: &str) {
+    if let Err(err) = seat_gates::release(&deps.redis, &deps.keys, row.schedule_id, &row.seat_ids, row.id).await {
+        tracing::warn!(error = %format!("{err:#}"), why, "could not release the seat gates of an ended hold");
+    }
+    seats_changed(
+        deps,
+        row.schedule_id,
+        concert_id,
+        &[SeatChange::available(&row.seat_ids)],
+    )
+    .await;
 }
