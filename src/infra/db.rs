@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
 
 use crate::config::Config;
 
@@ -41,5 +41,15 @@ pub async fn ping(pool: &PgPool, timeout: Duration) -> anyhow::Result<()> {
         .await
         .context("database ping timed out")?
         .context("database ping")?;
+    Ok(())
+}
+
+/// Takes the transaction-scoped advisory lock named `name` (hashed to 64 bits), waiting for
+/// the transaction that holds it to end.
+pub async fn advisory_xact_lock(conn: &mut PgConnection, name: &str) -> anyhow::Result<()> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", name)
+        .execute(conn)
+        .await
+        .with_context(|| format!("advisory lock {name}"))?;
     Ok(())
 }

@@ -30,12 +30,7 @@ pub async fn schedule_concert(conn: &mut PgConnection, schedule_id: Uuid) -> any
 /// Serializes the holds of one user on one schedule until the transaction ends, so the per-user
 /// seat cap holds under that user's concurrent requests. Other users are never blocked.
 pub async fn lock_user_schedule(conn: &mut PgConnection, user_id: Uuid, schedule_id: Uuid) -> anyhow::Result<()> {
-    let key = format!("hold:{user_id}:{schedule_id}");
-    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
-        .execute(conn)
-        .await
-        .context("lock the user's holds of the schedule")?;
-    Ok(())
+    super::db::advisory_xact_lock(conn, &format!("hold:{user_id}:{schedule_id}")).await
 }
 
 /// Seats of the user's live reservations of the schedule: held and not yet due, paid or

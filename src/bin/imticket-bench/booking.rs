@@ -123,6 +123,24 @@ async fn pg_counters_settled(deps: &Deps) -> anyhow::Result<PgCounters> {
     pg_counters(deps).await
 }
 
+/// `n` users inserted with SQL (`<label>-<id>@bench.test`, no password hashing); their ids.
+async fn insert_fans(deps: &Deps, label: &str, n: usize) -> anyhow::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    for chunk in ids.chunks(10_000) {
+        // Runtime query: bench set-up, not application code.
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, name)
+             SELECT id, $2::text || '-' || id || '@bench.test', 'not-a-hash', 'Fan' FROM UNNEST($1::uuid[]) AS t(id)",
+        )
+        .bind(chunk)
+        .bind(label)
+        .execute(&deps.db)
+        .await
+        .context("insert users")?;
+    }
+    Ok(ids)
+}
+
 /// `booking-fans`: `users` rows inserted with SQL (no password hashing), access tokens minted
 /// with JWT_SECRET, each joining `concert`'s line over HTTP; all must be `active` at once.
 pub async fn fans(
@@ -133,18 +151,7 @@ pub async fn fans(
     connections: usize,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let ids: Vec<Uuid> = (0..users).map(|_| Uuid::now_v7()).collect();
-    for chunk in ids.chunks(10_000) {
-        // Runtime query: bench set-up, not application code.
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, name)
-             SELECT id, 'fan-' || id || '@bench.test', 'not-a-hash', 'Fan' FROM UNNEST($1::uuid[]) AS t(id)",
-        )
-        .bind(chunk)
-        .execute(&deps.db)
-        .await
-        .context("insert users")?;
-    }
+    let ids = insert_fans(deps, "fan", users).await?;
     let path = format!("/api/v1/concerts/{concert}/queue");
     let mut access = Vec::with_capacity(users);
     let mut requests = Vec::with_capacity(users);
@@ -503,18 +510,7 @@ pub async fn flow(
 ) -> anyhow::Result<()> {
     let seats = seats_interleaved(deps, &[schedule]).await?;
     anyhow::ensure!(seats.len() >= users, "{users} fans but {} seats", seats.len());
-    let ids: Vec<Uuid> = (0..users).map(|_| Uuid::now_v7()).collect();
-    for chunk in ids.chunks(10_000) {
-        // Runtime queries: bench set-up (users, and wallets charged as a charge would).
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, name)
-             SELECT id, 'flow-' || id || '@bench.test', 'not-a-hash', 'Fan' FROM UNNEST($1::uuid[]) AS t(id)",
-        )
-        .bind(chunk)
-        .execute(&deps.db)
-        .await
-        .context("insert users")?;
-    }
+    let ids = insert_fans(deps, "flow", users).await?;
     let fans: Vec<(Uuid, String, Uuid)> = ids
         .iter()
         .zip(&seats)
