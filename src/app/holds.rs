@@ -202,10 +202,15 @@ async fn hold_with(
             },
             Err(err) => Err(err),
         },
+        // Without a key the common hold is one statement in its own transaction.
         None => {
             async {
-                let mut tx = deps.db.begin().await.context("begin hold")?;
-                let held = hold_in_tx(deps, &mut tx, id, user_id, schedule_id, seats).await?;
+                let mut conn = deps.db.acquire().await.context("acquire connection")?;
+                if let Some(held) = fast_hold(deps, &mut conn, id, user_id, schedule_id, seats).await? {
+                    return Ok(held);
+                }
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.context("begin hold")?;
+                let held = general_hold(deps, &mut tx, id, user_id, schedule_id, seats).await?;
                 tx.commit().await.context("commit hold")?;
                 Ok(held)
             }
@@ -248,11 +253,95 @@ struct Held {
     outbox_ids: Vec<i64>,
 }
 
-/// The PostgreSQL part of a hold, in the caller's transaction (committed by the caller).
-/// The common case costs four statements: the user's lock, the user's live seats, the seats
-/// taken, the reservation inserted (with its seats and the count). Only when a seat was not
-/// available does it look for due holds on the missing seats, expire them and try them again.
+/// The PostgreSQL part of a hold, in the caller's transaction (committed by the caller): the
+/// one-statement hold, and the general path if a seat was not available.
 async fn hold_in_tx(
+    deps: &Deps,
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+) -> Result<Held, AppError> {
+    match fast_hold(deps, tx, id, user_id, schedule_id, seats).await? {
+        Some(held) => Ok(held),
+        None => general_hold(deps, tx, id, user_id, schedule_id, seats).await,
+    }
+}
+
+/// Microseconds, as PostgreSQL keeps it: the answer shows what a later read will show.
+fn hold_expires_at(deps: &Deps) -> Result<DateTime<Utc>, AppError> {
+    Ok((Utc::now() + chrono::Duration::from_std(deps.config.hold_ttl).context("hold TTL")?).trunc_subsecs(6))
+}
+
+fn limit_reached(cap: i64, live: i64) -> AppError {
+    count("limit");
+    AppError::conflict(
+        "seat_limit_reached",
+        format!("at most {cap} seats per user for a schedule; you hold {live}"),
+    )
+}
+
+/// A seat in another live reservation fails the insert with the schema's last guard.
+fn lost_at_the_guard(err: anyhow::Error, seats: &[Uuid]) -> AppError {
+    if violated_constraint(&err) == Some("reservation_seats_live_seat_key") {
+        count("lost_in_postgres");
+        return seat_unavailable(seats);
+    }
+    err.into()
+}
+
+/// The common hold in one round trip (`hold_seats` in PostgreSQL: lock, cap, seats, insert).
+/// `None` if not every seat was available: nothing changed, and [`general_hold`] decides.
+async fn fast_hold(
+    deps: &Deps,
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+) -> Result<Option<Held>, AppError> {
+    let cap = deps.config.max_seats_per_user;
+    let expires_at = hold_expires_at(deps)?;
+    let outcome = repo::hold_seats(conn, id, user_id, schedule_id, seats, i32::from(cap), expires_at)
+        .await
+        .map_err(|e| lost_at_the_guard(e, seats))?;
+    match outcome {
+        repo::FastHold::Held { amount } => Ok(Some(Held {
+            reservation: held_reservation(id, schedule_id, seats, amount, expires_at),
+            expired: Vec::new(),
+            outbox_ids: Vec::new(),
+        })),
+        repo::FastHold::Limit { live } => Err(limit_reached(i64::from(cap), live)),
+        repo::FastHold::Short => Ok(None),
+    }
+}
+
+fn held_reservation(
+    id: Uuid,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+    amount: i64,
+    expires_at: DateTime<Utc>,
+) -> Reservation {
+    let mut sorted = seats.to_vec();
+    sorted.sort_unstable();
+    Reservation {
+        id,
+        status: "held".into(),
+        schedule_id,
+        seat_ids: sorted,
+        amount,
+        expires_at,
+        ticket_code: None,
+    }
+}
+
+/// The general hold, statement by statement, when a seat was not available to the one-statement
+/// hold: the user's lock, the user's live seats, the seats taken; for the missing ones, due
+/// holds expired and the seats tried again; then a taken seat (409) is told from one that is
+/// not the schedule's (422); else the reservation inserted (with its seats and the count).
+async fn general_hold(
     deps: &Deps,
     tx: &mut sqlx::PgConnection,
     id: Uuid,
@@ -265,11 +354,7 @@ async fn hold_in_tx(
     let live = repo::live_seats_of_user(tx, user_id, schedule_id).await?;
     let cap = i64::from(deps.config.max_seats_per_user);
     if live + seats.len() as i64 > cap {
-        count("limit");
-        return Err(AppError::conflict(
-            "seat_limit_reached",
-            format!("at most {cap} seats per user for a schedule; you hold {live}"),
-        ));
+        return Err(limit_reached(cap, live));
     }
     let mut got = repo::take_seats(tx, schedule_id, seats).await?;
     let mut expired = Vec::new();
@@ -312,28 +397,12 @@ async fn hold_in_tx(
         return Err(seat_unavailable(&missing));
     }
     let amount: i64 = got.iter().map(|(_, price)| price).sum();
-    // Microseconds, as PostgreSQL keeps it: the answer shows what a later read will show.
-    let expires_at =
-        (Utc::now() + chrono::Duration::from_std(deps.config.hold_ttl).context("hold TTL")?).trunc_subsecs(6);
-    if let Err(err) = repo::insert_held(tx, id, user_id, schedule_id, amount, expires_at, seats).await {
-        if violated_constraint(&err) == Some("reservation_seats_live_seat_key") {
-            count("lost_in_postgres");
-            return Err(seat_unavailable(seats));
-        }
-        return Err(err.into());
-    }
-    let mut sorted = seats.to_vec();
-    sorted.sort_unstable();
+    let expires_at = hold_expires_at(deps)?;
+    repo::insert_held(tx, id, user_id, schedule_id, amount, expires_at, seats)
+        .await
+        .map_err(|e| lost_at_the_guard(e, seats))?;
     Ok(Held {
-        reservation: Reservation {
-            id,
-            status: "held".into(),
-            schedule_id,
-            seat_ids: sorted,
-            amount,
-            expires_at,
-            ticket_code: None,
-        },
+        reservation: held_reservation(id, schedule_id, seats, amount, expires_at),
         expired,
         outbox_ids,
     })

@@ -33,13 +33,56 @@ pub async fn lock_user_schedule(conn: &mut PgConnection, user_id: Uuid, schedule
     super::db::advisory_xact_lock(conn, &format!("hold:{user_id}:{schedule_id}")).await
 }
 
+/// What [`hold_seats`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FastHold {
+    /// The seats are held; their total price.
+    Held { amount: i64 },
+    /// The user's live seats (`live`) plus these would pass the cap; nothing changed.
+    Limit { live: i64 },
+    /// Not every seat was available; nothing changed (the general path decides why).
+    Short,
+}
+
+/// A hold in one round trip: the user's lock, the cap, the seats taken and the reservation
+/// inserted, by the `hold_seats` function (migration `20261123000004`). In its own implicit
+/// transaction when `conn` has none, else in the caller's.
+pub async fn hold_seats(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+    cap: i32,
+    expires_at: DateTime<Utc>,
+) -> anyhow::Result<FastHold> {
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", live AS "live!", amount FROM hold_seats($1, $2, $3, $4, $5, $6)"#,
+        id,
+        user_id,
+        schedule_id,
+        seats,
+        cap,
+        expires_at
+    )
+    .fetch_one(conn)
+    .await
+    .context("hold seats")?;
+    match (row.outcome.as_str(), row.amount) {
+        ("held", Some(amount)) => Ok(FastHold::Held { amount }),
+        ("limit", _) => Ok(FastHold::Limit { live: row.live }),
+        ("short", _) => Ok(FastHold::Short),
+        (other, _) => anyhow::bail!("hold_seats answered {other:?}"),
+    }
+}
+
 /// Seats of the user's live reservations of the schedule: held and not yet due, paid or
-/// confirmed.
+/// confirmed. Said so that only the user's index can serve it (as in `hold_seats`).
 pub async fn live_seats_of_user(conn: &mut PgConnection, user_id: Uuid, schedule_id: Uuid) -> anyhow::Result<i64> {
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM reservation_seats rs JOIN reservations r ON r.id = rs.reservation_id
            WHERE r.user_id = $1 AND r.schedule_id = $2
-             AND (r.status IN ('paid', 'confirmed') OR (r.status = 'held' AND r.expires_at > now()))"#,
+             AND r.status NOT IN ('expired', 'cancelled') AND (r.status <> 'held' OR r.expires_at > now())"#,
         user_id,
         schedule_id
     )

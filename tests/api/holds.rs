@@ -196,12 +196,14 @@ pub async fn check_invariants(app: &TestApp, schedule: &str) {
     );
 }
 
-/// How many times PostgreSQL ran the statement that takes seats (this test's database).
-async fn seat_takes(app: &TestApp) -> i64 {
-    sqlx::query_scalar(
-        "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements
-         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND query LIKE 'UPDATE seats s SET status = %FROM unnest($1::uuid[]) AS wanted(id)%RETURNING s.id, s.price'",
+/// How many times PostgreSQL ran a statement that takes seats (this test's database): the
+/// one-statement hold (`hold_seats`), and the general path's seat update.
+async fn seat_takes(app: &TestApp) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT outcome %FROM hold_seats(%'), 0)::bigint,
+                COALESCE(sum(calls) FILTER (WHERE query LIKE 'UPDATE seats s SET status = %FROM unnest($1::uuid[]) AS wanted(id)%RETURNING s.id, s.price'), 0)::bigint
+         FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .fetch_one(&app.db)
     .await
@@ -235,8 +237,14 @@ async fn a_thousand_fans_on_one_seat_one_wins_and_the_losers_never_reach_postgre
     assert_eq!(won[0]["status"], "held");
     assert_eq!(won[0]["seat_ids"], json!([seats[0]]));
     assert_eq!(won[0]["amount"], 100);
-    // The 999 losers were turned away by the Redis gate: PostgreSQL took seats once.
-    assert_eq!(seat_takes(&app).await - before, 1, "statements that took seats");
+    // The 999 losers were turned away by the Redis gate: PostgreSQL took seats once, in the
+    // one-statement hold.
+    let after = seat_takes(&app).await;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 0),
+        "statements that took seats (hold_seats, the general path's UPDATE)"
+    );
     check_invariants(&app, &schedule).await;
 }
 
@@ -546,4 +554,42 @@ async fn redis_killed_mid_sale_and_its_gates_lost_never_double_book() {
     check_invariants(&app, &schedule).await;
     let (code, report) = crate::audit::audit(&app);
     assert_eq!(code, Some(0), "{report}");
+}
+
+#[tokio::test]
+async fn a_hold_short_of_a_seat_in_postgres_takes_none_of_them() {
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let fans = fans(&app, &concert, 3).await;
+    assert_eq!(
+        hold(&app, &fans[0], &schedule, &seats[..1]).await.0,
+        StatusCode::CREATED
+    );
+    // The gates are lost (a Redis restart): only PostgreSQL sees that seat 0 is taken. The
+    // one-statement hold takes seat 1, finds seat 0 held, and puts seat 1 back.
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    let mut conn = deps.redis.connection().await.unwrap();
+    let gates: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}hold:*", deps.keys.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(gates.len(), 1, "{gates:?}");
+    let _: i64 = redis::cmd("DEL").arg(&gates).query_async(&mut conn).await.unwrap();
+    let (status, body) = hold(&app, &fans[1], &schedule, &[seats[1], seats[0]]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("seat_unavailable")),
+        "{body}"
+    );
+    assert_eq!(body["taken_seat_ids"], json!([seats[0]]));
+    let status: String = sqlx::query_scalar("SELECT status FROM seats WHERE id = $1")
+        .bind(seats[1])
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(status, "available");
+    check_invariants(&app, &schedule).await;
+    let (status, body) = hold(&app, &fans[2], &schedule, &seats[1..2]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    check_invariants(&app, &schedule).await;
 }

@@ -101,7 +101,8 @@ async fn pg_counters(deps: &Deps) -> anyhow::Result<PgCounters> {
     .context("pg_stat_database")?;
     let statements: Option<(i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT COALESCE(sum(calls), 0)::bigint,
-                COALESCE(sum(calls) FILTER (WHERE query LIKE 'UPDATE seats s SET status = %RETURNING s.id, s.price'), 0)::bigint,
+                COALESCE(sum(calls) FILTER (WHERE query LIKE 'UPDATE seats s SET status = %RETURNING s.id, s.price'
+                                               OR query LIKE 'SELECT outcome %FROM hold_seats(%'), 0)::bigint,
                 COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT id, section, row_number, seat_number, price, status FROM seats%'), 0)::bigint,
                 COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT coalesce(string_agg(left(status%'), 0)::bigint
          FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -378,7 +379,7 @@ pub async fn holds(
         (before.statements, after.statements, before.seat_takes, after.seat_takes)
     {
         println!(
-            "postgres (pg_stat_statements): {} statements ({:.2} per request, {:.2} per hold made), seat-taking UPDATE run {} times",
+            "postgres (pg_stat_statements): {} statements ({:.2} per request, {:.2} per hold made), seat-taking statements (hold_seats or the general path's UPDATE) run {} times",
             a - b,
             (a - b) as f64 / report.requests.max(1) as f64,
             (a - b) as f64 / won.max(1) as f64,
