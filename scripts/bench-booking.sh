@@ -12,6 +12,7 @@
 #   scripts/bench-booking.sh
 #   HOLDS=20000 CONNECTIONS=32 FLOW=5000 MAP_HOLDS=10000 READERS=8 scripts/bench-booking.sh
 #   BENCH_BIN=DIR scripts/bench-booking.sh     binaries from DIR instead of a fresh release build
+#   ONLY=holds scripts/bench-booking.sh         tests 1, 1b and 2 with pgbench before and after, then stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -105,6 +106,10 @@ bench booking-holds --addr "$addr" --fans "$bench_work/read.fans" --schedule "$r
 echo "== 2. holds: $holds fans, a distinct seat each, spread over $spread schedules of $((holds / spread)) seats"
 bench booking-fans --addr "$addr" --concert "$many" --users "$holds" --connections "$connections" --out "$bench_work/many.fans"
 bench booking-holds --addr "$addr" --fans "$bench_work/many.fans" "${many_schedules[@]}" --connections "$connections"
+
+echo "== reference again after tests 1-2 (the machine is shared: the ratios use the mean of both pgbench runs)"
+"$pgbench" -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c 16 -j 2 -T 20 pgbench 2>&1 | grep -E 'latency average|^tps'
+[ "${ONLY:-}" != holds ] || exit 0
 
 echo "== 3. contention: $contenders fans, a random one of $contended_seats seats each"
 bench booking-fans --addr "$addr" --concert "$hot" --users "$contenders" --connections "$connections" --out "$bench_work/hot.fans"

@@ -3,8 +3,10 @@
 //! A hold is all or nothing: the seats' Redis gates are taken in one script (a loser is turned
 //! away there, before any PostgreSQL statement), then one transaction takes the seat rows with
 //! a conditional update whose row count is checked, with the schema's one-live-reservation-per-
-//! seat index as the last guard. PostgreSQL is the arbiter; the gates are only a hint.
-//! Why the counts do not serialize a hot schedule: docs/decisions.md ("Booking").
+//! seat index as the last guard. PostgreSQL is the arbiter; the gates are only a hint. The
+//! common case is one statement (`hold_seats`, one round trip); the general path handles a seat
+//! that was not available. Why, and why the counts do not serialize a hot schedule:
+//! docs/decisions.md ("Booking").
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
