@@ -66,8 +66,18 @@ async fn publish_claimed(db: &PgPool, redis: &Redis, keys: &Keys, claim: Claim<'
     if rows.is_empty() {
         return Ok(0);
     }
-    // On failure the transaction rolls back and the rows stay unpublished for the relay.
-    let stream_ids = xadd_all(redis, keys, &rows).await?;
+    // On failure the rows stay unpublished for the relay. Rolled back here rather than on drop:
+    // a dropped transaction's ROLLBACK is sent only when its connection is next used, and until
+    // then the rows stay locked, so a relay round right after (SKIP LOCKED) would find nothing.
+    let stream_ids = match xadd_all(redis, keys, &rows).await {
+        Ok(ids) => ids,
+        Err(err) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %format!("{rollback:#}"), "rolling back an outbox publish failed");
+            }
+            return Err(err);
+        }
+    };
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     super::mark_published(&mut tx, &ids, &stream_ids).await?;
     tx.commit().await.context("commit outbox publish")?;
