@@ -505,6 +505,21 @@ async fn a_retried_hold_with_its_key_returns_the_same_reservation_never_a_second
     check_invariants(&app, &schedule).await;
 }
 
+/// Deletes every seat gate of the deployment, as if they had expired; returns how many.
+async fn drop_seat_gates(app: &TestApp) -> usize {
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    let mut conn = deps.redis.connection().await.unwrap();
+    let gates: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}hold:*", deps.keys.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !gates.is_empty() {
+        let _: i64 = redis::cmd("DEL").arg(&gates).query_async(&mut conn).await.unwrap();
+    }
+    gates.len()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_sale_and_its_gates_lost_never_double_book() {
     let (mut app, concert, schedule, seats) = sale(|_| {}).await;
@@ -525,16 +540,7 @@ async fn redis_killed_mid_sale_and_its_gates_lost_never_double_book() {
     // second wave and the seats the first wave holds.
     app.redis.kill();
     app.redis.restart();
-    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
-    let mut conn = deps.redis.connection().await.unwrap();
-    let gates: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}hold:*", deps.keys.prefix()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !gates.is_empty() {
-        let _: i64 = redis::cmd("DEL").arg(&gates).query_async(&mut conn).await.unwrap();
-    }
+    drop_seat_gates(&app).await;
     let second = join_all(
         fans[300..]
             .iter()
@@ -566,15 +572,7 @@ async fn a_hold_short_of_a_seat_in_postgres_takes_none_of_them() {
     );
     // The gates are lost (a Redis restart): only PostgreSQL sees that seat 0 is taken. The
     // one-statement hold takes seat 1, finds seat 0 held, and puts seat 1 back.
-    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
-    let mut conn = deps.redis.connection().await.unwrap();
-    let gates: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}hold:*", deps.keys.prefix()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(gates.len(), 1, "{gates:?}");
-    let _: i64 = redis::cmd("DEL").arg(&gates).query_async(&mut conn).await.unwrap();
+    assert_eq!(drop_seat_gates(&app).await, 1);
     let (status, body) = hold(&app, &fans[1], &schedule, &[seats[1], seats[0]]).await;
     assert_eq!(
         (status, body["code"].as_str()),
