@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_system_packages
 ensure_rust
+# The delivery files (compose, Prometheus rules and their unit tests, dashboard, Dockerfile).
+bash scripts/check-delivery.sh
 exec cargo test --all-targets "$@"

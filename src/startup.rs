@@ -58,6 +58,12 @@ impl Application {
         // Stopped after the last request: a request finishing during the drain may invalidate.
         let retries_stop = CancellationToken::new();
         let retries = tokio::spawn(deps.cache.clone().keep_retrying_invalidations(retries_stop.clone()));
+        tokio::spawn(crate::infra::resource_gauges::run(
+            deps.db.clone(),
+            deps.redis.clone(),
+            deps.config.db_max_connections,
+            shutdown.clone(),
+        ));
         if let Some(near) = deps.cache.near() {
             tokio::spawn(follow_invalidations(
                 deps.redis.clone(),

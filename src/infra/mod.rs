@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod processed_events;
 pub mod redis;
 pub mod reservations;
+pub mod resource_gauges;
 pub mod seat_gates;
 pub mod seat_states;
 pub mod users;

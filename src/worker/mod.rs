@@ -109,11 +109,20 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
     // Stopped after the roles: a handler finishing during the drain may invalidate.
     let retries_stop = CancellationToken::new();
     let retries = tokio::spawn(deps.cache.clone().keep_retrying_invalidations(retries_stop.clone()));
+    tokio::spawn(crate::infra::resource_gauges::run(
+        deps.db.clone(),
+        deps.redis.clone(),
+        config.db_max_connections,
+        retries_stop.clone(),
+    ));
     // Roles stop at `roles_stop`; it is cancelled on shutdown, or when a role ends on its own
     // (which only happens on a bug), so the process never limps on with a duty missing.
     let roles_stop = shutdown.child_token();
     let mut tasks = JoinSet::new();
     for role in &roles {
+        // 1 while this process runs the role: the "worker role down" alert fires when no
+        // process reports 1 for a role (including when every process of it is gone).
+        metrics::gauge!("worker_role_up", "role" => role.to_string()).set(1.0);
         let stop = roles_stop.clone();
         match role {
             Role::SeatCreation => {
@@ -190,6 +199,9 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
         tracing::error!(timeout = ?config.shutdown_timeout, "roles did not stop in time; aborting them");
         tasks.abort_all();
         failed = true;
+    }
+    for role in &roles {
+        metrics::gauge!("worker_role_up", "role" => role.to_string()).set(0.0);
     }
     retries_stop.cancel();
     let _ = retries.await;

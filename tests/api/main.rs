@@ -14,6 +14,7 @@ mod confirmations;
 mod errors;
 mod expiry;
 mod holds;
+mod observability;
 mod operational;
 mod payments;
 mod processes;
