@@ -87,7 +87,7 @@ pub struct BootstrapAdmin {
     pub password: SecretString,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("invalid configuration: {var}: {reason}")]
 pub struct ConfigError {
     pub var: &'static str,
@@ -121,33 +121,8 @@ impl Config {
     /// the process environment (which is shared by every test thread).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env { lookup: &lookup };
-        let environment = match env.get("IMTICKET_ENV").as_deref() {
-            None | Some("production") => Environment::Production,
-            Some("development") => Environment::Development,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "IMTICKET_ENV",
-                    format!("expected `development` or `production`, got {other:?}"),
-                ));
-            }
-        };
-
-        let jwt_secret = match env.get("JWT_SECRET") {
-            Some(secret) if secret.len() >= MIN_JWT_SECRET_BYTES => secret,
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "JWT_SECRET",
-                    format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"),
-                ));
-            }
-            None if environment == Environment::Development => DEV_JWT_SECRET.to_owned(),
-            None => {
-                return Err(ConfigError::new(
-                    "JWT_SECRET",
-                    "is required in production (set IMTICKET_ENV=development to use a dev default)",
-                ));
-            }
-        };
+        let environment = env.environment()?;
+        let jwt_secret = env.jwt_secret(environment)?;
 
         let bootstrap_admin = match (
             env.get("IMTICKET_BOOTSTRAP_ADMIN_EMAIL"),
@@ -260,6 +235,9 @@ pub struct OperatorConfig {
     pub db_acquire_timeout: Duration,
     /// A pending stream entry older than this is reported by `audit`.
     pub stream_claim_idle_ms: u64,
+    /// The deployment's token key and lifetime, for `seed --tokens-out`; the error says why
+    /// there is none (read as the services read it, but only needed by that command).
+    pub tokens: Result<(SecretString, Duration), ConfigError>,
 }
 
 impl OperatorConfig {
@@ -272,6 +250,12 @@ impl OperatorConfig {
             redis_timeout: env.redis_timeout()?,
             db_acquire_timeout: env.db_acquire_timeout()?,
             stream_claim_idle_ms: env.number("IMTICKET_STREAM_CLAIM_IDLE_MS", 30_000u64, 100..=86_400_000)?,
+            tokens: env.environment().and_then(|e| env.jwt_secret(e)).and_then(|secret| {
+                Ok((
+                    SecretString::from(secret),
+                    env.seconds("IMTICKET_JWT_TTL_SECONDS", 3600, 60..=86_400 * 30)?,
+                ))
+            }),
         })
     }
 }
@@ -326,6 +310,33 @@ struct Env<'a> {
 }
 
 impl Env<'_> {
+    fn environment(&self) -> Result<Environment, ConfigError> {
+        match self.get("IMTICKET_ENV").as_deref() {
+            None | Some("production") => Ok(Environment::Production),
+            Some("development") => Ok(Environment::Development),
+            Some(other) => Err(ConfigError::new(
+                "IMTICKET_ENV",
+                format!("expected `development` or `production`, got {other:?}"),
+            )),
+        }
+    }
+
+    /// `JWT_SECRET`, at least 32 bytes; in development the built-in one when unset.
+    fn jwt_secret(&self, environment: Environment) -> Result<String, ConfigError> {
+        match self.get("JWT_SECRET") {
+            Some(secret) if secret.len() >= MIN_JWT_SECRET_BYTES => Ok(secret),
+            Some(_) => Err(ConfigError::new(
+                "JWT_SECRET",
+                format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"),
+            )),
+            None if environment == Environment::Development => Ok(DEV_JWT_SECRET.to_owned()),
+            None => Err(ConfigError::new(
+                "JWT_SECRET",
+                "is required in production (set IMTICKET_ENV=development to use a dev default)",
+            )),
+        }
+    }
+
     /// A set, non-empty value; an empty variable counts as unset so `FOO=` means "default".
     fn get(&self, name: &str) -> Option<String> {
         (self.lookup)(name).filter(|v| !v.trim().is_empty())

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::app::password::PasswordHasher;
 use crate::domain::catalog::{RawSection, SeatLayout};
-use crate::infra::{catalog, users, wallets};
+use crate::infra::{catalog, users};
 
 /// What `imticket-admin seed` creates (its command-line arguments).
 #[derive(Debug, Clone, clap::Args)]
@@ -29,6 +29,11 @@ pub struct SeedPlan {
     /// Every seeded user's password (they are demo accounts).
     #[arg(long, default_value = "seeded-password")]
     pub password: String,
+    /// Also write the seeded users with an access token each (minted with the deployment's
+    /// JWT_SECRET, valid IMTICKET_JWT_TTL_SECONDS) to this JSON file, for load tests: logging
+    /// in thousands of fans would measure the deliberately slow password hash instead.
+    #[arg(long, value_name = "FILE")]
+    pub tokens_out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +43,8 @@ pub struct SeedReport {
     pub seats: u64,
     pub users: u32,
     pub seconds: f64,
+    /// The seeded users: (id, email).
+    pub fans: Vec<(Uuid, String)>,
 }
 
 /// Sections of up to 100 rows × 100 seats covering `seats` seats (the last one may be short).
@@ -95,26 +102,21 @@ pub async fn seed(db: &PgPool, plan: &SeedPlan) -> anyhow::Result<SeedReport> {
             }
         }
     }
-    // One hash for every demo account: hashing is deliberately slow.
+    // One hash for every demo account: hashing is deliberately slow. Users go in 10,000 at a
+    // time, each with its wallet and the ledger row of its points.
     let hash = PasswordHasher::new(1)?.hash(&plan.password).await?;
-    for u in 0..plan.users {
+    let ids: Vec<Uuid> = (0..plan.users).map(|_| Uuid::now_v7()).collect();
+    let emails: Vec<String> = (0..plan.users)
+        .map(|u| format!("fan{}-{}@seed.imticket.test", u + 1, &run[..8]))
+        .collect();
+    for (ids, emails) in ids.chunks(10_000).zip(emails.chunks(10_000)) {
         let mut tx = db.begin().await.context("begin")?;
-        let id = Uuid::now_v7();
-        let email = format!("fan{}-{}@seed.imticket.test", u + 1, &run[..8]);
-        let user = users::NewUser {
-            id,
-            email: &email,
-            name: "Seeded Fan",
-            role: "user",
-            password_hash: &hash,
-        };
-        users::insert_with_wallet(&mut tx, &user).await?;
-        if plan.points_per_user > 0 {
-            wallets::charge(&mut tx, id, plan.points_per_user).await?;
-        }
+        let inserted =
+            users::insert_many_with_points(&mut tx, ids, emails, &hash, "Seeded Fan", plan.points_per_user).await?;
         tx.commit().await?;
-        report.users += 1;
+        report.users += inserted as u32;
     }
+    report.fans = ids.into_iter().zip(emails).collect();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

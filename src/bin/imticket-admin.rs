@@ -316,6 +316,26 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
             let pool = admin.db.as_ref().context("no database")?;
             imticket::infra::db::migrate(pool).await?;
             let r = imticket::seed::seed(pool, &plan).await?;
+            if let Some(path) = &plan.tokens_out {
+                let (secret, ttl) = settings
+                    .config
+                    .tokens
+                    .as_ref()
+                    .map_err(|e| anyhow::anyhow!("--tokens-out: {e}"))?;
+                let tokens = imticket::app::tokens::TokenService::new(secret, *ttl);
+                let fans = r
+                    .fans
+                    .iter()
+                    .map(|(id, email)| {
+                        let token = tokens
+                            .issue(*id, imticket::domain::user::Role::User)
+                            .map_err(|e| anyhow::anyhow!("mint a token: {e:?}"))?;
+                        Ok(serde_json::json!({"user_id": id, "email": email, "access_token": token.access_token}))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                std::fs::write(path, serde_json::to_vec(&fans)?)
+                    .with_context(|| format!("write {}", path.display()))?;
+            }
             Ok(if admin.json {
                 serde_json::json!({"concerts": r.concerts, "schedules": r.schedules, "seats": r.seats, "users": r.users, "seconds": r.seconds}).to_string()
             } else {

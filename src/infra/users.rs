@@ -41,6 +41,43 @@ pub async fn insert_with_wallet(conn: &mut PgConnection, user: &NewUser<'_>) -> 
     Ok(())
 }
 
+/// Inserts users (one password hash for all: demo and load-test accounts), each with a wallet
+/// holding `points` and, when `points > 0`, the ledger row of that charge: one statement.
+pub async fn insert_many_with_points(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    emails: &[String],
+    password_hash: &str,
+    name: &str,
+    points: i64,
+) -> anyhow::Result<u64> {
+    let ledger: Vec<Uuid> = ids.iter().map(|_| Uuid::now_v7()).collect();
+    let inserted = sqlx::query_scalar!(
+        r#"WITH people AS (
+               INSERT INTO users (id, email, password_hash, name, role)
+               SELECT id, email, $3, $4, 'user' FROM UNNEST($1::uuid[], $2::text[]) AS t(id, email)
+               RETURNING id
+           ), wallets AS (
+               INSERT INTO wallets (user_id, balance) SELECT id, $5 FROM people RETURNING user_id
+           ), charges AS (
+               INSERT INTO point_transactions (id, user_id, amount, kind)
+               SELECT t.ledger, t.id, $5, 'charge' FROM UNNEST($1::uuid[], $6::uuid[]) AS t(id, ledger)
+               WHERE $5 > 0
+           )
+           SELECT count(*) AS "count!" FROM wallets"#,
+        ids,
+        emails,
+        password_hash,
+        name,
+        points,
+        &ledger
+    )
+    .fetch_one(conn)
+    .await
+    .context("insert users with points")?;
+    Ok(inserted as u64)
+}
+
 pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> anyhow::Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,

