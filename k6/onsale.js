@@ -12,12 +12,8 @@ import http from 'k6/http';
 import exec from 'k6/execution';
 import { check, sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
-import { SharedArray } from 'k6/data';
+import { API, FANS as ALL_FANS, adminHeaders, createSale, fanHeaders, joinAndWait, json, shuffled } from './lib/common.js';
 
-const BASE = __ENV.BASE_URL || 'http://127.0.0.1:8080';
-const API = `${BASE}/api/v1`;
-// One copy for all VUs (thousands of them), not one parsed file each.
-const ALL_FANS = new SharedArray('fans', () => JSON.parse(open(__ENV.FANS_FILE || '../.data/k6/fans.json')));
 const FANS = Math.min(Number(__ENV.FANS || ALL_FANS.length), ALL_FANS.length);
 const SEATS = Number(__ENV.SEATS || 1000);
 const OPEN_IN = Number(__ENV.OPEN_IN || 20);
@@ -52,74 +48,22 @@ export const options = {
   },
 };
 
-function json(res) {
-  try {
-    return res.json();
-  } catch (_) {
-    return null;
-  }
-}
-
 export function setup() {
-  const login = http.post(`${API}/auth/login`, JSON.stringify({
-    email: __ENV.ADMIN_EMAIL || 'admin@imticket.local',
-    password: __ENV.ADMIN_PASSWORD || 'admin-password',
-  }), { headers: { 'content-type': 'application/json' } });
-  check(login, { 'admin login 200': (r) => r.status === 200 });
-  const admin = { headers: { authorization: `Bearer ${login.json('access_token')}`, 'content-type': 'application/json' } };
   const opensAt = new Date(Date.now() + OPEN_IN * 1000);
-  const concert = http.post(`${API}/concerts`, JSON.stringify({
-    title: `On-sale ${opensAt.toISOString()}`, sale_opens_at: opensAt.toISOString(),
-  }), admin);
-  check(concert, { 'concert 201': (r) => r.status === 201 });
-  const schedule = http.post(`${API}/concerts/${concert.json('id')}/schedules`, JSON.stringify({
-    starts_at: new Date(Date.now() + 30 * 86400 * 1000).toISOString(),
-  }), admin);
-  check(schedule, { 'schedule 201': (r) => r.status === 201 });
-  const rows = Math.ceil(SEATS / 50);
-  const job = http.post(`${API}/schedules/${schedule.json('id')}/seats?mode=inline`, JSON.stringify({
-    sections: [{ name: 'Floor', rows, seats_per_row: Math.min(50, SEATS), price: 100 }],
-  }), admin);
-  check(job, { 'seats accepted': (r) => r.status === 201 || r.status === 202 });
-  const jobId = job.json('job_id') || job.json('id');
-  for (let i = 0; i < 600; i++) {
-    if (http.get(`${API}/jobs/${jobId}`).json('status') === 'done') break;
-    sleep(0.1);
-  }
-  return { concert: concert.json('id'), schedule: schedule.json('id'), opensAt: opensAt.getTime(), seats: rows * Math.min(50, SEATS) };
-}
-
-function shuffled(list) {
-  const a = list.slice();
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
+  const sale = createSale(adminHeaders(), `On-sale ${opensAt.toISOString()}`, SEATS, opensAt);
+  return { ...sale, opensAt: opensAt.getTime() };
 }
 
 export default function (data) {
   const fan = ALL_FANS[(exec.vu.idInTest - 1) % ALL_FANS.length];
-  const auth = { authorization: `Bearer ${fan.access_token}`, 'content-type': 'application/json' };
-  // Fans arrive over the seconds before the opening.
+  // Fans arrive over the seconds before the opening, then wait for their turn as told.
   sleep(Math.random() * Math.max(1, OPEN_IN - 5));
-  const joined = http.post(`${API}/concerts/${data.concert}/queue`, null, { headers: auth, tags: { name: 'join' } });
-  check(joined, { 'join 200': (r) => r.status === 200 });
-  const queueToken = joined.json('queue_token');
-  if (!queueToken) return;
-  const queue = { headers: { ...auth, 'x-queue-token': queueToken } };
-  // Wait for the turn, as a client does: ask again after poll_after_seconds.
-  let status = joined.json();
-  while (status && status.status !== 'active') {
-    if (status.status === 'sold_out' || status.status === 'expired') {
-      soldOutFans.add(1);
-      return;
-    }
-    sleep(Math.min(Math.max(status.poll_after_seconds || 1, 0.2), 5));
-    const res = http.get(`${API}/queue/status`, { headers: queue.headers, tags: { name: 'status' } });
-    check(res, { 'status 200': (r) => r.status === 200 });
-    status = json(res);
+  const { token, status } = joinAndWait(data.concert, fan);
+  if (status !== 'active') {
+    if (status === 'sold_out' || status === 'expired') soldOutFans.add(1);
+    return;
   }
+  const queue = fanHeaders(fan, token);
   const active = Date.now();
   waitToActive.add(active - Math.max(data.opensAt, 0));
   const want = 1 + Math.floor(Math.random() * 2);

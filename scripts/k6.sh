@@ -6,8 +6,10 @@
 #      secret, so no load test spends its time in the deliberately slow password hash);
 #   3. runs k6/<scenario>.js with the web dashboard exported as HTML and every sample as CSV;
 #   4. runs `imticket-admin audit` and fails if it finds anything; stops the system.
+#   5. measures the same run's references: pgbench TPC-B and redis-benchmark on the same
+#      servers (REFERENCE=0 skips them).
 # Results: .data/k6/<scenario>-<UTC time>/ (summary.json, report.html, samples.csv.gz, audit.txt,
-# plot.png for the on-sale).
+# reference.txt, plot.png for the on-sale).
 #   scripts/k6.sh onsale                        FANS=3000 SEATS=1000 RATE=200 CAPACITY=300
 #   FANS=5000 SEATS=2000 scripts/k6.sh onsale
 #   scripts/k6.sh load-test | queue-concurrency-test | seat-contention | cache-compare
@@ -75,6 +77,22 @@ else
   cat "$out/audit.txt"
   log "audit found violations"
   status=1
+fi
+# The same run's references on the same servers (the machine is shared; compare ratios):
+# pgbench TPC-B on run.sh's PostgreSQL, redis-benchmark on its Redis.
+if [ "${REFERENCE:-1}" = 1 ]; then
+  pg_port=${IMTICKET_PG_PORT:-55432} redis_port=${IMTICKET_REDIS_PORT:-56379}
+  pgbench=$(pg_bindir)/pgbench
+  [ -x "$pgbench" ] || pgbench=$(command -v pgbench)
+  {
+    psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -c 'DROP DATABASE IF EXISTS pgbench' -c 'CREATE DATABASE pgbench' postgres
+    "$pgbench" -h 127.0.0.1 -p "$pg_port" -U postgres -i -s 10 -q pgbench 2>&1 | tail -1
+    echo "pgbench TPC-B -c 16 -j 2 -T 15:"
+    "$pgbench" -h 127.0.0.1 -p "$pg_port" -U postgres -c 16 -j 2 -T 15 pgbench 2>&1 | grep -E 'latency average|^tps'
+    echo "redis-benchmark -q -n 200000 -c 50 -t set,get,incr,zadd:"
+    redis-benchmark -p "$redis_port" -q -n 200000 -c 50 -t set,get,incr,zadd 2>&1 | tr '\r' '\n' | grep -E 'requests per second'
+  } >"$out/reference.txt" 2>&1 || log "reference measurements failed (see $out/reference.txt)"
+  cat "$out/reference.txt"
 fi
 if [ "$scenario" = onsale ] && [ -s "$out/samples.csv.gz" ]; then
   python3 scripts/plot-k6.py "$out/samples.csv.gz" "$out/plot.png" || log "plot failed (matplotlib missing?)"

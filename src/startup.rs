@@ -81,6 +81,10 @@ impl Application {
                 .configure(api::configure(deps))
                 .default_service(web::to(api::error::not_found))
         })
+        // Fans in a line poll every 2–30 s (poll_after_seconds) on one connection: with actix's
+        // 5 s default the server closed idle connections just as clients reused them (k6 saw
+        // EOFs in the on-sale). Longer than any poll interval, as load balancers do (60–75 s).
+        .keep_alive(std::time::Duration::from_secs(75))
         // Our signal handler owns shutdown; the server stops gracefully when it cancels.
         .disable_signals()
         .shutdown_signal(shutdown.cancelled_owned())
