@@ -37,6 +37,9 @@ export function setup() {
     ids.push(res.json('id'));
   }
   const sale = createSale(admin, 'Cache compare: seat map', SEATS);
+  const map = http.get(`${API}/schedules/${sale.schedule}/seats`);
+  check(map, { 'the map has every seat': (r) => r.json('seats').length === sale.seats });
+  console.log(`seat map: ${map.json('seats').length} seats, ${map.body.length} bytes`);
   return { ids, hot: sale.concert, schedule: sale.schedule };
 }
 

