@@ -6,7 +6,7 @@
 //   scripts/k6.sh seat-contention          (CAPACITY must admit everyone: scripts/k6.sh sets it)
 import http from 'k6/http';
 import exec from 'k6/execution';
-import { check } from 'k6';
+import { check, sleep } from 'k6';
 import { Counter } from 'k6/metrics';
 import { API, FANS as ALL_FANS, adminHeaders, createSale, fanHeaders, joinAndWait, json, shuffled } from './lib/common.js';
 
@@ -23,6 +23,9 @@ export const options = {
   teardownTimeout: '300s',
   scenarios: {
     contention: { executor: 'per-vu-iterations', vus: FANS, iterations: 1, maxDuration: __ENV.MAX_DURATION || '5m' },
+    // Meanwhile and after: one observer reads the map every second (it never shows more
+    // seats taken than exist); it also makes the run long enough for k6's HTML report.
+    observer: { executor: 'constant-vus', vus: 1, duration: __ENV.OBSERVE || '15s', exec: 'observe' },
   },
   summaryTrendStats: ['avg', 'med', 'p(95)', 'p(99)', 'max'],
   thresholds: {
@@ -63,6 +66,14 @@ export default function (data) {
     if (pay.status === 201) paidSeats.add(seats.length);
     return;
   }
+}
+
+export function observe(data) {
+  const map = json(http.get(`${API}/schedules/${data.schedule}/seats`, { tags: { name: 'observer map' } }))?.seats || [];
+  const taken = map.filter((s) => s.status !== 'available').length;
+  if (taken > data.seats) oversold.add(1);
+  check(map, { 'observer: the whole map': (m) => m.length === data.seats });
+  sleep(1);
 }
 
 export function teardown(data) {

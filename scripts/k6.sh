@@ -68,7 +68,7 @@ status=0
 # summary.json: the script's handleSummary writes it (onsale), else k6's summary export.
 summary=()
 grep -q 'export function handleSummary' "k6/$scenario.js" || summary=(--summary-export "$out/summary.json")
-K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT="$out/report.html" K6_WEB_DASHBOARD_PORT=-1 \
+K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT="$out/report.html" K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_PERIOD=1s \
   k6 run --quiet --out "csv=$out/samples.csv.gz" "${summary[@]}" \
   -e BASE_URL="http://$http_addr" -e FANS_FILE="$out/fans.json" -e SUMMARY="$out/summary.json" \
   "$@" "k6/$scenario.js" || status=$?
