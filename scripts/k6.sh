@@ -38,26 +38,15 @@ export JWT_SECRET="k6-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export IMTICKET_QUEUE_PROMOTE_PER_SECOND=${RATE:-200} IMTICKET_QUEUE_ACTIVE_CAPACITY=${CAPACITY:-300}
 export IMTICKET_JWT_TTL_SECONDS=7200
 http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080}
-run_pid=""
 stop() {
   trap - EXIT INT TERM
-  if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then
-    kill -TERM "$run_pid" 2>/dev/null || true
-    wait "$run_pid" 2>/dev/null || true
-  fi
+  stop_system
 }
 trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 log "starting scripts/run.sh (output in $out/run.log)"
-scripts/run.sh >"$out/run.log" 2>&1 &
-run_pid=$!
-deadline=$((SECONDS + 900))
-until curl -fsS "http://$http_addr/health/ready" >/dev/null 2>&1; do
-  kill -0 "$run_pid" 2>/dev/null || { tail -20 "$out/run.log" >&2; die "scripts/run.sh stopped"; }
-  [ $SECONDS -lt $deadline ] || die "the system was not ready after 900 s"
-  sleep 1
-done
+start_system "$out/run.log"
 admin=(target/release/imticket-admin --env-file "$system_dir/run.env")
 
 log "seeding $FANS fans with points"

@@ -29,7 +29,6 @@ prom="http://127.0.0.1:$prom_port"
 (exec 3<>"/dev/tcp/127.0.0.1/$prom_port") 2>/dev/null && die "port $prom_port is taken (IMTICKET_PROMETHEUS_PORT)"
 
 work=$(mktemp -d /tmp/imticket-observe.XXXXXX)
-run_pid=""
 prom_pid=""
 stop() {
   trap - EXIT INT TERM
@@ -38,10 +37,7 @@ stop() {
     wait "$prom_pid" 2>/dev/null || true
     log "prometheus stopped"
   fi
-  if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then
-    kill -TERM "$run_pid" 2>/dev/null || true
-    wait "$run_pid" 2>/dev/null || true
-  fi
+  stop_system
   rm -rf "$work"
 }
 trap stop EXIT
@@ -50,15 +46,7 @@ trap 'exit 143' TERM
 
 # 1. The system, as scripts/run.sh runs it (its output goes to a log; its logs to .data/logs).
 log "starting scripts/run.sh (output in $work/run.log)"
-scripts/run.sh >"$work/run.log" 2>&1 &
-run_pid=$!
-ready() { curl -fsS "http://$http_addr/health/ready" && curl -fsS "http://$metrics_addr/health/live"; }
-deadline=$((SECONDS + 900)) # the first run builds the release binaries
-until ready >/dev/null 2>&1; do
-  kill -0 "$run_pid" 2>/dev/null || { tail -20 "$work/run.log" >&2; die "scripts/run.sh stopped before the system was ready"; }
-  [ $SECONDS -lt $deadline ] || die "the system was not ready after 900 s (see $work/run.log)"
-  sleep 1
-done
+start_system "$work/run.log"
 log "the API ($http_addr) and the workers ($metrics_addr) are up"
 
 # 2. Prometheus with the repository's rules and the local targets.
@@ -143,4 +131,4 @@ if $check_only; then
 fi
 [ "$failed" = 0 ] || log "a check failed (above); the system keeps running for a look"
 log "Prometheus: $prom (alerts: $prom/alerts) — Ctrl-C stops Prometheus and the system"
-wait "$run_pid"
+wait "$SYSTEM_PID"

@@ -151,3 +151,28 @@ bench_services_start() {
   export DATABASE_URL="postgres://postgres@127.0.0.1:$BENCH_PG_PORT/bench" REDIS_URL="redis://127.0.0.1:$BENCH_REDIS_PORT"
   export BENCH_PG_PORT BENCH_REDIS_PORT
 }
+
+# start_system LOG: scripts/run.sh in the background (pid in SYSTEM_PID, output in LOG), waited
+# for until the API is ready and the workers live; dies showing run.sh's output if it stops
+# first. The first run builds the release binaries, hence the long deadline.
+start_system() {
+  local log=$1
+  local http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080} metrics_addr=${IMTICKET_WORKER_METRICS_ADDR:-127.0.0.1:9100}
+  scripts/run.sh >"$log" 2>&1 &
+  SYSTEM_PID=$!
+  local deadline=$((SECONDS + 900))
+  until curl -fsS "http://$http_addr/health/ready" >/dev/null 2>&1 &&
+    curl -fsS "http://$metrics_addr/health/live" >/dev/null 2>&1; do
+    kill -0 "$SYSTEM_PID" 2>/dev/null || { tail -20 "$log" >&2; die "scripts/run.sh stopped before the system was ready"; }
+    [ $SECONDS -lt $deadline ] || die "the system was not ready after 900 s (see $log)"
+    sleep 1
+  done
+}
+
+# stop_system: stops what start_system started (SIGTERM: run.sh stops everything cleanly).
+stop_system() {
+  if [ -n "${SYSTEM_PID:-}" ] && kill -0 "$SYSTEM_PID" 2>/dev/null; then
+    kill -TERM "$SYSTEM_PID" 2>/dev/null || true
+    wait "$SYSTEM_PID" 2>/dev/null || true
+  fi
+}
