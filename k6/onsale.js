@@ -10,9 +10,9 @@
 // ADMIN_EMAIL / ADMIN_PASSWORD (run.sh's development admin), SUMMARY (summary JSON path).
 import http from 'k6/http';
 import exec from 'k6/execution';
-import { check, sleep } from 'k6';
+import { sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
-import { API, FANS as ALL_FANS, adminHeaders, createSale, fanHeaders, joinAndWait, json, shuffled } from './lib/common.js';
+import { API, FANS as ALL_FANS, adminHeaders, buy, createSale, fanHeaders, joinAndWait } from './lib/common.js';
 
 const FANS = Math.min(Number(__ENV.FANS || ALL_FANS.length), ALL_FANS.length);
 const SEATS = Number(__ENV.SEATS || 1000);
@@ -66,34 +66,15 @@ export default function (data) {
   const queue = fanHeaders(fan, token);
   const active = Date.now();
   waitToActive.add(active - Math.max(data.opensAt, 0));
-  const want = 1 + Math.floor(Math.random() * 2);
-  for (let attempt = 0; attempt < 8; attempt++) {
-    const map = http.get(`${API}/schedules/${data.schedule}/seats`, { tags: { name: 'seat map' } });
-    const free = (json(map)?.seats || []).filter((s) => s.status === 'available').map((s) => s.id);
-    if (free.length === 0) {
-      soldOutFans.add(1);
-      http.del(`${API}/queue`, null, { headers: queue.headers, tags: { name: 'leave' } });
-      return;
-    }
-    const seats = shuffled(free).slice(0, Math.min(want, free.length));
-    const hold = http.post(`${API}/reservations`, JSON.stringify({ schedule_id: data.schedule, seat_ids: seats }),
-      { headers: queue.headers, tags: { name: 'hold' } });
-    if (hold.status === 409) {
-      holdConflicts.add(1);
-      continue;
-    }
-    check(hold, { 'hold 201': (r) => r.status === 201 });
-    if (hold.status !== 201) return;
-    const pay = http.post(`${API}/reservations/${hold.json('id')}/payments`, null, {
-      headers: { ...queue.headers, 'idempotency-key': `onsale-${hold.json('id')}` }, tags: { name: 'pay' },
-    });
-    check(pay, { 'pay 201': (r) => r.status === 201 });
-    if (pay.status === 201) {
-      tickets.add(1);
-      seatsSold.add(seats.length);
-      activeToTicket.add(Date.now() - active);
-    }
-    return;
+  const { outcome, seats, conflicts } = buy(data.schedule, queue, 1 + Math.floor(Math.random() * 2));
+  holdConflicts.add(conflicts);
+  if (outcome === 'sold_out') {
+    soldOutFans.add(1);
+    http.del(`${API}/queue`, null, { headers: queue.headers, tags: { name: 'leave' } });
+  } else if (outcome === 'paid') {
+    tickets.add(1);
+    seatsSold.add(seats.length);
+    activeToTicket.add(Date.now() - active);
   }
 }
 

@@ -8,7 +8,7 @@ import http from 'k6/http';
 import exec from 'k6/execution';
 import { check, sleep } from 'k6';
 import { Counter } from 'k6/metrics';
-import { API, FANS as ALL_FANS, adminHeaders, createSale, fanHeaders, joinAndWait, json, shuffled } from './lib/common.js';
+import { API, FANS as ALL_FANS, adminHeaders, buy, createSale, fanHeaders, joinAndWait, json } from './lib/common.js';
 
 const FANS = Math.min(Number(__ENV.FANS || ALL_FANS.length), ALL_FANS.length);
 const SEATS = Number(__ENV.SEATS || 50);
@@ -46,26 +46,9 @@ export default function (data) {
   const { token, status } = joinAndWait(data.concert, fan);
   if (status !== 'active') return;
   const queue = fanHeaders(fan, token);
-  const want = 1 + Math.floor(Math.random() * 2);
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const free = (json(http.get(`${API}/schedules/${data.schedule}/seats`, { tags: { name: 'seat map' } }))?.seats || [])
-      .filter((s) => s.status === 'available').map((s) => s.id);
-    if (free.length === 0) return;
-    const seats = shuffled(free).slice(0, Math.min(want, free.length));
-    const hold = http.post(`${API}/reservations`, JSON.stringify({ schedule_id: data.schedule, seat_ids: seats }),
-      { headers: queue.headers, tags: { name: 'hold' } });
-    if (hold.status === 409) {
-      conflicts.add(1);
-      continue;
-    }
-    check(hold, { 'hold 201': (r) => r.status === 201 });
-    if (hold.status !== 201) return;
-    const pay = http.post(`${API}/reservations/${hold.json('id')}/payments`, null,
-      { headers: { ...queue.headers, 'idempotency-key': `contention-${hold.json('id')}` }, tags: { name: 'pay' } });
-    check(pay, { 'pay 201': (r) => r.status === 201 });
-    if (pay.status === 201) paidSeats.add(seats.length);
-    return;
-  }
+  const { outcome, seats, conflicts: lost } = buy(data.schedule, queue, 1 + Math.floor(Math.random() * 2), 10);
+  conflicts.add(lost);
+  if (outcome === 'paid') paidSeats.add(seats.length);
 }
 
 export function observe(data) {

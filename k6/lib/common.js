@@ -86,3 +86,30 @@ export function shuffled(list) {
   }
   return a;
 }
+
+/// What an active fan does: reads the seat map, holds `want` random free seats (another pick
+/// after a 409, up to `attempts` times) and pays the hold with an Idempotency-Key.
+/// Returns { outcome, seats, conflicts }: outcome `paid`, `sold_out` (no free seat left),
+/// `failed` (an unexpected answer) or `gave_up` (every attempt lost its seats).
+export function buy(schedule, queue, want, attempts = 8) {
+  let conflicts = 0;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const map = http.get(`${API}/schedules/${schedule}/seats`, { tags: { name: 'seat map' } });
+    const free = (json(map)?.seats || []).filter((s) => s.status === 'available').map((s) => s.id);
+    if (free.length === 0) return { outcome: 'sold_out', seats: [], conflicts };
+    const seats = shuffled(free).slice(0, Math.min(want, free.length));
+    const hold = http.post(`${API}/reservations`, JSON.stringify({ schedule_id: schedule, seat_ids: seats }),
+      { headers: queue.headers, tags: { name: 'hold' } });
+    if (hold.status === 409) {
+      conflicts += 1;
+      continue;
+    }
+    if (!check(hold, { 'hold 201': (r) => r.status === 201 })) return { outcome: 'failed', seats: [], conflicts };
+    const pay = http.post(`${API}/reservations/${hold.json('id')}/payments`, null, {
+      headers: { ...queue.headers, 'idempotency-key': `buy-${hold.json('id')}` }, tags: { name: 'pay' },
+    });
+    const paid = check(pay, { 'pay 201': (r) => r.status === 201 });
+    return { outcome: paid ? 'paid' : 'failed', seats: paid ? seats : [], conflicts };
+  }
+  return { outcome: 'gave_up', seats: [], conflicts };
+}
