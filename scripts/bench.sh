@@ -5,7 +5,7 @@
 #   scripts/bench.sh                 all benchmarks
 #   EVENTS=1000000 scripts/bench.sh  more events for the no-op run
 #   BENCH_BIN=DIR scripts/bench.sh   binaries from DIR instead of a fresh release build
-#                                    (to compare two builds in one session)
+#                                    (to compare two builds in one session; bench_binaries)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -14,11 +14,7 @@ ensure_rust
 command -v redis-benchmark >/dev/null 2>&1 || die "redis-benchmark not found (apt-get install -y redis-tools)"
 
 events=${EVENTS:-500000}
-bin=${BENCH_BIN:-target/release}
-if [ -z "${BENCH_BIN:-}" ]; then
-  log "building imticket-bench (release)"
-  cargo build --quiet --release --bin imticket-bench --bin imticket-admin
-fi
+bench_binaries
 bench_services_start
 redis_port=$BENCH_REDIS_PORT
 export IMTICKET_ENV=development RUST_LOG=warn

@@ -125,6 +125,28 @@ pg_createdb() {
   fi
 }
 
+# bench_binaries: where the benchmarks take ImTicket's binaries from, the same way in every
+# bench script; sets `bin` to that directory.
+#   BENCH_BIN=DIR       the binaries already in DIR (nothing is built; to compare two builds
+#                       in one session, e.g. BENCH_BIN=/elsewhere/target/release)
+#   otherwise           a release build of the product's binaries and imticket-bench, now
+#   BENCH_PROFILE=dev   a dev build instead (target/debug)
+bench_binaries() {
+  if [ -n "${BENCH_BIN:-}" ]; then
+    bin=$BENCH_BIN
+  else
+    local profile=${BENCH_PROFILE:-release}
+    log "building the binaries and imticket-bench ($profile)"
+    cargo build --quiet --profile "$profile" --bin imticket-api --bin imticket-worker --bin imticket-admin \
+      --package imticket-bench
+    bin=target/$([ "$profile" = dev ] && echo debug || echo "$profile")
+  fi
+  local b
+  for b in imticket-api imticket-worker imticket-admin imticket-bench; do
+    [ -x "$bin/$b" ] || die "$bin/$b not found (BENCH_BIN=$bin)"
+  done
+}
+
 # bench_services_start: a private PostgreSQL (default durability) and Redis (./redis.conf) for
 # benchmarks, stopped on exit. Exports DATABASE_URL, REDIS_URL, BENCH_PG_PORT, BENCH_REDIS_PORT.
 bench_pids=()

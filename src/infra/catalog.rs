@@ -286,32 +286,6 @@ pub async fn insert_seats(conn: &mut PgConnection, schedule_id: Uuid, seats: &Se
     Ok(result.rows_affected())
 }
 
-/// One seat per statement: the "before" of the benchmark in docs/PERFORMANCE.md.
-pub async fn insert_seat_row_by_row(
-    conn: &mut PgConnection,
-    schedule_id: Uuid,
-    id: Uuid,
-    section: &str,
-    row: i32,
-    number: i32,
-    price: i64,
-) -> anyhow::Result<u64> {
-    let result = sqlx::query!(
-        "INSERT INTO seats (id, schedule_id, section, row_number, seat_number, price) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT ON CONSTRAINT seats_position_key DO NOTHING",
-        id,
-        schedule_id,
-        section,
-        row,
-        number,
-        price
-    )
-    .execute(conn)
-    .await
-    .context("insert seat")?;
-    Ok(result.rows_affected())
-}
-
 /// Adds `delta` to the schedule's available seats through the slot of this connection's
 /// backend (`pg_backend_pid() % 64`): concurrent transactions of one schedule run on different
 /// connections, so they rarely wait for the same row.

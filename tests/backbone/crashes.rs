@@ -12,9 +12,8 @@ use tokio_util::sync::CancellationToken;
 use crate::support::*;
 
 fn spawn_consumer(b: &Backbone, key: &str, group: &str, delay_ms: u64, extra: &[(&str, &str)]) -> KillOnDrop {
-    let mut cmd = b.command(BENCH);
+    let mut cmd = b.command(PROBE);
     cmd.args([
-        "consume",
         "--stream-key",
         key,
         "--group",

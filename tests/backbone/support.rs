@@ -17,7 +17,8 @@ pub use crate::helpers::{KillOnDrop, signal, wait_exit};
 use crate::helpers::{config_from, test_env};
 use crate::servers::Redis;
 
-pub const BENCH: &str = env!("CARGO_BIN_EXE_imticket-bench");
+/// The probe consumer process (`src/bin/imticket-probe.rs`) that the crash tests kill.
+pub const PROBE: &str = env!("CARGO_BIN_EXE_imticket-probe");
 pub const WORKER: &str = env!("CARGO_BIN_EXE_imticket-worker");
 pub const ADMIN: &str = env!("CARGO_BIN_EXE_imticket-admin");
 

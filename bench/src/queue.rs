@@ -2,6 +2,7 @@
 //! opening of a pre-queue, and how many Redis commands each request costs.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,82 @@ use imticket::infra::waiting_room::{Admission, WaitingRoom};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::load::{self, Report};
+use crate::load::{self, Report};
+
+/// GET `path` `requests` times over `connections` keep-alive connections, each sending
+/// back to back: requests/s, p50/p99, errors (the HTTP floor with `/health/live`).
+#[derive(clap::Args)]
+pub struct HttpLoad {
+    #[arg(long)]
+    pub addr: String,
+    #[arg(long, default_value = "/health/live")]
+    pub path: String,
+    #[arg(long, default_value_t = 100_000)]
+    pub requests: usize,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+}
+
+/// `requests` joins of a concert's waiting room, each by a fresh user (access tokens minted
+/// with JWT_SECRET); the queue tokens are written to `tokens_out`. Also the Redis commands
+/// per join (INFO commandstats before and after).
+#[derive(clap::Args)]
+pub struct QueueJoin {
+    #[arg(long)]
+    pub addr: String,
+    #[arg(long)]
+    pub concert: Uuid,
+    #[arg(long, default_value_t = 100_000)]
+    pub requests: usize,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    #[arg(long)]
+    pub tokens_out: PathBuf,
+}
+
+/// `GET /queue/status` with the queue tokens of `tokens_file` in turn (`requests` 0: each
+/// once), and the Redis commands per status call.
+#[derive(clap::Args)]
+pub struct QueueStatus {
+    #[arg(long)]
+    pub addr: String,
+    #[arg(long)]
+    pub tokens_file: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub requests: usize,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+}
+
+/// With a pre-queue joined (tokens in `tokens_file`) before `opens_at_ms`: the time from
+/// the opening until the last joiner, then every joiner, is told a position; then the
+/// promoter's round on that line.
+#[derive(clap::Args)]
+pub struct QueueOpen {
+    #[arg(long)]
+    pub addr: String,
+    #[arg(long)]
+    pub concert: Uuid,
+    #[arg(long)]
+    pub tokens_file: PathBuf,
+    /// Unix ms.
+    #[arg(long)]
+    pub opens_at_ms: i64,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+}
+
+/// Prints `EVALSHA <sha> <numkeys> <keys> <args>` for redis-benchmark: the real join script
+/// (fresh users via __rand_int__) or status script (an entry from the middle of `tokens_file`).
+#[derive(clap::Args)]
+pub struct QueueEvalshaArgs {
+    #[arg(long)]
+    pub script: String,
+    #[arg(long)]
+    pub concert: Uuid,
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+}
 
 /// Every run stops here at the latest, finished or not (what it did is reported).
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -82,7 +158,14 @@ fn statuses(answers: &[Option<load::Answer>]) -> (BTreeMap<String, usize>, Vec<V
 }
 
 /// `http-load`: GET `path` `requests` times (the floor is `/health/live`).
-pub async fn http_load(addr: &str, path: &str, requests: usize, connections: usize) -> anyhow::Result<()> {
+pub async fn http_load(args: &HttpLoad) -> anyhow::Result<()> {
+    let HttpLoad {
+        addr,
+        path,
+        requests,
+        connections,
+    } = args;
+    let (addr, requests, connections) = (addr.as_str(), *requests, *connections);
     let one = load::request("GET", path, addr, &[]);
     let report = load::run(addr, Arc::new(vec![one; requests]), connections, false, DEADLINE).await?;
     println!("{}", report.summary(&format!("GET {path}"), connections));
@@ -92,14 +175,15 @@ pub async fn http_load(addr: &str, path: &str, requests: usize, connections: usi
 /// `queue-join`: `requests` joins of `concert`'s line, each by a fresh user (an access token
 /// minted here with the API's JWT_SECRET); writes the queue tokens, in join order, to
 /// `tokens_out`.
-pub async fn join(
-    deps: &Deps,
-    addr: &str,
-    concert: Uuid,
-    requests: usize,
-    connections: usize,
-    tokens_out: &std::path::Path,
-) -> anyhow::Result<()> {
+pub async fn join(deps: &Deps, args: &QueueJoin) -> anyhow::Result<()> {
+    let QueueJoin {
+        addr,
+        concert,
+        requests,
+        connections,
+        tokens_out,
+    } = args;
+    let (addr, concert, requests, connections) = (addr.as_str(), *concert, *requests, *connections);
     let minted = Instant::now();
     let path = format!("/api/v1/concerts/{concert}/queue");
     let mut all = Vec::with_capacity(requests);
@@ -172,13 +256,14 @@ fn positions_are_a_line(bodies: &[Value]) -> anyhow::Result<usize> {
 }
 
 /// `queue-status`: `requests` status calls with the tokens of `tokens_file` in turn.
-pub async fn status(
-    deps: &Deps,
-    addr: &str,
-    tokens_file: &std::path::Path,
-    requests: usize,
-    connections: usize,
-) -> anyhow::Result<()> {
+pub async fn status(deps: &Deps, args: &QueueStatus) -> anyhow::Result<()> {
+    let QueueStatus {
+        addr,
+        tokens_file,
+        requests,
+        connections,
+    } = args;
+    let (addr, requests, connections) = (addr.as_str(), *requests, *connections);
     let tokens = read_tokens(tokens_file)?;
     let requests = if requests == 0 { tokens.len() } else { requests };
     let all = status_requests(addr, &tokens, requests);
@@ -198,14 +283,15 @@ pub async fn status(
 /// `queue-open`: with the pre-queue of `tokens_file` joined before `opens_at_ms`, measures
 /// from the opening until the last joiner's status shows a position, then one status call for
 /// every joiner (all must be `waiting` with positions 1..=n), then promoter rounds on the line.
-pub async fn open(
-    deps: &Deps,
-    addr: &str,
-    concert: Uuid,
-    tokens_file: &std::path::Path,
-    opens_at_ms: i64,
-    connections: usize,
-) -> anyhow::Result<()> {
+pub async fn open(deps: &Deps, args: &QueueOpen) -> anyhow::Result<()> {
+    let QueueOpen {
+        addr,
+        concert,
+        tokens_file,
+        opens_at_ms,
+        connections,
+    } = args;
+    let (addr, concert, opens_at_ms, connections) = (addr.as_str(), *concert, *opens_at_ms, *connections);
     let tokens = read_tokens(tokens_file)?;
     let room = WaitingRoom::new(&deps.redis, &deps.keys, concert);
     let before = room.stats(concert).await?;
@@ -301,12 +387,8 @@ pub async fn open(
 
 /// `queue-evalsha-args`: the arguments for `redis-benchmark` to run the real join or status
 /// script on `concert`'s keys (the status of the entry in `tokens_file`'s middle).
-pub fn evalsha_args(
-    deps: &Deps,
-    script: &str,
-    concert: Uuid,
-    tokens_file: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
+pub fn evalsha_args(deps: &Deps, args: &QueueEvalshaArgs) -> anyhow::Result<()> {
+    let (script, concert, tokens_file) = (args.script.as_str(), args.concert, args.tokens_file.as_deref());
     let (join, status) = imticket::infra::waiting_room::script_hashes();
     let keys = deps.keys.queue(concert);
     let mut args: Vec<String> = Vec::new();
