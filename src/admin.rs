@@ -4,18 +4,18 @@
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use redis::aio::ConnectionManager;
+
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::events::Stream;
 use crate::infra::redis::Redis;
-use crate::infra::waiting_room::{self, QueueStats, WaitingRoom};
-use crate::keys::Keys;
-use crate::stream::EntryId;
+use crate::infra::redis::keys::Keys;
+use crate::infra::redis::protocol::EntryId;
+use crate::infra::redis::streams::{self, StreamStats};
+use crate::infra::redis::waiting_room::{self, QueueStats, WaitingRoom};
 use crate::stream::dead_letter::{self, DeadLetter};
-use crate::stream::maintenance::{self, StreamStats};
 
 pub struct Admin {
     pub keys: Keys,
@@ -47,7 +47,7 @@ impl Admin {
         self.redis.as_ref().context("REDIS_URL: is required for this command")
     }
 
-    async fn redis(&self) -> anyhow::Result<ConnectionManager> {
+    async fn redis(&self) -> anyhow::Result<crate::infra::redis::Connection> {
         self.redis_handle()?.connection().await
     }
 
@@ -63,7 +63,7 @@ impl Admin {
         let mut all: Vec<StreamStats> = Vec::new();
         let mut conn = self.redis().await?;
         for key in &keys {
-            if let Some(stats) = maintenance::stream_stats(&mut conn, key).await? {
+            if let Some(stats) = streams::stats(&mut conn, key).await? {
                 all.push(stats);
             }
         }
@@ -268,19 +268,19 @@ impl Admin {
     pub async fn audit(&mut self, claim_idle_ms: u64) -> anyhow::Result<String> {
         let mut violations = {
             let mut conn = self.db()?.acquire().await.context("connect to PostgreSQL")?;
-            crate::infra::audit::database(&mut conn).await?
+            crate::infra::postgres::audit::database(&mut conn).await?
         };
         if let Ok(mut conn) = self.redis().await {
             for stream in Stream::ALL {
                 let key = self.keys.stream(stream);
-                let Some(stats) = maintenance::stream_stats(&mut conn, &key).await? else {
+                let Some(stats) = streams::stats(&mut conn, &key).await? else {
                     continue;
                 };
                 for group in stats.groups {
                     if let Some(age) = group.oldest_pending_age_ms
                         && age > claim_idle_ms
                     {
-                        violations.push(crate::infra::audit::Violation {
+                        violations.push(crate::infra::postgres::audit::Violation {
                             check: "I5",
                             detail: format!(
                                 "{key} group {}: an entry pending for {} (claim idle {})",
@@ -309,7 +309,7 @@ impl Admin {
 
     pub async fn outbox_status(&mut self) -> anyhow::Result<String> {
         let mut conn = self.db()?.acquire().await.context("connect to PostgreSQL")?;
-        let status = crate::infra::outbox::status(&mut conn).await?;
+        let status = crate::infra::postgres::outbox::status(&mut conn).await?;
         if self.json {
             return Ok(serde_json::to_string_pretty(&status)?);
         }

@@ -15,7 +15,6 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod infra;
-pub mod keys;
 pub mod retry;
 pub mod root;
 pub mod seed;

@@ -9,9 +9,9 @@ use crate::app::password::PasswordHasher;
 use crate::app::tokens::TokenService;
 use crate::cache::{CacheStore, LookAside, NearCache};
 use crate::config::Config;
-use crate::infra::outbox::Publisher;
+use crate::infra::publisher::Publisher;
 use crate::infra::redis::Redis;
-use crate::keys::Keys;
+use crate::infra::redis::keys::Keys;
 use crate::stream::StreamRuntime;
 
 /// Concert details kept per API process at most (each a few kilobytes).
@@ -20,7 +20,7 @@ const NEAR_CAPACITY: usize = 10_000;
 /// The use cases' dependencies. Opens no connection: the pool and Redis connect on first use,
 /// so a process starts while a dependency is down and reports itself not ready.
 pub fn deps(config: Config) -> anyhow::Result<Deps> {
-    let db = crate::infra::db::pool(&config)?;
+    let db = crate::infra::postgres::pool(&config)?;
     let redis = Redis::new(&config.redis_url, config.redis_timeout)?;
     let keys = Keys::new(config.redis_key_prefix.clone());
     let tokens = Arc::new(TokenService::new(&config.jwt_secret, config.jwt_ttl));

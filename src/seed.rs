@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::app::password::PasswordHasher;
 use crate::domain::catalog::{RawSection, SeatLayout};
-use crate::infra::{catalog, users};
+use crate::infra::{postgres::catalog, postgres::users};
 
 /// What `imticket-admin seed` creates (its command-line arguments).
 #[derive(Debug, Clone, clap::Args)]

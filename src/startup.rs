@@ -25,7 +25,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let addr = config.http_addr;
         let deps = crate::root::api_deps(config)?;
-        crate::infra::db::migrate(&deps.db).await?;
+        crate::infra::postgres::migrate(&deps.db).await?;
         crate::app::auth::bootstrap_admin(&deps).await?;
         // Warm the cache for the schedules of the coming week, without delaying start-up.
         let warm = deps.clone();

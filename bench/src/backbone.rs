@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use imticket::app::Deps;
 use imticket::events::{Envelope, Stream};
-use imticket::infra::outbox;
+use imticket::infra::postgres::outbox;
+use imticket::infra::publisher;
 use imticket::stream::probe::{NoopHandler, ProbeHandler};
 use imticket::stream::{Consumer, Handler, StreamRuntime, Subscription};
 
@@ -156,7 +157,7 @@ pub async fn relay_rate(deps: &Deps, args: &RelayRate) -> anyhow::Result<()> {
         tasks.spawn(async move {
             let mut published = 0;
             loop {
-                let n = outbox::publish_oldest(&db, &redis, &keys, batch).await?;
+                let n = publisher::publish_oldest(&db, &redis, &keys, batch).await?;
                 if n == 0 {
                     return anyhow::Ok(published);
                 }
@@ -180,7 +181,7 @@ pub async fn relay_rate(deps: &Deps, args: &RelayRate) -> anyhow::Result<()> {
 }
 
 pub async fn prune_processed(deps: &Deps, &PruneProcessed { old, fresh }: &PruneProcessed) -> anyhow::Result<()> {
-    use imticket::infra::processed_events;
+    use imticket::infra::postgres::processed_events;
     use imticket::stream::pruning::PRUNE_BATCH;
     let retention = deps.config.stream.processed_events_retention;
     // Runtime queries: synthetic rows for a benchmark, not part of the product's queries.

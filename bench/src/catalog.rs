@@ -71,7 +71,7 @@ async fn insert_seat_row_by_row(
 }
 
 pub async fn seat_insert(deps: &Deps, &SeatInsert { seats, strategy }: &SeatInsert) -> anyhow::Result<()> {
-    use imticket::infra::catalog as repo;
+    use imticket::infra::postgres::catalog as repo;
     let sections = vec![imticket::domain::catalog::RawSection {
         name: "Bench".into(),
         rows: i64::from(seats.div_ceil(500)),

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use imticket::app::Deps;
+use imticket::domain::queue::Admission;
 use imticket::domain::user::Role;
-use imticket::infra::waiting_room::{Admission, WaitingRoom};
+use imticket::infra::redis::waiting_room::WaitingRoom;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -389,12 +390,11 @@ pub async fn open(deps: &Deps, args: &QueueOpen) -> anyhow::Result<()> {
 /// script on `concert`'s keys (the status of the entry in `tokens_file`'s middle).
 pub fn evalsha_args(deps: &Deps, args: &QueueEvalshaArgs) -> anyhow::Result<()> {
     let (script, concert, tokens_file) = (args.script.as_str(), args.concert, args.tokens_file.as_deref());
-    let (join, status) = imticket::infra::waiting_room::script_hashes();
-    let keys = deps.keys.queue(concert);
+    let (join, status) = imticket::infra::redis::waiting_room::script_hashes();
     let mut args: Vec<String> = Vec::new();
     match script {
         "join" => {
-            args.extend([join.to_owned(), "8".to_owned()]);
+            args.extend([join.to_owned(), key_count.clone()]);
             args.extend(keys.all().iter().map(|k| (*k).to_owned()));
             // A fresh user and entry each call (redis-benchmark fills in __rand_int__); open
             // now, capacity 1, 100/s, 600 s: the API's arguments in the benchmark.
@@ -410,7 +410,7 @@ pub fn evalsha_args(deps: &Deps, args: &QueueEvalshaArgs) -> anyhow::Result<()> 
                 .tokens
                 .verify_queue(&tokens[tokens.len() / 2])
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            args.extend([status.to_owned(), "8".to_owned()]);
+            args.extend([status.to_owned(), key_count]);
             args.extend(keys.all().iter().map(|k| (*k).to_owned()));
             args.push(pass.entry_id.to_string());
         }

@@ -30,7 +30,7 @@ pub async fn live() -> HttpResponse {
 ))]
 pub async fn ready(deps: Data<Deps>) -> Result<HttpResponse, AppError> {
     const TIMEOUT: Duration = Duration::from_secs(2);
-    let (db, redis) = tokio::join!(crate::infra::db::ping(&deps.db, TIMEOUT), deps.redis.ping());
+    let (db, redis) = tokio::join!(crate::infra::postgres::ping(&deps.db, TIMEOUT), deps.redis.ping());
     let mut down = Vec::new();
     if let Err(err) = db {
         tracing::warn!(error = %format!("{err:#}"), "readiness: postgres is down");

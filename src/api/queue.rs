@@ -25,7 +25,8 @@ pub const QUEUE_TOKEN_HEADER: &str = "x-queue-token";
 pub struct QueueJoined {
     /// Send it as `X-Queue-Token` to `/queue/status`, `DELETE /queue` and the booking endpoints.
     pub queue_token: String,
-    /// `pre_queue`, `waiting`, `active`, `expired` or `sold_out`.
+    /// `pre_queue`, `waiting`, `active`, `sold_out`, `expired` (the slot's time ran out, or
+    /// the entry left) or `done` (a payment released the slot; joining again starts a new entry).
     pub status: String,
     /// 1-based among the waiting; 0 when active; null in the pre-queue.
     pub position: Option<u64>,
@@ -35,7 +36,8 @@ pub struct QueueJoined {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueStatusBody {
-    /// `pre_queue`, `waiting`, `active`, `expired` or `sold_out`.
+    /// `pre_queue`, `waiting`, `active`, `sold_out`, `expired` (the slot's time ran out, or
+    /// the entry left) or `done` (a payment released the slot; joining again starts a new entry).
     pub status: String,
     pub position: Option<u64>,
     pub eta_seconds: Option<u64>,

@@ -8,7 +8,7 @@ use super::Deps;
 use super::error::{AppError, OnConstraint};
 use super::tokens::{IssuedToken, Principal};
 use crate::domain::user::{Email, Password, Role, UserName};
-use crate::infra::users::{self, NewUser, UserRow};
+use crate::infra::postgres::users::{self, NewUser, UserRow};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {

@@ -5,7 +5,7 @@ use anyhow::Context;
 use uuid::Uuid;
 
 use super::{AppError, Deps};
-use crate::infra::catalog::{self as repo, ConcertStock};
+use crate::infra::postgres::catalog::{self as repo, ConcertStock};
 
 /// True iff the concert has seats, none of its schedules has an available seat, and no live
 /// hold (a `held` reservation not yet past `expires_at`) could still give seats back.

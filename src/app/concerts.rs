@@ -11,8 +11,8 @@ use super::error::{AppError, OnConstraint};
 use super::{Deps, to_json};
 use crate::cache::{JsonBody, Ttl};
 use crate::domain::catalog::{ConcertTitle, Description, PageRequest, SaleOpensAt, StartsAt};
-use crate::infra::catalog as repo;
-use crate::keys::CacheEntry;
+use crate::infra::postgres::catalog as repo;
+use crate::infra::redis::keys::CacheEntry;
 
 /// Concert details change only when a schedule is added or seats change (both invalidate), so
 /// they are kept long, and in each API process too: the hottest page of an on-sale.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Deps;
 use super::seat_map::{SeatChange, seats_changed};
 use crate::events::PaymentCompleted;
-use crate::infra::{processed_events, reservations as repo};
+use crate::infra::{postgres::processed_events, postgres::reservations as repo};
 
 /// How a confirmation ended.
 #[derive(Debug, PartialEq, Eq)]

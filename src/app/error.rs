@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::domain::InvalidField;
-use crate::infra::error::{database_unavailable, violated_constraint};
+use crate::infra::postgres::error::{database_unavailable, violated_constraint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

@@ -9,7 +9,10 @@ use uuid::Uuid;
 
 use super::Deps;
 use crate::events::ReservationExpired;
-use crate::infra::{catalog, expiry, outbox, processed_events, reservations as repo};
+use crate::infra::{
+    postgres::catalog, postgres::outbox, postgres::processed_events, postgres::reservations as repo,
+    redis::expiry_due as expiry,
+};
 
 /// How an expiry event ended.
 #[derive(Debug, PartialEq, Eq)]

@@ -23,8 +23,8 @@ use super::seat_map::{SeatChange, seats_changed};
 use super::waiting_room::ActivePass;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::events::ReservationExpired;
-use crate::infra::error::violated_constraint;
-use crate::infra::{catalog, outbox, reservations as repo, seat_gates};
+use crate::infra::postgres::error::violated_constraint;
+use crate::infra::{postgres::catalog, postgres::outbox, postgres::reservations as repo, redis::seat_gates};
 
 /// A reservation as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -232,7 +232,7 @@ async fn hold_with(
     } = held?;
     count("won");
     if let Err(err) =
-        crate::infra::expiry::schedule(&deps.redis, &deps.keys, reservation.id, reservation.expires_at).await
+        crate::infra::redis::expiry_due::schedule(&deps.redis, &deps.keys, reservation.id, reservation.expires_at).await
     {
         // The expiry scheduler's PostgreSQL sweep finds it.
         tracing::warn!(error = %format!("{err:#}"), "could not schedule the hold's expiry in Redis");

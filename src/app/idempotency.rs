@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::Deps;
 use super::error::AppError;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::infra::idempotency as repo;
+use crate::infra::postgres::idempotency as repo;
 
 /// An answer, and whether it was replayed from an earlier request.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 //! `seat_creation` (bulk seats as a job), `waiting_room` (join, status, leave, admission, the
 //! booking gate), `warm_up` (the cache at start). Each owns its transaction and returns
 //! [`AppError`] with a stable code. Use cases never see the stream runtime: they write typed
-//! events ([`crate::events`]) with [`crate::infra::outbox::append`] and publish them after
+//! events ([`crate::events`]) with [`crate::infra::postgres::outbox::append`] and publish them after
 //! commit.
 
 pub mod auth;
@@ -32,9 +32,9 @@ pub use error::{AppError, ErrorKind};
 
 use crate::cache::{JsonBody, LookAside};
 use crate::config::Config;
-use crate::infra::outbox::Publisher;
+use crate::infra::publisher::Publisher;
 use crate::infra::redis::Redis;
-use crate::keys::Keys;
+use crate::infra::redis::keys::Keys;
 use password::PasswordHasher;
 use tokens::TokenService;
 

@@ -16,7 +16,7 @@ use super::tokens::QueuePass;
 use super::waiting_room::require_active;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::events::PaymentCompleted;
-use crate::infra::{outbox, reservations as repo, wallets};
+use crate::infra::{postgres::outbox, postgres::reservations as repo, postgres::wallet as wallets};
 
 fn failed(code: &'static str) -> &'static str {
     metrics::counter!("payment_failures_total", "code" => code).increment(1);

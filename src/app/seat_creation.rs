@@ -12,9 +12,9 @@ use super::error::AppError;
 use super::seat_map::seats_created;
 use crate::domain::catalog::SeatLayout;
 use crate::events::SeatCreationRequested;
-use crate::infra::catalog::{self as repo, JobRow};
-use crate::infra::error::violated_constraint;
-use crate::infra::{outbox, processed_events};
+use crate::infra::postgres::catalog::{self as repo, JobRow};
+use crate::infra::postgres::error::violated_constraint;
+use crate::infra::{postgres::outbox, postgres::processed_events};
 
 /// Seats inserted per transaction: large enough for UNNEST to pay off, small enough that
 /// progress moves and a crash loses little work.

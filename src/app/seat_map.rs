@@ -4,7 +4,7 @@
 //! - the **layout** (ids, sections, rows, numbers, prices) never changes once the seats exist:
 //!   each process keeps it ([`SeatMaps`]), pre-rendered as JSON up to each seat's status, for
 //!   an hour; seats added to the schedule make it reload (the seat count no longer matches);
-//! - the **states** live in Redis, one byte a seat ([`crate::infra::seat_states`]): a read is
+//! - the **states** live in Redis, one byte a seat ([`crate::infra::redis::seat_states`]): a read is
 //!   one `GET`; every hold, cancel, expiry and sale writes its seats' bytes through after its
 //!   commit ([`seats_changed`]). The string lives `IMTICKET_SEAT_STATES_TTL_SECONDS` and is
 //!   then rebuilt from PostgreSQL (one aggregate query), so a lost write shows at most that
@@ -25,9 +25,9 @@ use super::Deps;
 use super::concerts::schedule_not_found;
 use super::error::AppError;
 use crate::cache::JsonBody;
-use crate::infra::catalog::{self as repo, SeatRow};
-use crate::infra::seat_states;
-use crate::keys::CacheEntry;
+use crate::infra::postgres::catalog::{self as repo, SeatRow};
+use crate::infra::redis::keys::CacheEntry;
+use crate::infra::redis::seat_states;
 
 /// How long a process keeps a layout before reading it again (it only ever grows, and a
 /// grown one is noticed at once by its seat count).

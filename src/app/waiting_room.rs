@@ -1,7 +1,7 @@
 //! The waiting room: join a concert's line, see where you stand, leave; the admission round
 //! the `queue-promoter` runs; the gate the booking endpoints pass through; and the release of
 //! a slot when its holder has paid. Fairness, the pre-queue and the rate limit:
-//! docs/waiting-room.md. The Redis side is [`crate::infra::waiting_room`].
+//! docs/waiting-room.md. The Redis side is [`crate::infra::redis::waiting_room`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,9 +15,12 @@ use super::Deps;
 use super::concerts::concert_not_found;
 use super::error::AppError;
 use super::tokens::QueuePass;
-use crate::domain::queue::{QueueStatus, eta_seconds, poll_after_active, poll_after_pre_queue, poll_after_waiting};
-use crate::infra::catalog as repo;
-use crate::infra::waiting_room::{self as room, Admission, AdmitReport, EntryView, WaitingRoom};
+use crate::domain::queue::{
+    Admission, EntryView, POLL_MAX_SECONDS, QueueStatus, Standing, eta_seconds, poll_after_active,
+    poll_after_pre_queue, poll_after_waiting,
+};
+use crate::infra::postgres::catalog as repo;
+use crate::infra::redis::waiting_room::{self as room, AdmitReport, WaitingRoom};
 
 /// What a client is told about its entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,44 +107,40 @@ fn measured_rate(view: &EntryView, configured: u32) -> f64 {
 
 fn describe(view: &EntryView, configured_rate: u32) -> QueueView {
     let secs_until = |ms: i64| ((ms - view.now_ms).max(0) as u64).div_ceil(1000);
-    match view.status.as_str() {
-        "active" => QueueView {
-            status: QueueStatus::Active,
+    let status = view.standing.status();
+    let gone = QueueView {
+        status,
+        position: None,
+        eta_seconds: None,
+        active_until: None,
+        poll_after_seconds: POLL_MAX_SECONDS,
+    };
+    match view.standing {
+        Standing::Active { until_ms } => QueueView {
             position: Some(0),
             eta_seconds: Some(0),
-            active_until: at(view.number),
-            poll_after_seconds: poll_after_active(secs_until(view.number)),
+            active_until: at(until_ms),
+            poll_after_seconds: poll_after_active(secs_until(until_ms)),
+            ..gone
         },
-        "pre_queue" => QueueView {
-            status: QueueStatus::PreQueue,
-            position: None,
-            eta_seconds: None,
-            active_until: None,
+        Standing::PreQueue => QueueView {
             poll_after_seconds: poll_after_pre_queue(secs_until(view.opens_at_ms), rand::random()),
+            ..gone
         },
-        "waiting" | "sold_out" => {
-            let position = view.number.max(1) as u64;
+        Standing::Waiting { position } => {
             let eta = eta_seconds(position, measured_rate(view, configured_rate));
-            let sold_out = view.status == "sold_out";
             QueueView {
-                status: if sold_out {
-                    QueueStatus::SoldOut
-                } else {
-                    QueueStatus::Waiting
-                },
                 position: Some(position),
-                eta_seconds: if sold_out { None } else { Some(eta) },
-                active_until: None,
-                poll_after_seconds: if sold_out { 30 } else { poll_after_waiting(eta) },
+                eta_seconds: Some(eta),
+                poll_after_seconds: poll_after_waiting(eta),
+                ..gone
             }
         }
-        _ => QueueView {
-            status: QueueStatus::Expired,
-            position: None,
-            eta_seconds: None,
-            active_until: None,
-            poll_after_seconds: 30,
+        Standing::SoldOut { position } => QueueView {
+            position: Some(position),
+            ..gone
         },
+        Standing::Expired | Standing::Done => gone,
     }
 }
 
@@ -161,7 +160,7 @@ pub async fn join(deps: &Deps, user_id: Uuid, concert_id: Uuid) -> Result<Joined
         .await
         .map_err(unavailable)?;
     metrics::counter!("queue_joins_total").increment(1);
-    if view.status == "active" && view.entry == fresh {
+    if view.standing.status() == QueueStatus::Active && view.entry == fresh {
         // A new entry admitted at once (nobody was waiting): a wait of zero.
         metrics::counter!("queue_admissions_total").increment(1);
         metrics::histogram!("queue_wait_seconds").record(0.0);
@@ -340,11 +339,10 @@ pub async fn promote_all(deps: &Deps, state: &PromoterState) -> anyhow::Result<P
 mod tests {
     use super::*;
 
-    fn view(status: &str, number: i64) -> EntryView {
+    fn view(standing: Standing) -> EntryView {
         EntryView {
             entry: Uuid::nil(),
-            status: status.into(),
-            number,
+            standing,
             opens_at_ms: 0,
             sold_out: false,
             admitted_last_minute: 0,
@@ -355,30 +353,35 @@ mod tests {
 
     #[test]
     fn views_say_what_the_contract_says() {
-        let waiting = describe(&view("waiting", 250), 100);
+        let waiting = describe(&view(Standing::Waiting { position: 250 }), 100);
         assert_eq!(
             (waiting.status, waiting.position, waiting.eta_seconds),
             (QueueStatus::Waiting, Some(250), Some(3))
         );
-        let active = describe(&view("active", 1_600_000), 100);
+        let active = describe(&view(Standing::Active { until_ms: 1_600_000 }), 100);
         assert_eq!(
             (active.status, active.position, active.poll_after_seconds),
             (QueueStatus::Active, Some(0), 30)
         );
         assert_eq!(active.active_until.unwrap().timestamp_millis(), 1_600_000);
-        let pre = describe(&view("pre_queue", 0), 100);
+        let pre = describe(&view(Standing::PreQueue), 100);
         assert_eq!(
             (pre.status, pre.position, pre.eta_seconds),
             (QueueStatus::PreQueue, None, None)
         );
-        let sold = describe(&view("sold_out", 7), 100);
+        let sold = describe(&view(Standing::SoldOut { position: 7 }), 100);
         assert_eq!((sold.status, sold.position), (QueueStatus::SoldOut, Some(7)));
-        assert_eq!(describe(&view("expired", 0), 100).status, QueueStatus::Expired);
+        assert_eq!(describe(&view(Standing::Expired), 100).status, QueueStatus::Expired);
+        let done = describe(&view(Standing::Done), 100);
+        assert_eq!(
+            (done.status, done.position, done.active_until),
+            (QueueStatus::Done, None, None)
+        );
     }
 
     #[test]
     fn the_rate_is_measured_over_the_last_minute() {
-        let mut v = view("waiting", 600);
+        let mut v = view(Standing::Waiting { position: 600 });
         assert_eq!(measured_rate(&v, 100), 100.0, "no history: the configured rate");
         v.admitted_last_minute = 600;
         v.oldest_admission_ms = v.now_ms - 60_000;

@@ -8,7 +8,7 @@ use super::Deps;
 use super::error::AppError;
 use super::idempotency::{Answer, Start, start};
 use crate::domain::idempotency::IdempotencyKey;
-use crate::infra::wallets;
+use crate::infra::postgres::wallet as wallets;
 
 pub const MAX_CHARGE: i64 = 10_000_000;
 

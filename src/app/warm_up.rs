@@ -5,8 +5,8 @@ use chrono::Utc;
 use super::Deps;
 use super::concerts::{CONCERT_TTL, load_concert_details};
 use super::seat_map::layout_and_states;
-use crate::infra::catalog as repo;
-use crate::keys::CacheEntry;
+use crate::infra::postgres::catalog as repo;
+use crate::infra::redis::keys::CacheEntry;
 
 /// Loads the concert details and seat maps (layout kept here, states in Redis) of schedules starting within `window` into the
 /// cache. Errors are logged.

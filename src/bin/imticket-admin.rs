@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use imticket::admin::{Admin, concert_id, dead_letter_id};
 use imticket::config::{OperatorConfig, parse_env_file, url_without_password};
-use imticket::keys::Keys;
+use imticket::infra::redis::keys::Keys;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -290,7 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Migrate => {
             let pool = admin.db.as_ref().context("no database")?;
             let before = applied(pool).await?;
-            imticket::infra::db::migrate(pool).await?;
+            imticket::infra::postgres::migrate(pool).await?;
             let after = applied(pool).await?;
             Ok(format!(
                 "migrations: {} applied now, {} in total",
@@ -314,7 +314,7 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Queue(Queue::Stats { concert_id: id }) => admin.queue_stats(concert_id(&id)?).await,
         Command::Seed(plan) => {
             let pool = admin.db.as_ref().context("no database")?;
-            imticket::infra::db::migrate(pool).await?;
+            imticket::infra::postgres::migrate(pool).await?;
             let r = imticket::seed::seed(pool, &plan).await?;
             if let Some(path) = &plan.tokens_out {
                 let (secret, ttl) = settings

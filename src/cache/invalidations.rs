@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +15,7 @@ use crate::infra::redis::Redis;
 pub async fn follow_invalidations(redis: Redis, channel: String, near: Arc<NearCache>, shutdown: CancellationToken) {
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
-        match subscribe(&redis, &channel).await {
+        match redis.subscribe(&channel).await {
             Ok(pubsub) => {
                 failures = 0;
                 near.set_live(true);
@@ -52,16 +51,4 @@ pub async fn follow_invalidations(redis: Redis, channel: String, near: Arc<NearC
             _ = tokio::time::sleep(crate::retry::retry_delay(failures.max(1))) => {}
         }
     }
-}
-
-async fn subscribe(redis: &Redis, channel: &str) -> anyhow::Result<redis::aio::PubSub> {
-    let connect = async {
-        let mut pubsub = redis.client().get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        anyhow::Ok(pubsub)
-    };
-    tokio::time::timeout(redis.timeout(), connect)
-        .await
-        .context("subscribe timed out")?
-        .context("subscribe to cache invalidations")
 }

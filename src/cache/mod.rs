@@ -1,7 +1,7 @@
 //! The cache's home: look-aside caching of whole JSON responses in Redis
 //! ([`LookAside`]), a near copy inside each API process ([`NearCache`]), the Redis side with
-//! its generation counters ([`CacheStore`]), and the invalidation channel
-//! ([`follow_invalidations`]). Use cases name entries with [`crate::keys::CacheEntry`].
+//! its generation counters ([`CacheStore`], in `infra::redis`), and the invalidation channel
+//! ([`follow_invalidations`]). Use cases name entries with [`crate::infra::redis::keys::CacheEntry`].
 //!
 //! - A miss loads from PostgreSQL once per key and process however many requests miss at the
 //!   same time (single-flight); the others wait for that load.
@@ -18,15 +18,14 @@
 mod invalidations;
 mod look_aside;
 mod near;
-mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::infra::redis::cache_store::{CacheStore, Generation};
 pub use invalidations::follow_invalidations;
 pub use look_aside::LookAside;
 pub use near::NearCache;
-pub use store::{CacheStore, Generation};
 
 /// A JSON document ready to be sent as a response body.
 pub type JsonBody = Arc<[u8]>;

@@ -1,5 +1,8 @@
-//! The waiting room's rules that need no I/O: what a client is told about its place in line
-//! (ETA, when to ask again). Formulas and their reasoning: docs/waiting-room.md.
+//! The waiting room's types and the rules that need no I/O: where an entry stands, what a
+//! client is told about its place in line (ETA, when to ask again), the admission settings.
+//! Formulas and their reasoning: docs/waiting-room.md.
+
+use uuid::Uuid;
 
 /// Where an entry stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -9,8 +12,10 @@ pub enum QueueStatus {
     PreQueue,
     Waiting,
     Active,
-    /// The active slot ended (TTL, left, paid), or the entry left the line.
+    /// The active slot ended (its TTL passed), or the entry left the line.
     Expired,
+    /// The user's payment completed and released the slot (joining again starts a new entry).
+    Done,
     /// Waiting, but every schedule is sold out: admission pauses until seats come back.
     SoldOut,
 }
@@ -22,9 +27,69 @@ impl QueueStatus {
             QueueStatus::Waiting => "waiting",
             QueueStatus::Active => "active",
             QueueStatus::Expired => "expired",
+            QueueStatus::Done => "done",
             QueueStatus::SoldOut => "sold_out",
         }
     }
+}
+
+/// Where an entry stands, each status with what it carries: a position while in line, the
+/// slot's end while active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    PreQueue,
+    /// 1-based among the waiting.
+    Waiting {
+        position: u64,
+    },
+    /// In line while every schedule is sold out (admission paused); 1-based.
+    SoldOut {
+        position: u64,
+    },
+    /// Admitted; the slot ends at `until_ms` (Unix ms).
+    Active {
+        until_ms: i64,
+    },
+    Expired,
+    Done,
+}
+
+impl Standing {
+    pub fn status(self) -> QueueStatus {
+        match self {
+            Standing::PreQueue => QueueStatus::PreQueue,
+            Standing::Waiting { .. } => QueueStatus::Waiting,
+            Standing::SoldOut { .. } => QueueStatus::SoldOut,
+            Standing::Active { .. } => QueueStatus::Active,
+            Standing::Expired => QueueStatus::Expired,
+            Standing::Done => QueueStatus::Done,
+        }
+    }
+}
+
+/// How an entry stands, as the waiting room read it in one step (one script, one clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryView {
+    pub entry: Uuid,
+    pub standing: Standing,
+    /// When the sale opens (Unix ms; 0: open).
+    pub opens_at_ms: i64,
+    pub sold_out: bool,
+    /// Admissions of this concert in the last minute.
+    pub admitted_last_minute: i64,
+    /// Redis's clock when it answered (Unix ms).
+    pub now_ms: i64,
+    /// The oldest admission of the last minute (Unix ms; `now_ms` when none).
+    pub oldest_admission_ms: i64,
+}
+
+/// How a concert's line admits (from the configuration): at most `capacity` active at once,
+/// `per_second` admissions a second over every promoter, each slot `active_ttl_ms` long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    pub capacity: u32,
+    pub per_second: u32,
+    pub active_ttl_ms: u64,
 }
 
 /// The shortest and longest pause a client is told to wait before asking again.

@@ -2,7 +2,7 @@
 //! payloads, encoded and decoded here and nowhere else.
 //!
 //! A use case builds a payload (e.g. [`SeatCreationRequested`]) and hands it to
-//! [`crate::infra::outbox::append`] inside its transaction; a worker's handler gets it back
+//! [`crate::infra::postgres::outbox::append`] inside its transaction; a worker's handler gets it back
 //! with [`decode`]. Neither side touches the wire format ([`Envelope`]) or the stream runtime.
 //!
 //! | stream (key after the prefix) | consumer group | event types |

@@ -1,18 +1,10 @@
-//! Adapters to the outside world: PostgreSQL repositories and Redis connections.
+//! Adapters to the outside world, one folder per backend: [`postgres`] (the system of record:
+//! pool, migrations, repositories) and [`redis`] (the connection, every key name, every Lua
+//! script, typed replies, and the stream, waiting-room, gate, seat-state and cache commands).
+//! Beside them, the two pieces that use both: the outbox [`publisher::Publisher`] (claims rows in
+//! PostgreSQL, adds them to Redis streams) and the [`resource_gauges`] of a process.
 
-pub mod audit;
-pub mod catalog;
-pub mod db;
-pub mod error;
-pub mod expiry;
-pub mod idempotency;
-pub mod outbox;
-pub mod processed_events;
+pub mod postgres;
+pub mod publisher;
 pub mod redis;
-pub mod reservations;
 pub mod resource_gauges;
-pub mod seat_gates;
-pub mod seat_states;
-pub mod users;
-pub mod waiting_room;
-pub mod wallets;

@@ -5,23 +5,19 @@
 //!
 //! Delivery is at-least-once; handlers make the *effect* exactly-once by recording the
 //! `event_id` in `processed_events` inside their own transaction (see
-//! [`crate::infra::processed_events`]).
+//! [`crate::infra::postgres::processed_events`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use redis::Value;
-use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::delivery::Delivery;
-use super::group::{create_group, is_missing_group};
-use super::resp::{as_array, parse_entry};
 use super::{ConsumerSettings, Handler, Outcome, Subscription, consumer_name, dead_letter};
 use crate::events::Envelope;
-use crate::infra::redis::Redis;
-use crate::keys::Keys;
+use crate::infra::redis::keys::Keys;
+use crate::infra::redis::streams::{self, is_missing_group};
+use crate::infra::redis::{DedicatedConnection, Redis};
 use crate::retry::retry_delay;
 
 /// What one round did.
@@ -53,7 +49,7 @@ pub struct Consumer<H> {
     pub(super) redis: Redis,
     /// Blocking reads get a connection of their own: a BLOCKed XREADGROUP would otherwise
     /// hold up every other command multiplexed on the shared connection.
-    reader: Option<MultiplexedConnection>,
+    reader: Option<DedicatedConnection>,
     handler: Arc<H>,
     pub(super) settings: ConsumerSettings,
     last_reclaim: Option<Instant>,
@@ -112,7 +108,7 @@ impl<H: Handler> Consumer<H> {
     /// published before any worker ever ran are delivered too.
     pub async fn ensure_group(&mut self) -> anyhow::Result<()> {
         let mut conn = self.redis.connection().await?;
-        create_group(&mut conn, &self.stream_key, &self.group).await?;
+        streams::create_group(&mut conn, &self.stream_key, &self.group).await?;
         self.group_ready = true;
         Ok(())
     }
@@ -224,7 +220,7 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// The connection for XREADGROUP (a clone shares it), opened on first use.
-    async fn reader(&mut self) -> anyhow::Result<MultiplexedConnection> {
+    async fn reader(&mut self) -> anyhow::Result<DedicatedConnection> {
         if let Some(reader) = &self.reader {
             return Ok(reader.clone());
         }
@@ -236,40 +232,19 @@ impl<H: Handler> Consumer<H> {
     /// XREADGROUP of up to one batch of new entries, blocking up to `block` if given.
     async fn read_new(
         &self,
-        mut reader: MultiplexedConnection,
+        mut reader: DedicatedConnection,
         block: Option<Duration>,
     ) -> anyhow::Result<Vec<Delivery>> {
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(&self.group)
-            .arg(&self.name)
-            .arg("COUNT")
-            .arg(self.settings.batch_size);
-        if let Some(block) = block {
-            cmd.arg("BLOCK").arg(block.as_millis() as u64);
-        }
-        let reply: Value = cmd
-            .arg("STREAMS")
-            .arg(&self.stream_key)
-            .arg(">")
-            .query_async(&mut reader)
-            .await
-            .context("XREADGROUP")?;
-        let mut deliveries = Vec::new();
-        for stream in as_array(reply) {
-            let mut parts = as_array(stream).into_iter();
-            let _key = parts.next();
-            for entry in parts.next().map(as_array).unwrap_or_default() {
-                if let Some((id, fields)) = parse_entry(entry) {
-                    deliveries.push(Delivery {
-                        id,
-                        fields,
-                        deliveries: 1,
-                    });
-                }
-            }
-        }
-        Ok(deliveries)
+        let entries = streams::read_group(
+            &mut reader,
+            &self.stream_key,
+            &self.group,
+            &self.name,
+            self.settings.batch_size,
+            block,
+        )
+        .await?;
+        Ok(entries.into_iter().map(|e| Delivery::first(e.id, e.fields)).collect())
     }
 
     async fn handle(&self, deliveries: Vec<Delivery>, report: &mut BatchReport) -> anyhow::Result<()> {
@@ -326,13 +301,7 @@ impl<H: Handler> Consumer<H> {
 
         let mut conn = self.redis.connection().await?;
         if !to_ack.is_empty() {
-            let _: i64 = redis::cmd("XACK")
-                .arg(&self.stream_key)
-                .arg(&self.group)
-                .arg(&to_ack)
-                .query_async(&mut conn)
-                .await
-                .context("XACK")?;
+            streams::ack(&mut conn, &self.stream_key, &self.group, &to_ack).await?;
             report.acked = to_ack.len();
         }
         if !to_dead_letter.is_empty() {

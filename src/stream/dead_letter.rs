@@ -4,15 +4,14 @@
 //! A dead-letter entry keeps every field of the original entry and adds:
 //! `source_stream` (key), `source_id`, `group`, `deliveries`, `error`, `dead_lettered_at`.
 
-use anyhow::Context;
+use crate::infra::redis::ConnectionLike;
 use chrono::{SecondsFormat, Utc};
-use redis::Value;
-use redis::aio::ConnectionLike;
 use serde::Serialize;
 
 use super::delivery::Delivery;
-use super::resp::{as_array, parse_entry};
-use crate::keys::Keys;
+use crate::infra::redis::keys::Keys;
+use crate::infra::redis::reply::StreamEntry;
+use crate::infra::redis::streams;
 
 const ADDED: [&str; 6] = [
     "source_stream",
@@ -61,21 +60,21 @@ pub(super) async fn move_to_dead_letter(
     group: &str,
     entries: &[(Delivery, String)],
 ) -> anyhow::Result<()> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for (delivery, error) in entries {
-        let fields = fields(
-            &delivery.fields,
-            stream_key,
-            &delivery.id,
-            group,
-            delivery.deliveries,
-            error,
-        );
-        pipe.cmd("XADD").arg(dead_letter_key).arg("*").arg(fields).ignore();
-        pipe.cmd("XACK").arg(stream_key).arg(group).arg(&delivery.id).ignore();
-    }
-    pipe.query_async::<()>(conn).await.context("dead-letter entries")
+    let letters: Vec<(String, Vec<(String, String)>)> = entries
+        .iter()
+        .map(|(delivery, error)| {
+            let fields = fields(
+                &delivery.fields,
+                stream_key,
+                &delivery.id,
+                group,
+                delivery.deliveries,
+                error,
+            );
+            (delivery.id.clone(), fields)
+        })
+        .collect();
+    streams::move_entries(conn, dead_letter_key, stream_key, group, &letters).await
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,7 +92,7 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    fn from_entry(id: String, fields: Vec<(String, String)>) -> Self {
+    fn from_entry(StreamEntry { id, fields }: StreamEntry) -> Self {
         let get = |name: &str| {
             fields
                 .iter()
@@ -135,49 +134,25 @@ pub async fn list(
     limit: usize,
 ) -> anyhow::Result<Vec<DeadLetter>> {
     let mut found = Vec::new();
-    let mut start = "-".to_owned();
-    loop {
-        let page: Value = redis::cmd("XRANGE")
-            .arg(keys.dead_letter())
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(500)
-            .query_async(conn)
-            .await
-            .context("XRANGE dead letters")?;
-        let entries: Vec<_> = as_array(page).into_iter().filter_map(parse_entry).collect();
-        let Some((last_id, _)) = entries.last() else { break };
-        start = format!("({last_id}");
-        let page_len = entries.len();
-        for (id, fields) in entries {
-            let letter = DeadLetter::from_entry(id, fields);
+    streams::each_page(conn, &keys.dead_letter(), 500, |entries| {
+        for entry in entries {
+            let letter = DeadLetter::from_entry(entry);
             if stream.is_none_or(|s| letter.is_from(keys, s)) {
                 found.push(letter);
                 if found.len() >= limit {
-                    return Ok(found);
+                    return std::ops::ControlFlow::Break(());
                 }
             }
         }
-        if page_len < 500 {
-            break;
-        }
-    }
+        std::ops::ControlFlow::Continue(())
+    })
+    .await?;
     Ok(found)
 }
 
 pub async fn show(conn: &mut impl ConnectionLike, keys: &Keys, id: &str) -> anyhow::Result<Option<DeadLetter>> {
-    let reply: Value = redis::cmd("XRANGE")
-        .arg(keys.dead_letter())
-        .arg(id)
-        .arg(id)
-        .query_async(conn)
-        .await
-        .context("XRANGE dead letter")?;
-    Ok(as_array(reply)
-        .into_iter()
-        .find_map(parse_entry)
-        .map(|(id, fields)| DeadLetter::from_entry(id, fields)))
+    let entries = streams::range(conn, &keys.dead_letter(), id, id, None).await?;
+    Ok(entries.into_iter().next().map(DeadLetter::from_entry))
 }
 
 /// Publishes the original entry again to its source stream (a fresh entry id, the same
@@ -194,19 +169,14 @@ pub async fn replay(conn: &mut impl ConnectionLike, keys: &Keys, letter: &DeadLe
         "dead letter {} has no original fields",
         letter.id
     );
-    let (new_id, _deleted): (String, i64) = redis::pipe()
-        .atomic()
-        .cmd("XADD")
-        .arg(&letter.source_stream)
-        .arg("*")
-        .arg(&letter.original)
-        .cmd("XDEL")
-        .arg(keys.dead_letter())
-        .arg(&letter.id)
-        .query_async(conn)
-        .await
-        .context("replay dead letter")?;
-    Ok(new_id)
+    streams::republish(
+        conn,
+        &letter.source_stream,
+        &letter.original,
+        &keys.dead_letter(),
+        &letter.id,
+    )
+    .await
 }
 
 /// Deletes dead letters (all, or those of one source stream). Returns how many.
@@ -214,12 +184,7 @@ pub async fn purge(conn: &mut impl ConnectionLike, keys: &Keys, stream: Option<&
     let letters = list(conn, keys, stream, usize::MAX).await?;
     for chunk in letters.chunks(500) {
         let ids: Vec<&str> = chunk.iter().map(|l| l.id.as_str()).collect();
-        let _: i64 = redis::cmd("XDEL")
-            .arg(keys.dead_letter())
-            .arg(ids)
-            .query_async(conn)
-            .await
-            .context("XDEL")?;
+        streams::delete(conn, &keys.dead_letter(), &ids).await?;
     }
     Ok(letters.len())
 }
@@ -235,7 +200,10 @@ mod tests {
             ("error".to_owned(), "spoofed".to_owned()),
         ];
         let fields = fields(&original, "imticket:stream:payments", "1-1", "payment", 5, "boom");
-        let letter = DeadLetter::from_entry("9-9".into(), fields);
+        let letter = DeadLetter::from_entry(StreamEntry {
+            id: "9-9".into(),
+            fields,
+        });
         assert_eq!(letter.source_stream, "imticket:stream:payments");
         assert_eq!(
             (letter.source_id.as_str(), letter.group.as_str(), letter.deliveries),

@@ -7,3 +7,14 @@ pub(super) struct Delivery {
     /// How many times it has been delivered, this delivery included.
     pub(super) deliveries: u32,
 }
+
+impl Delivery {
+    /// An entry read for the first time (XREADGROUP `>`).
+    pub(super) fn first(id: String, fields: Vec<(String, String)>) -> Self {
+        Self {
+            id,
+            fields,
+            deliveries: 1,
+        }
+    }
+}

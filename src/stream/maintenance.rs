@@ -3,152 +3,10 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-use redis::Value;
-use redis::aio::ConnectionLike;
-use serde::Serialize;
+use crate::infra::redis::ConnectionLike;
 
-use super::EntryId;
-use super::resp::{as_array, as_int, as_string};
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ConsumerStats {
-    pub name: String,
-    pub pending: u64,
-    pub idle_ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupStats {
-    pub name: String,
-    pub consumers: Vec<ConsumerStats>,
-    /// Delivered to some consumer and not acked yet.
-    pub pending: u64,
-    pub last_delivered_id: String,
-    /// Entries not yet delivered to the group. `None` when Redis cannot tell (after
-    /// deletions or trimming it reports nil): never reported as 0.
-    pub lag: Option<u64>,
-    /// The oldest entry delivered and not acked.
-    pub oldest_pending_id: Option<String>,
-    pub oldest_pending_age_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StreamStats {
-    pub key: String,
-    pub length: u64,
-    pub first_id: Option<String>,
-    pub last_id: Option<String>,
-    pub groups: Vec<GroupStats>,
-}
-
-/// Field `name` of a flat `[name, value, …]` reply.
-fn field<'a>(flat: &'a [Value], name: &str) -> Option<&'a Value> {
-    flat.chunks(2)
-        .find(|pair| pair.first().and_then(as_string).as_deref() == Some(name))
-        .and_then(|pair| pair.get(1))
-}
-
-fn now_ms() -> u64 {
-    chrono::Utc::now().timestamp_millis().max(0) as u64
-}
-
-/// Statistics of one stream, or `None` if the key does not exist.
-pub async fn stream_stats(conn: &mut impl ConnectionLike, key: &str) -> anyhow::Result<Option<StreamStats>> {
-    let info: redis::RedisResult<Value> = redis::cmd("XINFO").arg("STREAM").arg(key).query_async(conn).await;
-    let info = match info {
-        Ok(info) => as_array(info),
-        Err(err) => {
-            // A missing key is a plain `ERR no such key`: its code is the generic `ERR`, and
-            // only the message text would tell it apart. Ask Redis instead (only on this
-            // failure path, so the usual case costs no extra round trip).
-            if err.code() == Some("ERR") && !exists(conn, key).await? {
-                return Ok(None);
-            }
-            return Err(anyhow::Error::new(err).context(format!("XINFO STREAM {key}")));
-        }
-    };
-    let entry_id = |name: &str| {
-        field(&info, name)
-            .cloned()
-            .map(as_array)
-            .and_then(|e| e.first().and_then(as_string))
-    };
-    let mut stats = StreamStats {
-        key: key.to_owned(),
-        length: field(&info, "length").and_then(as_int).unwrap_or(0).max(0) as u64,
-        first_id: entry_id("first-entry"),
-        last_id: entry_id("last-entry"),
-        groups: Vec::new(),
-    };
-    let groups: Value = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .context("XINFO GROUPS")?;
-    for group in as_array(groups) {
-        let flat = as_array(group);
-        let name = field(&flat, "name").and_then(as_string).unwrap_or_default();
-        let pending = field(&flat, "pending").and_then(as_int).unwrap_or(0).max(0) as u64;
-        let lag = match field(&flat, "lag") {
-            Some(Value::Nil) | None => None,
-            Some(v) => as_int(v).map(|n| n.max(0) as u64),
-        };
-        let mut oldest_pending_id = None;
-        if pending > 0 {
-            let summary: Value = redis::cmd("XPENDING")
-                .arg(key)
-                .arg(&name)
-                .query_async(conn)
-                .await
-                .context("XPENDING summary")?;
-            oldest_pending_id = as_array(summary).get(1).and_then(as_string);
-        }
-        let consumers: Value = redis::cmd("XINFO")
-            .arg("CONSUMERS")
-            .arg(key)
-            .arg(&name)
-            .query_async(conn)
-            .await
-            .context("XINFO CONSUMERS")?;
-        let consumers = as_array(consumers)
-            .into_iter()
-            .map(|c| {
-                let flat = as_array(c);
-                ConsumerStats {
-                    name: field(&flat, "name").and_then(as_string).unwrap_or_default(),
-                    pending: field(&flat, "pending").and_then(as_int).unwrap_or(0).max(0) as u64,
-                    idle_ms: field(&flat, "idle").and_then(as_int).unwrap_or(0).max(0) as u64,
-                }
-            })
-            .collect();
-        stats.groups.push(GroupStats {
-            oldest_pending_age_ms: oldest_pending_id
-                .as_deref()
-                .and_then(EntryId::parse)
-                .map(|id| now_ms().saturating_sub(id.ms)),
-            oldest_pending_id,
-            name,
-            consumers,
-            pending,
-            last_delivered_id: field(&flat, "last-delivered-id")
-                .and_then(as_string)
-                .unwrap_or_default(),
-            lag,
-        });
-    }
-    Ok(Some(stats))
-}
-
-async fn exists(conn: &mut impl ConnectionLike, key: &str) -> anyhow::Result<bool> {
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .context("EXISTS")?;
-    Ok(n > 0)
-}
+use crate::infra::redis::protocol::EntryId;
+use crate::infra::redis::streams::{self, StreamStats, remove_dead_consumers};
 
 /// The lowest id some group still needs: its oldest pending entry, or else the first entry
 /// after the last one delivered to it. Everything below the minimum over all groups has been
@@ -172,73 +30,13 @@ pub fn safe_trim_point(stats: &StreamStats) -> Option<EntryId> {
 /// ignores consumer groups and can delete entries no one has processed (I6). Returns how
 /// many entries were removed.
 pub async fn trim(conn: &mut impl ConnectionLike, key: &str) -> anyhow::Result<u64> {
-    let Some(stats) = stream_stats(conn, key).await? else {
+    let Some(stats) = streams::stats(conn, key).await? else {
         return Ok(0);
     };
     let Some(point) = safe_trim_point(&stats) else {
         return Ok(0);
     };
-    let removed: i64 = redis::cmd("XTRIM")
-        .arg(key)
-        .arg("MINID")
-        .arg(point.to_string())
-        .query_async(conn)
-        .await
-        .context("XTRIM")?;
-    Ok(removed.max(0) as u64)
-}
-
-/// Removes, atomically, every consumer of `group` that owns no pending entry and has been
-/// idle for longer than `idle`, except `keep` (the caller). A consumer that owns pending
-/// entries is never removed: deleting it would drop them from the pending list. A stream or
-/// group that does not exist (yet: maintenance starts beside the consumer that creates them)
-/// has no consumer to remove.
-pub async fn remove_dead_consumers(
-    conn: &mut impl ConnectionLike,
-    key: &str,
-    group: &str,
-    idle: Duration,
-    keep: &str,
-) -> anyhow::Result<u64> {
-    const SCRIPT: &str = r#"
-        -- A missing key answers the generic `ERR no such key`: test for the key instead of
-        -- matching that text. A missing group is told by its error code, the first word.
-        if redis.call('EXISTS', KEYS[1]) == 0 then
-            return 0
-        end
-        local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
-        if type(consumers) == 'table' and consumers['err'] then
-            local err = consumers['err']
-            if string.match(err, '^%S+') == 'NOGROUP' then
-                return 0
-            end
-            return redis.error_reply(err)
-        end
-        local removed = 0
-        for _, consumer in ipairs(consumers) do
-            local name, pending, idle
-            for i = 1, #consumer, 2 do
-                local k = consumer[i]
-                if k == 'name' then name = consumer[i + 1]
-                elseif k == 'pending' then pending = consumer[i + 1]
-                elseif k == 'idle' then idle = consumer[i + 1] end
-            end
-            if pending == 0 and idle > tonumber(ARGV[2]) and name ~= ARGV[3] then
-                redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
-                removed = removed + 1
-            end
-        end
-        return removed
-    "#;
-    let removed: i64 = redis::Script::new(SCRIPT)
-        .key(key)
-        .arg(group)
-        .arg(idle.as_millis() as u64)
-        .arg(keep)
-        .invoke_async(conn)
-        .await
-        .context("remove dead consumers")?;
-    Ok(removed.max(0) as u64)
+    streams::trim_below(conn, key, point).await
 }
 
 /// Publishes a stream's statistics as gauges (`stream_label` is the logical name).
@@ -277,7 +75,7 @@ pub struct Target {
 /// and dead-consumer removal. Several processes doing it at once is safe.
 pub async fn run(
     redis: crate::infra::redis::Redis,
-    keys: crate::keys::Keys,
+    keys: crate::infra::redis::keys::Keys,
     target: Target,
     settings: MaintenanceSettings,
     shutdown: tokio_util::sync::CancellationToken,
@@ -295,7 +93,7 @@ pub async fn run(
 
 async fn maintain_once(
     redis: &crate::infra::redis::Redis,
-    keys: &crate::keys::Keys,
+    keys: &crate::infra::redis::keys::Keys,
     target: &Target,
     settings: &MaintenanceSettings,
 ) -> anyhow::Result<()> {
@@ -315,14 +113,10 @@ async fn maintain_once(
         tracing::debug!(stream = %label, trimmed, "trimmed acknowledged entries");
         metrics::counter!("stream_trimmed_entries_total", "stream" => label.clone()).increment(trimmed);
     }
-    if let Some(stats) = stream_stats(&mut conn, key).await? {
+    if let Some(stats) = streams::stats(&mut conn, key).await? {
         record_metrics(label, &stats);
     }
-    let dead_letters: u64 = redis::cmd("XLEN")
-        .arg(keys.dead_letter())
-        .query_async(&mut conn)
-        .await
-        .context("XLEN")?;
+    let dead_letters = streams::len(&mut conn, &keys.dead_letter()).await?;
     metrics::gauge!("stream_dead_letter_length").set(dead_letters as f64);
     Ok(())
 }
@@ -330,6 +124,7 @@ async fn maintain_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::infra::redis::streams::GroupStats;
 
     fn group(last: &str, oldest_pending: Option<&str>) -> GroupStats {
         GroupStats {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{Handler, Outcome};
 use crate::events::Envelope;
-use crate::infra::processed_events;
+use crate::infra::postgres::processed_events;
 
 /// Acks everything: measures the runtime and Redis, nothing else.
 pub struct NoopHandler;

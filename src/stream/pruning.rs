@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StreamSettings;
-use crate::infra::processed_events;
+use crate::infra::postgres::processed_events;
 
 /// Records deleted per statement: small enough that one statement takes milliseconds.
 pub const PRUNE_BATCH: i64 = 10_000;

@@ -3,15 +3,11 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-use redis::Value;
-
 use super::Handler;
-use redis::aio::ConnectionLike;
-
 use super::consumer::Consumer;
 use super::delivery::Delivery;
-use super::resp::{as_array, as_int, as_string, parse_entry};
+use crate::infra::redis::streams;
+use crate::infra::redis::{ConnectionLike, protocol};
 
 /// How many XPENDING pages (of `batch_size` idle entries each) one reclaim round examines at
 /// most, looking for due entries. Bounds the cost of a round when the pending list is long
@@ -25,7 +21,6 @@ impl<H: Handler> Consumer<H> {
     /// deliveries and how many pending entries pointed at deleted stream entries.
     pub(super) async fn reclaim(&mut self) -> anyhow::Result<(Vec<Delivery>, usize)> {
         let mut conn = self.redis.connection().await?;
-        let claim_idle_ms = self.settings.claim_idle.as_millis() as u64;
         let due = self.due_pending(&mut conn).await?;
         if due.is_empty() {
             return Ok((Vec::new(), 0));
@@ -34,24 +29,25 @@ impl<H: Handler> Consumer<H> {
         // min-idle-time cannot express. Without JUSTID, XCLAIM increments the delivery counter.
         // Its own min-idle check makes a race with another reclaimer harmless: an entry just
         // claimed by someone else is no longer idle and is skipped.
-        let mut cmd = redis::cmd("XCLAIM");
-        cmd.arg(&self.stream_key)
-            .arg(&self.group)
-            .arg(&self.name)
-            .arg(claim_idle_ms);
-        for (id, _) in &due {
-            cmd.arg(id);
-        }
-        let claimed: Value = cmd.query_async(&mut conn).await.context("XCLAIM")?;
+        let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
+        let claimed = streams::claim(
+            &mut conn,
+            &self.stream_key,
+            &self.group,
+            &self.name,
+            self.settings.claim_idle,
+            &ids,
+        )
+        .await?;
         let mut deliveries = Vec::new();
         let mut deleted = Vec::new();
-        for (position, item) in as_array(claimed).into_iter().enumerate() {
-            match parse_entry(item) {
-                Some((id, fields)) => {
-                    let previous = due.iter().find(|(d, _)| *d == id).map(|(_, n)| *n).unwrap_or(0);
+        for (position, entry) in claimed.into_iter().enumerate() {
+            match entry {
+                Some(entry) => {
+                    let previous = due.iter().find(|(d, _)| *d == entry.id).map_or(0, |(_, n)| *n);
                     deliveries.push(Delivery {
-                        id,
-                        fields,
+                        id: entry.id,
+                        fields: entry.fields,
                         deliveries: previous.saturating_add(1),
                     });
                 }
@@ -65,13 +61,7 @@ impl<H: Handler> Consumer<H> {
             }
         }
         if !deleted.is_empty() {
-            let _: i64 = redis::cmd("XACK")
-                .arg(&self.stream_key)
-                .arg(&self.group)
-                .arg(&deleted)
-                .query_async(&mut conn)
-                .await
-                .context("XACK deleted entries")?;
+            streams::ack(&mut conn, &self.stream_key, &self.group, &deleted).await?;
             self.count("deleted", deleted.len());
         }
         Ok((deliveries, deleted.len()))
@@ -79,9 +69,9 @@ impl<H: Handler> Consumer<H> {
 
     /// Pending entries idle past their own back-off, with their delivery counts: up to one
     /// batch. XPENDING's `IDLE` filter can only apply the shortest back-off (`claim_idle`), so
-    /// the list is paged (`(id` exclusive starts) until a batch of due entries is found:
-    /// otherwise a batch of entries still backing off at the head would hide due ones behind
-    /// them until the head became due (up to the back-off cap). One round examines at most
+    /// the list is paged (exclusive starts) until a batch of due entries is found: otherwise a
+    /// batch of entries still backing off at the head would hide due ones behind them until the
+    /// head became due (up to the back-off cap). One round examines at most
     /// [`RECLAIM_PAGES_PER_ROUND`] pages and the next round goes on where it stopped, wrapping
     /// to the head at the end, so a huge pending list costs each round a bounded scan and is
     /// still walked entirely, over several rounds.
@@ -90,18 +80,15 @@ impl<H: Handler> Consumer<H> {
         let mut due = Vec::new();
         let mut start = self.reclaim_cursor.take();
         for _ in 0..RECLAIM_PAGES_PER_ROUND {
-            let page: Value = redis::cmd("XPENDING")
-                .arg(&self.stream_key)
-                .arg(&self.group)
-                .arg("IDLE")
-                .arg(self.settings.claim_idle.as_millis() as u64)
-                .arg(start.as_deref().unwrap_or("-"))
-                .arg("+")
-                .arg(page_size)
-                .query_async(conn)
-                .await
-                .context("XPENDING")?;
-            let page = as_array(page);
+            let page = streams::pending_idle(
+                conn,
+                &self.stream_key,
+                &self.group,
+                self.settings.claim_idle,
+                start.as_deref(),
+                page_size,
+            )
+            .await?;
             let page_len = page.len();
             let mut examined = 0;
             for entry in page {
@@ -109,17 +96,10 @@ impl<H: Handler> Consumer<H> {
                     break;
                 }
                 examined += 1;
-                let fields = as_array(entry);
-                let Some(id) = fields.first().and_then(as_string) else {
-                    continue;
-                };
-                start = Some(format!("({id}"));
-                let (Some(idle), Some(count)) = (fields.get(2).and_then(as_int), fields.get(3).and_then(as_int)) else {
-                    continue;
-                };
-                let deliveries = u32::try_from(count).unwrap_or(u32::MAX);
-                if Duration::from_millis(idle.max(0) as u64) >= self.settings.backoff(deliveries) {
-                    due.push((id, deliveries));
+                start = Some(protocol::after(&entry.id));
+                let deliveries = u32::try_from(entry.times_delivered).unwrap_or(u32::MAX);
+                if Duration::from_millis(entry.last_delivered_ms as u64) >= self.settings.backoff(deliveries) {
+                    due.push((entry.id, deliveries));
                 }
             }
             if page_len < page_size && examined == page_len {

@@ -1,6 +1,6 @@
 //! The `outbox-relay` role: publishes whatever the use cases' fast path did not (a process
 //! that died between commit and XADD, Redis down at commit time), and prunes published rows.
-//! The publishing itself is [`crate::infra::outbox`]'s; several relays may run at once.
+//! The publishing itself is [`crate::infra::publisher`]'s; several relays may run at once.
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +8,10 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::infra::outbox::{self, prune, publish_oldest};
+use crate::infra::postgres::outbox;
+use crate::infra::publisher::{prune, publish_oldest};
 use crate::infra::redis::Redis;
-use crate::keys::Keys;
+use crate::infra::redis::keys::Keys;
 use crate::retry::retry_delay;
 
 async fn record_outbox_metrics(db: &PgPool) -> anyhow::Result<()> {

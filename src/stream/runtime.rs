@@ -8,7 +8,7 @@ use super::maintenance::{self, MaintenanceSettings, Target};
 use super::{Consumer, ConsumerSettings, Handler, Subscription};
 use crate::config::Config;
 use crate::infra::redis::Redis;
-use crate::keys::Keys;
+use crate::infra::redis::keys::Keys;
 
 /// What every consumer of a process shares: Redis, the key names and the tuning.
 #[derive(Clone)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::Handler;
 use crate::events::Stream;
-use crate::keys::Keys;
+use crate::infra::redis::keys::Keys;
 
 /// What a consumer serves. A worker role is one line: `Subscription::to(keys, Stream::X, handler)`.
 pub struct Subscription<H> {

@@ -279,12 +279,12 @@ async fn concerts_carry_their_sale_opening_in_every_answer() {
         // Twice: the second answer comes from the cache.
         let cached = expect_status(app.get(&format!("/api/v1/concerts/{id}")).await, StatusCode::OK).await;
         assert_eq!(sale_opens_at(&cached), *want, "{cached}");
-        let window = imticket::infra::catalog::concert_sale_window(&mut conn, id.parse().unwrap())
+        let window = imticket::infra::postgres::catalog::concert_sale_window(&mut conn, id.parse().unwrap())
             .await
             .unwrap();
         assert_eq!(window, Some(*want));
     }
-    let window = imticket::infra::catalog::concert_sale_window(&mut conn, uuid::Uuid::now_v7())
+    let window = imticket::infra::postgres::catalog::concert_sale_window(&mut conn, uuid::Uuid::now_v7())
         .await
         .unwrap();
     assert_eq!(window, None, "no such concert");

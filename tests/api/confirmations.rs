@@ -58,7 +58,9 @@ async fn a_payment_worker_killed_mid_way_leaves_every_reservation_confirmed_once
             user_id: buyer.id,
             amount: 10,
         };
-        imticket::infra::outbox::append(&mut tx, &event).await.unwrap();
+        imticket::infra::postgres::outbox::append(&mut tx, &event)
+            .await
+            .unwrap();
     }
     sqlx::query("UPDATE seats SET status = 'held' WHERE section = 'B' AND schedule_id = $1::uuid")
         .bind(&schedule)
@@ -66,11 +68,11 @@ async fn a_payment_worker_killed_mid_way_leaves_every_reservation_confirmed_once
         .await
         .unwrap();
     // The seats' counts, as the holds would have left them.
-    imticket::infra::catalog::add_available(&mut tx, schedule.parse().unwrap(), -1000)
+    imticket::infra::postgres::catalog::add_available(&mut tx, schedule.parse().unwrap(), -1000)
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    while imticket::infra::outbox::publish_oldest(&deps.db, &deps.redis, &deps.keys, 500)
+    while imticket::infra::publisher::publish_oldest(&deps.db, &deps.redis, &deps.keys, 500)
         .await
         .unwrap()
         > 0

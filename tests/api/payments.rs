@@ -152,7 +152,31 @@ async fn hold_pay_confirm_once_even_when_fifty_identical_payments_race() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(slot["status"], "expired", "paying gave the slot back");
+    assert_eq!(slot["status"], "done", "paying gave the slot back: {slot}");
+    assert!(slot["active_until"].is_null() && slot["position"].is_null(), "{slot}");
+    // Done is not active: the booking endpoints refuse the token now.
+    let refused = app
+        .client
+        .delete(app.url(&format!("/api/v1/reservations/{reservation}")))
+        .bearer_auth(&fan.access)
+        .header("x-queue-token", &fan.queue)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // Joining again starts a new entry.
+    let rejoined = expect_status(
+        app.client
+            .post(app.url(&format!("/api/v1/concerts/{concert}/queue")))
+            .bearer_auth(&fan.access)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_ne!(rejoined["queue_token"], fan.queue.as_str());
+    assert_ne!(rejoined["status"], "done", "{rejoined}");
     // A replay after the slot is gone still gets the stored answer.
     assert_eq!(&pay(&app, &fan, &reservation, "pay-1").await, &answers[0]);
     // The user's tickets, newest first.
@@ -204,7 +228,7 @@ async fn concurrent_debits_never_drive_a_balance_below_zero() {
         let user = fan.id;
         async move {
             let mut tx = deps.db.begin().await.unwrap();
-            let debited = imticket::infra::wallets::debit(&mut tx, user, 100, uuid::Uuid::now_v7())
+            let debited = imticket::infra::postgres::wallet::debit(&mut tx, user, 100, uuid::Uuid::now_v7())
                 .await
                 .unwrap();
             tx.commit().await.unwrap();

@@ -7,15 +7,15 @@ use crate::servers;
 
 async fn migrated_pool() -> PgPool {
     let pool = PgPool::connect(&servers::fresh_database().await).await.unwrap();
-    imticket::infra::db::migrate(&pool).await.unwrap();
+    imticket::infra::postgres::migrate(&pool).await.unwrap();
     pool
 }
 
 #[tokio::test]
 async fn migrations_apply_on_an_empty_database_and_are_idempotent() {
     let pool = PgPool::connect(&servers::fresh_database().await).await.unwrap();
-    imticket::infra::db::migrate(&pool).await.unwrap();
-    imticket::infra::db::migrate(&pool).await.unwrap();
+    imticket::infra::postgres::migrate(&pool).await.unwrap();
+    imticket::infra::postgres::migrate(&pool).await.unwrap();
     let tables: Vec<String> =
         sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
             .fetch_all(&pool)

@@ -200,7 +200,7 @@ async fn three_promoters_together_admit_no_faster_than_the_rate() {
     let concert_id: Uuid = concert.parse().unwrap();
     let observer = deps_with(&app, &[]);
     let stats = || async {
-        imticket::infra::waiting_room::WaitingRoom::new(&observer.redis, &observer.keys, concert_id)
+        imticket::infra::redis::waiting_room::WaitingRoom::new(&observer.redis, &observer.keys, concert_id)
             .stats(concert_id)
             .await
             .unwrap()
@@ -602,7 +602,7 @@ async fn a_promoter_killed_during_the_opening_admits_nobody_twice_and_loses_nobo
     let first = worker();
     let concert_id: Uuid = concert.parse().unwrap();
     let deps = deps_with(&app, &[]);
-    let room = || imticket::infra::waiting_room::WaitingRoom::new(&deps.redis, &deps.keys, concert_id);
+    let room = || imticket::infra::redis::waiting_room::WaitingRoom::new(&deps.redis, &deps.keys, concert_id);
     eventually("the opening has begun admitting", Duration::from_secs(20), || async {
         room().stats(concert_id).await.unwrap().active > 0
     })

@@ -5,7 +5,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use imticket::events::{Envelope, Stream};
-use imticket::infra::outbox;
+use imticket::infra::postgres::outbox;
+use imticket::infra::publisher;
 use imticket::stream::relay;
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +32,7 @@ fn spawn_consumer(b: &Backbone, key: &str, group: &str, delay_ms: u64, extra: &[
 
 /// (consumer name, pending) of every consumer of the group; none before the group exists.
 async fn consumers(b: &Backbone, key: &str, group: &str) -> Vec<(String, u64)> {
-    let stats = imticket::stream::maintenance::stream_stats(&mut b.conn().await, key)
+    let stats = imticket::infra::redis::streams::stats(&mut b.conn().await, key)
         .await
         .unwrap()
         .unwrap();
@@ -164,7 +165,7 @@ async fn kill_9_of_redis_under_load_keeps_streams_groups_and_pending_lists_and_l
                     );
                 }
                 tx.commit().await.unwrap();
-                outbox::publish_now(&db, &redis, &keys, &ids).await;
+                publisher::publish_now(&db, &redis, &keys, &ids).await;
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
         })

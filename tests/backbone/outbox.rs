@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use imticket::events::{Envelope, Stream};
-use imticket::infra::outbox;
+use imticket::infra::postgres::outbox;
+use imticket::infra::publisher;
 
 use crate::support::*;
 
@@ -36,7 +37,7 @@ async fn the_fast_path_publishes_right_after_commit() {
     let b = backbone().await;
     let events = commit_events(&b, 3).await;
     let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
-    outbox::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    publisher::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
     assert_eq!(unpublished(&b).await, 0);
     let key = b.keys.stream(Stream::Expiry);
     assert_eq!(b.xlen(&key).await, 3);
@@ -53,7 +54,7 @@ async fn the_fast_path_publishes_right_after_commit() {
         assert!(text.contains(&e.event_id.to_string()));
     }
     // Publishing the same rows again does nothing: they are no longer unpublished.
-    outbox::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    publisher::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
     assert_eq!(b.xlen(&key).await, 3);
 }
 
@@ -92,10 +93,10 @@ async fn events_committed_while_redis_is_down_are_published_when_it_is_back() {
     b.redis.kill();
     let events = commit_events(&b, 5).await;
     let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
-    outbox::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await; // fails quietly: the commit stands
+    publisher::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await; // fails quietly: the commit stands
     assert_eq!(unpublished(&b).await, 5);
     assert!(
-        outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+        publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
             .await
             .is_err(),
         "the relay reports Redis down"
@@ -111,7 +112,10 @@ async fn events_committed_while_redis_is_down_are_published_when_it_is_back() {
         "the relay publishes once Redis is back",
         Duration::from_secs(20),
         || async {
-            outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100).await.is_ok() && unpublished(&b).await == 0
+            publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+                .await
+                .is_ok()
+                && unpublished(&b).await == 0
         },
     )
     .await;
@@ -125,7 +129,7 @@ async fn a_duplicate_publish_takes_effect_once() {
     let b = backbone().await;
     let events = commit_events(&b, 4).await;
     assert_eq!(
-        outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+        publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
             .await
             .unwrap(),
         4
@@ -136,7 +140,7 @@ async fn a_duplicate_publish_takes_effect_once() {
         .await
         .unwrap();
     assert_eq!(
-        outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+        publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
             .await
             .unwrap(),
         1
@@ -159,7 +163,7 @@ async fn concurrent_relays_publish_each_event_once() {
         tokio::spawn(async move {
             let mut total = 0;
             loop {
-                match outbox::publish_oldest(&db, &redis, &keys, 100).await.unwrap() {
+                match publisher::publish_oldest(&db, &redis, &keys, 100).await.unwrap() {
                     0 => return total,
                     n => total += n,
                 }
@@ -184,7 +188,9 @@ async fn concurrent_relays_publish_each_event_once() {
 async fn pruning_removes_old_published_rows_only() {
     let b = backbone().await;
     commit_events(&b, 3).await;
-    outbox::publish_oldest(&b.db, &b.deps.redis, &b.keys, 2).await.unwrap(); // two published, one not
+    publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 2)
+        .await
+        .unwrap(); // two published, one not
     sqlx::query("UPDATE outbox SET published_at = now() - interval '2 days' WHERE published_at IS NOT NULL")
         .execute(&b.db)
         .await
@@ -193,7 +199,7 @@ async fn pruning_removes_old_published_rows_only() {
         .execute(&b.db)
         .await
         .unwrap();
-    assert_eq!(outbox::prune(&b.db, Duration::from_secs(86_400)).await.unwrap(), 2);
+    assert_eq!(publisher::prune(&b.db, Duration::from_secs(86_400)).await.unwrap(), 2);
     assert_eq!(
         unpublished(&b).await,
         1,

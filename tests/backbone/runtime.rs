@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imticket::events::Envelope;
+use imticket::infra::redis::streams;
 use imticket::stream::probe::ProbeHandler;
 use imticket::stream::{Handler, Outcome, dead_letter, maintenance};
 
@@ -349,7 +350,7 @@ async fn trimming_never_removes_what_a_slow_group_has_not_acked() {
     let mut conn = b.conn().await;
     b.read_without_ack(&key, "slow", "stuck", 20).await;
     // While a third group has not read anything yet, nothing may go.
-    imticket::stream::group::create_group(&mut conn, &key, "never-read")
+    imticket::infra::redis::streams::create_group(&mut conn, &key, "never-read")
         .await
         .unwrap();
     assert_eq!(
@@ -409,16 +410,16 @@ async fn idle_consumers_without_pending_entries_are_removed_and_others_never() {
             .unwrap();
     }
 
-    let removed = maintenance::remove_dead_consumers(&mut conn, &key, "g", Duration::from_secs(60), "me")
+    let removed = streams::remove_dead_consumers(&mut conn, &key, "g", Duration::from_secs(60), "me")
         .await
         .unwrap();
     assert_eq!(removed, 0, "nobody has been idle for a minute");
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let removed = maintenance::remove_dead_consumers(&mut conn, &key, "g", Duration::from_millis(10), "me")
+    let removed = streams::remove_dead_consumers(&mut conn, &key, "g", Duration::from_millis(10), "me")
         .await
         .unwrap();
     assert_eq!(removed, 1);
-    let stats = maintenance::stream_stats(&mut conn, &key).await.unwrap().unwrap();
+    let stats = streams::stats(&mut conn, &key).await.unwrap().unwrap();
     let mut names: Vec<&str> = stats.groups[0].consumers.iter().map(|c| c.name.as_str()).collect();
     names.sort();
     assert_eq!(
@@ -437,7 +438,7 @@ async fn maintenance_before_the_stream_or_group_exists_finds_nothing_to_do_and_o
     let idle = Duration::from_millis(1);
     // Maintenance starts beside the consumer that creates the stream and its group.
     assert_eq!(
-        maintenance::remove_dead_consumers(&mut conn, &key, "g", idle, "me")
+        streams::remove_dead_consumers(&mut conn, &key, "g", idle, "me")
             .await
             .unwrap(),
         0
@@ -445,7 +446,7 @@ async fn maintenance_before_the_stream_or_group_exists_finds_nothing_to_do_and_o
     assert_eq!(maintenance::trim(&mut conn, &key).await.unwrap(), 0);
     b.publish(&key, 1).await;
     assert_eq!(
-        maintenance::remove_dead_consumers(&mut conn, &key, "g", idle, "me")
+        streams::remove_dead_consumers(&mut conn, &key, "g", idle, "me")
             .await
             .unwrap(),
         0
@@ -459,7 +460,7 @@ async fn maintenance_before_the_stream_or_group_exists_finds_nothing_to_do_and_o
         .query_async(&mut conn)
         .await
         .unwrap();
-    let err = maintenance::remove_dead_consumers(&mut conn, &not_a_stream, "g", idle, "me")
+    let err = streams::remove_dead_consumers(&mut conn, &not_a_stream, "g", idle, "me")
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("WRONGTYPE"), "{err:#}");
@@ -524,10 +525,7 @@ async fn operators_see_streams_groups_lag_and_metrics() {
     assert!(payments["groups"][0]["lag"].is_null(), "{payments}");
     assert!(b.admin(&["streams"]).contains("lag unknown"));
 
-    let stats = maintenance::stream_stats(&mut b.conn().await, &key)
-        .await
-        .unwrap()
-        .unwrap();
+    let stats = streams::stats(&mut b.conn().await, &key).await.unwrap().unwrap();
     maintenance::record_metrics("payments", &stats);
     let rendered = imticket::telemetry::metrics_handle().render();
     assert!(

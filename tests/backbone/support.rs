@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use imticket::app::Deps;
 use imticket::events::Envelope;
-use imticket::keys::Keys;
+use imticket::infra::redis::keys::Keys;
 use imticket::stream::probe::ProbeHandler;
 use imticket::stream::{BatchReport, Consumer, ConsumerSettings, Handler, Subscription};
 use redis::aio::ConnectionManager;
@@ -53,7 +53,7 @@ pub async fn backbone() -> Backbone {
         format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     );
     let deps = imticket::root::deps(config_from(&env)).unwrap();
-    imticket::infra::db::migrate(&deps.db).await.unwrap();
+    imticket::infra::postgres::migrate(&deps.db).await.unwrap();
     ProbeHandler::install(&deps.db).await.unwrap();
     let keys = deps.keys.clone();
     Backbone {
@@ -143,7 +143,7 @@ impl Backbone {
     /// acking them: a consumer that read and then died (or is stuck). Returns the entry count.
     pub async fn read_without_ack(&self, key: &str, group: &str, consumer: &str, count: usize) -> usize {
         let mut conn = self.conn().await;
-        imticket::stream::group::create_group(&mut conn, key, group)
+        imticket::infra::redis::streams::create_group(&mut conn, key, group)
             .await
             .unwrap();
         let reply: redis::Value = redis::cmd("XREADGROUP")

@@ -1,4 +1,16 @@
-//! The PostgreSQL pool and the embedded migrations.
+//! PostgreSQL, the system of record: the pool, the embedded migrations, the advisory-lock
+//! helper, and one repository file per aggregate. Repository functions take the caller's
+//! `&mut PgConnection`, so the use case owns the transaction.
+
+pub mod audit;
+pub mod catalog;
+pub mod error;
+pub mod idempotency;
+pub mod outbox;
+pub mod processed_events;
+pub mod reservations;
+pub mod users;
+pub mod wallet;
 
 use std::time::Duration;
 

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::infra::redis::Redis;
-use crate::keys::Keys;
+use super::Redis;
+use super::keys::Keys;
+use super::scripts::CACHE_SET_IF_GENERATION;
 
 #[derive(Clone)]
 pub struct CacheStore {
@@ -49,7 +50,8 @@ impl CacheStore {
         Ok((value, Generation(generation.unwrap_or(0))))
     }
 
-    /// Stores `value` unless `name` was invalidated since `generation` was read. Returns
+    /// Stores `value` unless `name` was invalidated since `generation` was read
+    /// (`lua/cache_set_if_generation.lua`). Returns
     /// whether it was stored. This is what stops a load that read the database before a
     /// change from putting the old value back after the change removed it.
     pub async fn set_if(
@@ -60,7 +62,7 @@ impl CacheStore {
         generation: Generation,
     ) -> anyhow::Result<bool> {
         let mut conn = self.redis.connection().await?;
-        let stored: i64 = SET_IF_GENERATION
+        let stored: i64 = CACHE_SET_IF_GENERATION
             .key(self.keys.cache(name))
             .key(self.keys.cache_generation(name))
             .arg(value)
@@ -113,14 +115,3 @@ pub struct Generation(pub u64);
 /// A generation counter expires so that names no longer used leave nothing behind. The check
 /// holds as long as no load takes longer than this (loads take milliseconds).
 const GENERATION_TTL: Duration = Duration::from_secs(3600);
-
-static SET_IF_GENERATION: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r"
-        local generation = redis.call('GET', KEYS[2]) or '0'
-        if generation ~= ARGV[2] then return 0 end
-        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-        return 1
-        ",
-    )
-});

@@ -15,7 +15,7 @@ pub struct StoredAnswer {
 /// Serializes the requests of one (user, key) until the transaction ends: a concurrent request
 /// with the same key waits here for the first one's commit, then finds its answer.
 pub async fn lock(conn: &mut PgConnection, user_id: Uuid, key: &str) -> anyhow::Result<()> {
-    super::db::advisory_xact_lock(conn, &format!("idempotency:{user_id}:{key}")).await
+    super::advisory_xact_lock(conn, &format!("idempotency:{user_id}:{key}")).await
 }
 
 pub async fn find(conn: &mut PgConnection, user_id: Uuid, key: &str) -> anyhow::Result<Option<StoredAnswer>> {

@@ -18,6 +18,7 @@
 //! | `queue:{c<id>}:budget` | hash | admissions spent in the current second (`sec`, `used`) |
 //! | `queue:{c<id>}:admitted` | sorted set | entry id → admission time (ms), the last minute |
 //! | `queue:{c<id>}:meta` | hash | `opens_at` (ms, 0: open), `sold_out` (0/1) |
+//! | `queue:{c<id>}:done` | sorted set | entry id → when a payment released its slot (ms), kept one active TTL |
 //! | `hold:{s<schedule id>}:<seat id>` | string (PX) | a seat's hold gate: the holding reservation's id |
 //! | `expiry:due` | sorted set | held reservation id → its `expires_at` (ms), for the expiry scheduler |
 //!
@@ -98,6 +99,7 @@ impl Keys {
             budget: key("budget"),
             admitted: key("admitted"),
             meta: key("meta"),
+            done: key("done"),
         }
     }
 }
@@ -134,11 +136,12 @@ pub struct QueueKeys {
     pub budget: String,
     pub admitted: String,
     pub meta: String,
+    pub done: String,
 }
 
 impl QueueKeys {
     /// In the order every waiting-room script declares its `KEYS`.
-    pub fn all(&self) -> [&str; 8] {
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.waiting,
             &self.active,
@@ -148,6 +151,7 @@ impl QueueKeys {
             &self.budget,
             &self.admitted,
             &self.meta,
+            &self.done,
         ]
     }
 }

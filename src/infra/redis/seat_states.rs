@@ -6,30 +6,15 @@
 //! rebuilt from PostgreSQL, which bounds how long a lost write can show. PostgreSQL stays the
 //! truth.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-use crate::infra::redis::Redis;
-use crate::keys::Keys;
-
-/// KEYS: the states string; ARGV: the expected length, then (offset, byte) pairs. Writes the
-/// bytes if the string exists with that length; returns 1 if it wrote, 0 if not.
-static WRITE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local length = redis.call('STRLEN', KEYS[1])
-if length == 0 or length ~= tonumber(ARGV[1]) then return 0 end
-for i = 2, #ARGV, 2 do
-  redis.call('SETRANGE', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-return 1
-",
-    )
-});
+use super::Redis;
+use super::keys::Keys;
+use super::scripts::SEAT_STATES_WRITE;
 
 /// The states string of a schedule, if built.
 pub async fn get(redis: &Redis, keys: &Keys, schedule_id: Uuid) -> anyhow::Result<Option<Vec<u8>>> {
@@ -45,7 +30,7 @@ pub async fn put(redis: &Redis, keys: &Keys, schedule_id: Uuid, states: &[u8], t
         .context("SET seat states")
 }
 
-/// Writes `changes` (seat offset, state byte) through, if the string is built with
+/// Writes `changes` (seat offset, state byte) through (`lua/seat_states_write.lua`), if the string is built with
 /// `expected_len` seats. Returns whether it wrote.
 pub async fn write(
     redis: &Redis,
@@ -58,7 +43,7 @@ pub async fn write(
         return Ok(false);
     }
     let mut conn = redis.connection().await?;
-    let mut invocation = WRITE.prepare_invoke();
+    let mut invocation = SEAT_STATES_WRITE.prepare_invoke();
     invocation.key(keys.seat_states(schedule_id)).arg(expected_len);
     for (offset, state) in changes {
         invocation.arg(*offset).arg(&[*state][..]);

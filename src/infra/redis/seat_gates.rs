@@ -2,52 +2,20 @@
 //! away before they cost a PostgreSQL statement; PostgreSQL decides who holds a seat, so a gate
 //! that expired or was lost in a Redis restart can never let two holds win.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
 use uuid::Uuid;
 
-use crate::infra::redis::Redis;
-use crate::keys::Keys;
-
-/// KEYS: the seats' gates; ARGV: owner, TTL (ms). Takes every gate or none; returns the
-/// 1-based indexes of the gates another owner holds (empty: all taken by `owner`).
-static TAKE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local taken = {}
-for i, key in ipairs(KEYS) do
-  local current = redis.call('GET', key)
-  if current and current ~= ARGV[1] then taken[#taken + 1] = i end
-end
-if #taken > 0 then return taken end
-for _, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
-end
-return taken
-",
-    )
-});
-
-/// KEYS: gates; ARGV: owner. Deletes the gates `owner` still holds.
-static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local released = 0
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then released = released + redis.call('DEL', key) end
-end
-return released
-",
-    )
-});
+use super::Redis;
+use super::keys::Keys;
+use super::scripts::{SEAT_GATES_RELEASE, SEAT_GATES_TAKE};
 
 fn keys_of(keys: &Keys, schedule_id: Uuid, seats: &[Uuid]) -> Vec<String> {
     seats.iter().map(|seat| keys.seat_gate(schedule_id, *seat)).collect()
 }
 
-/// Takes the gates of `seats` for `owner`, all or none. Returns the seats someone else holds
+/// Takes the gates of `seats` for `owner`, all or none (`lua/seat_gates_take.lua`). Returns the seats someone else holds
 /// (empty: taken).
 pub async fn take(
     redis: &Redis,
@@ -58,7 +26,7 @@ pub async fn take(
     ttl: Duration,
 ) -> anyhow::Result<Vec<Uuid>> {
     let mut conn = redis.connection().await?;
-    let mut invocation = TAKE.prepare_invoke();
+    let mut invocation = SEAT_GATES_TAKE.prepare_invoke();
     for key in keys_of(keys, schedule_id, seats) {
         invocation.key(key);
     }
@@ -80,7 +48,7 @@ pub async fn release(redis: &Redis, keys: &Keys, schedule_id: Uuid, seats: &[Uui
         return Ok(());
     }
     let mut conn = redis.connection().await?;
-    let mut invocation = RELEASE.prepare_invoke();
+    let mut invocation = SEAT_GATES_RELEASE.prepare_invoke();
     for key in keys_of(keys, schedule_id, seats) {
         invocation.key(key);
     }

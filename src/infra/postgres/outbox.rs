@@ -1,16 +1,13 @@
 //! The transactional outbox: events written in the transaction of the state change that
 //! caused them ([`append`]), published to Redis after commit by the use case
-//! ([`Publisher::publish_now`]) or later by the `outbox-relay` role ([`publish_oldest`]).
-
-mod publish;
+//! ([`crate::infra::publisher::Publisher::publish_now`]) or later by the `outbox-relay` role
+//! ([`crate::infra::publisher::publish_oldest`]).
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-pub use publish::{Publisher, prune, publish_now, publish_oldest};
 
 use crate::events::{Envelope, Event, Stream};
 

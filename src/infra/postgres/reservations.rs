@@ -30,7 +30,7 @@ pub async fn schedule_concert(conn: &mut PgConnection, schedule_id: Uuid) -> any
 /// Serializes the holds of one user on one schedule until the transaction ends, so the per-user
 /// seat cap holds under that user's concurrent requests. Other users are never blocked.
 pub async fn lock_user_schedule(conn: &mut PgConnection, user_id: Uuid, schedule_id: Uuid) -> anyhow::Result<()> {
-    super::db::advisory_xact_lock(conn, &format!("hold:{user_id}:{schedule_id}")).await
+    super::advisory_xact_lock(conn, &format!("hold:{user_id}:{schedule_id}")).await
 }
 
 /// What [`hold_seats`] did.
@@ -186,7 +186,7 @@ pub async fn seats_of_schedule(
 }
 
 /// Inserts a held reservation and its seats and takes them from the schedule's available
-/// count (the connection's slot, as [`crate::infra::catalog::add_available`]), in one
+/// count (the connection's slot, as [`crate::infra::postgres::catalog::add_available`]), in one
 /// statement (one round trip on the hold path). `reservation_seats_live_seat_key`
 /// fails it if a seat is in another live reservation.
 pub async fn insert_held(

@@ -2,15 +2,16 @@
 //! events on the expiry stream. At least once: an entry is removed from the set only after its
 //! event was added, so a crash in between publishes it twice (the worker's processed-events
 //! record makes the second a no-op). PostgreSQL stays the truth: a periodic sweep
-//! ([`crate::infra::reservations::due_held`]) finds any hold this set forgot.
+//! ([`crate::infra::postgres::reservations::due_held`]) finds any hold this set forgot.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::Redis;
+use super::keys::Keys;
+use super::streams;
 use crate::events::{HoldExpired, encode};
-use crate::infra::redis::Redis;
-use crate::keys::Keys;
 
 /// Remembers a new hold's due time.
 pub async fn schedule(redis: &Redis, keys: &Keys, reservation_id: Uuid, due: DateTime<Utc>) -> anyhow::Result<()> {
@@ -30,17 +31,13 @@ pub async fn publish(redis: &Redis, keys: &Keys, reservations: &[Uuid]) -> anyho
     if reservations.is_empty() {
         return Ok(());
     }
+    let key = keys.stream(crate::events::Stream::Expiry);
+    let entries = reservations
+        .iter()
+        .map(|id| Ok((key.clone(), encode(&HoldExpired { reservation_id: *id })?.into_fields())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut conn = redis.connection().await?;
-    let mut pipe = redis::pipe();
-    for id in reservations {
-        let envelope = encode(&HoldExpired { reservation_id: *id })?;
-        pipe.cmd("XADD")
-            .arg(keys.stream(crate::events::Stream::Expiry))
-            .arg("*")
-            .arg(envelope.to_fields())
-            .ignore();
-    }
-    pipe.query_async::<()>(&mut conn)
+    streams::add_all(&mut conn, &entries)
         .await
         .context("publish hold.expired")?;
     Ok(())

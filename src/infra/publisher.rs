@@ -1,4 +1,5 @@
-//! Publishing outbox rows to their streams.
+//! Publishing outbox rows to their streams: the one piece of `infra` that uses both backends
+//! (the rows are PostgreSQL's, [`super::postgres::outbox`]; the streams Redis's).
 //!
 //! A row is locked (`FOR UPDATE SKIP LOCKED`), XADDed, and marked published in one
 //! transaction, so several publishers never publish the same row concurrently. If the process
@@ -10,9 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 
-use super::OutboxRow;
-use crate::infra::redis::Redis;
-use crate::keys::Keys;
+use super::postgres::outbox::{self as table, OutboxRow};
+use super::redis::keys::Keys;
+use super::redis::{Redis, streams};
 
 /// What a use case needs to publish the events it just committed.
 #[derive(Clone)]
@@ -46,22 +47,21 @@ enum Claim<'a> {
 
 /// XADDs the rows in one pipeline; returns the entry ids in row order.
 async fn xadd_all(redis: &Redis, keys: &Keys, rows: &[OutboxRow]) -> anyhow::Result<Vec<String>> {
+    let entries: Vec<(String, Vec<(String, String)>)> = rows
+        .iter()
+        .map(|row| (keys.stream_named(&row.stream), row.envelope().into_fields()))
+        .collect();
     let mut conn = redis.connection().await?;
-    let mut pipe = redis::pipe();
-    for row in rows {
-        pipe.cmd("XADD")
-            .arg(keys.stream_named(&row.stream))
-            .arg("*")
-            .arg(row.envelope().to_fields());
-    }
-    pipe.query_async(&mut conn).await.context("XADD outbox events")
+    streams::add_all(&mut conn, &entries)
+        .await
+        .context("XADD outbox events")
 }
 
 async fn publish_claimed(db: &PgPool, redis: &Redis, keys: &Keys, claim: Claim<'_>) -> anyhow::Result<usize> {
     let mut tx = db.begin().await.context("begin outbox publish")?;
     let rows = match claim {
-        Claim::Oldest(limit) => super::claim_unpublished(&mut tx, limit).await?,
-        Claim::Ids(ids) => super::claim_ids(&mut tx, ids).await?,
+        Claim::Oldest(limit) => table::claim_unpublished(&mut tx, limit).await?,
+        Claim::Ids(ids) => table::claim_ids(&mut tx, ids).await?,
     };
     if rows.is_empty() {
         return Ok(0);
@@ -79,7 +79,7 @@ async fn publish_claimed(db: &PgPool, redis: &Redis, keys: &Keys, claim: Claim<'
         }
     };
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    super::mark_published(&mut tx, &ids, &stream_ids).await?;
+    table::mark_published(&mut tx, &ids, &stream_ids).await?;
     tx.commit().await.context("commit outbox publish")?;
     metrics::counter!("outbox_published_total").increment(rows.len() as u64);
     Ok(rows.len())
@@ -106,7 +106,7 @@ pub async fn prune(db: &PgPool, retention: Duration) -> anyhow::Result<u64> {
     let mut total = 0;
     loop {
         let mut conn = db.acquire().await.context("acquire connection for outbox pruning")?;
-        let pruned = super::prune_published(&mut conn, before, 10_000).await?;
+        let pruned = table::prune_published(&mut conn, before, 10_000).await?;
         total += pruned;
         if pruned < 10_000 {
             return Ok(total);

@@ -1,0 +1,275 @@
+//! Each reply shape ImTicket reads, parsed once into a typed value ([`FromRedisValue`]), so no
+//! caller indexes a raw array. Where the `redis` crate already types a reply well
+//! (`XINFO GROUPS`, `XINFO CONSUMERS`, `XPENDING`), its types are used instead
+//! ([`redis::streams`]); stream entries are parsed here because their field order matters
+//! (a dead letter shows the fields as they were written) and the crate keeps them in a map.
+
+use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, Value};
+
+fn type_error(what: &'static str, got: &Value) -> RedisError {
+    RedisError::from((ErrorKind::TypeError, what, format!("{got:?}")))
+}
+
+/// The items of an array reply (RESP2 array, RESP3 set or map flattened to pairs).
+fn items(value: &Value) -> Option<Vec<&Value>> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Some(items.iter().collect()),
+        Value::Map(pairs) => Some(pairs.iter().flat_map(|(k, v)| [k, v]).collect()),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+/// Field `name` of a flat `[name, value, …]` reply (the shape of `XINFO`).
+fn field<'a>(flat: &[&'a Value], name: &str) -> Option<&'a Value> {
+    flat.chunks(2)
+        .find(|pair| pair.first().and_then(|k| text(k)).as_deref() == Some(name))
+        .and_then(|pair| pair.get(1).copied())
+}
+
+/// One stream entry, `[id, [field, value, …]]`, with its fields in the order they were written.
+/// A nil (a pending entry whose stream entry was deleted) reads as `None` through
+/// `Option<StreamEntry>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub id: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl StreamEntry {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl FromRedisValue for StreamEntry {
+    fn from_redis_value(v: &Value) -> RedisResult<Self> {
+        let parts = items(v).ok_or_else(|| type_error("a stream entry", v))?;
+        let id = parts
+            .first()
+            .and_then(|id| text(id))
+            .ok_or_else(|| type_error("a stream entry id", v))?;
+        let flat = parts.get(1).and_then(|f| items(f)).unwrap_or_default();
+        let fields = flat
+            .chunks(2)
+            .filter_map(|pair| Some((text(pair.first()?)?, text(pair.get(1)?)?)))
+            .collect();
+        Ok(Self { id, fields })
+    }
+}
+
+/// The entries of an `XREADGROUP` reply, `[[key, [entry, …]], …]`; nil (nothing new within the
+/// block time) is no entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadEntries(pub Vec<StreamEntry>);
+
+impl FromRedisValue for ReadEntries {
+    fn from_redis_value(v: &Value) -> RedisResult<Self> {
+        if matches!(v, Value::Nil) {
+            return Ok(Self::default());
+        }
+        let streams = items(v).ok_or_else(|| type_error("an XREADGROUP reply", v))?;
+        let mut entries = Vec::new();
+        // RESP2: [[key, entries], …]; RESP3: a map key → entries, flattened to [key, entries, …].
+        let per_stream: Vec<&Value> = if matches!(v, Value::Map(_)) {
+            streams.chunks(2).filter_map(|pair| pair.get(1).copied()).collect()
+        } else {
+            streams
+                .iter()
+                .filter_map(|s| items(s).and_then(|parts| parts.get(1).copied()))
+                .collect()
+        };
+        for list in per_stream {
+            for entry in items(list).unwrap_or_default() {
+                entries.push(StreamEntry::from_redis_value(entry)?);
+            }
+        }
+        Ok(Self(entries))
+    }
+}
+
+/// `XINFO STREAM`: the length and the first and last entries' ids (none while empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    pub length: u64,
+    pub first_id: Option<String>,
+    pub last_id: Option<String>,
+}
+
+impl FromRedisValue for StreamSummary {
+    fn from_redis_value(v: &Value) -> RedisResult<Self> {
+        let flat = items(v).ok_or_else(|| type_error("an XINFO STREAM reply", v))?;
+        let entry_id = |name: &str| {
+            field(&flat, name)
+                .and_then(|entry| items(entry))
+                .and_then(|parts| parts.first().and_then(|id| text(id)))
+        };
+        Ok(Self {
+            length: field(&flat, "length").and_then(int).unwrap_or(0).max(0) as u64,
+            first_id: entry_id("first-entry"),
+            last_id: entry_id("last-entry"),
+        })
+    }
+}
+
+/// One slot of the waiting room as its scripts answer (`lua/queue_prelude.lua`, `view`):
+/// `{entry, status, number, opens_at, sold_out, admitted in the last minute, now, oldest
+/// admission}`, read into the domain's typed view.
+impl FromRedisValue for crate::domain::queue::EntryView {
+    fn from_redis_value(v: &Value) -> RedisResult<Self> {
+        use crate::domain::queue::{EntryView, Standing};
+        let parts = items(v).ok_or_else(|| type_error("a waiting-room reply", v))?;
+        let at = |i: usize| parts.get(i).copied();
+        let number = at(2).and_then(int).unwrap_or(0);
+        let position = number.max(1) as u64;
+        let standing = match at(1).and_then(text).as_deref() {
+            Some("active") => Standing::Active { until_ms: number },
+            Some("pre_queue") => Standing::PreQueue,
+            Some("waiting") => Standing::Waiting { position },
+            Some("sold_out") => Standing::SoldOut { position },
+            Some("done") => Standing::Done,
+            Some("expired") => Standing::Expired,
+            _ => return Err(type_error("a waiting-room status", v)),
+        };
+        let entry = at(0)
+            .and_then(text)
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(|| type_error("an entry id in a waiting-room reply", v))?;
+        let number_at = |i: usize| at(i).and_then(int).unwrap_or(0);
+        Ok(EntryView {
+            entry,
+            standing,
+            opens_at_ms: number_at(3),
+            sold_out: number_at(4) == 1,
+            admitted_last_minute: number_at(5),
+            now_ms: number_at(6),
+            oldest_admission_ms: number_at(7),
+        })
+    }
+}
+
+/// What one admission round did (`lua/queue_admit.lua`):
+/// `{admitted, expired, waiting, active, open (0/1), wait ms of each admitted…}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdmitReport {
+    pub admitted: u64,
+    pub expired: u64,
+    pub waiting: u64,
+    pub active: u64,
+    /// Whether the sale is open (admission may happen at all).
+    pub open: bool,
+    /// How long each admitted entry waited, join to admission (ms).
+    pub waits_ms: Vec<u64>,
+}
+
+impl FromRedisValue for AdmitReport {
+    fn from_redis_value(v: &Value) -> RedisResult<Self> {
+        let numbers: Vec<u64> = items(v)
+            .ok_or_else(|| type_error("an admission reply", v))?
+            .into_iter()
+            .map(|n| int(n).unwrap_or(0).max(0) as u64)
+            .collect();
+        let at = |i: usize| numbers.get(i).copied().unwrap_or(0);
+        Ok(Self {
+            admitted: at(0),
+            expired: at(1),
+            waiting: at(2),
+            active: at(3),
+            open: at(4) == 1,
+            waits_ms: numbers.iter().skip(5).copied().collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::queue::{EntryView, Standing};
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn entries_keep_their_field_order_and_nil_is_none() {
+        let entry = Value::Array(vec![
+            bulk("1-1"),
+            Value::Array(vec![bulk("b"), bulk("2"), bulk("a"), bulk("1")]),
+        ]);
+        let parsed = StreamEntry::from_redis_value(&entry).unwrap();
+        assert_eq!(parsed.id, "1-1");
+        assert_eq!(parsed.fields, vec![("b".into(), "2".into()), ("a".into(), "1".into())]);
+        assert_eq!(parsed.field("a"), Some("1"));
+        assert_eq!(Option::<StreamEntry>::from_redis_value(&Value::Nil).unwrap(), None);
+    }
+
+    #[test]
+    fn a_read_with_nothing_new_is_empty() {
+        assert_eq!(
+            ReadEntries::from_redis_value(&Value::Nil).unwrap(),
+            ReadEntries::default()
+        );
+        let read = Value::Array(vec![Value::Array(vec![
+            bulk("k"),
+            Value::Array(vec![Value::Array(vec![
+                bulk("1-0"),
+                Value::Array(vec![bulk("f"), bulk("v")]),
+            ])]),
+        ])]);
+        assert_eq!(ReadEntries::from_redis_value(&read).unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn waiting_room_views_are_typed() {
+        let reply = |status: &str, number: i64| {
+            Value::Array(vec![
+                bulk("0193b1c4-0000-7000-8000-000000000000"),
+                bulk(status),
+                Value::Int(number),
+                Value::Int(0),
+                Value::Int(0),
+                Value::Int(3),
+                Value::Int(1000),
+                Value::Int(900),
+            ])
+        };
+        let view = EntryView::from_redis_value(&reply("waiting", 7)).unwrap();
+        assert_eq!(view.standing, Standing::Waiting { position: 7 });
+        assert_eq!((view.admitted_last_minute, view.now_ms), (3, 1000));
+        let active = EntryView::from_redis_value(&reply("active", 5000)).unwrap();
+        assert_eq!(active.standing, Standing::Active { until_ms: 5000 });
+        assert_eq!(
+            EntryView::from_redis_value(&reply("done", 0)).unwrap().standing,
+            Standing::Done
+        );
+        assert!(EntryView::from_redis_value(&reply("lost", 0)).is_err());
+    }
+
+    #[test]
+    fn admission_reports_carry_the_waits() {
+        let reply = Value::Array([2, 1, 10, 5, 1, 300, 400].map(Value::Int).to_vec());
+        let report = AdmitReport::from_redis_value(&reply).unwrap();
+        assert_eq!(
+            (report.admitted, report.expired, report.waiting, report.active),
+            (2, 1, 10, 5)
+        );
+        assert!(report.open);
+        assert_eq!(report.waits_ms, vec![300, 400]);
+    }
+}
