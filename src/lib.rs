@@ -17,7 +17,6 @@ pub mod events;
 pub mod infra;
 pub mod retry;
 pub mod root;
-pub mod seed;
 pub mod shutdown;
 pub mod startup;
 pub mod stream;

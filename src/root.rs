@@ -20,10 +20,10 @@ const NEAR_CAPACITY: usize = 10_000;
 /// The use cases' dependencies. Opens no connection: the pool and Redis connect on first use,
 /// so a process starts while a dependency is down and reports itself not ready.
 pub fn deps(config: Config) -> anyhow::Result<Deps> {
-    let db = crate::infra::postgres::pool(&config)?;
-    let redis = Redis::new(&config.redis_url, config.redis_timeout)?;
-    let keys = Keys::new(config.redis_key_prefix.clone());
-    let tokens = Arc::new(TokenService::new(&config.jwt_secret, config.jwt_ttl));
+    let db = crate::infra::postgres::pool(&config.database)?;
+    let redis = Redis::new(&config.redis.url, config.redis.timeout)?;
+    let keys = Keys::new(config.redis.key_prefix.clone());
+    let tokens = Arc::new(TokenService::new(&config.auth.jwt_secret, config.auth.jwt_ttl));
     let hasher = PasswordHasher::for_this_machine()?;
     let cache = LookAside::new(CacheStore::new(redis.clone(), keys.clone()));
     let outbox = Publisher::new(db.clone(), redis.clone(), keys.clone());
@@ -44,7 +44,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
 
 /// As [`deps`], with the near cache of an API process in front of Redis (unless its TTL is 0).
 pub fn api_deps(config: Config) -> anyhow::Result<Deps> {
-    let near_ttl = config.cache_near_ttl;
+    let near_ttl = config.cache.near_ttl;
     let mut deps = deps(config)?;
     if !near_ttl.is_zero() {
         deps.cache = deps.cache.with_near(Arc::new(NearCache::new(near_ttl, NEAR_CAPACITY)));
@@ -55,5 +55,5 @@ pub fn api_deps(config: Config) -> anyhow::Result<Deps> {
 /// The stream runtime of a worker process: consumers and their housekeeping, tuned by the
 /// configuration.
 pub fn stream_runtime(deps: &Deps) -> StreamRuntime {
-    StreamRuntime::new(deps.redis.clone(), deps.keys.clone(), &deps.config)
+    StreamRuntime::new(deps.redis.clone(), deps.keys.clone(), &deps.config.streams)
 }

@@ -23,7 +23,7 @@ impl Application {
     /// (`IMTICKET_HTTP_ADDR`; port 0 picks a free port, see [`Application::port`]).
     /// Connections that arrive before [`Application::run_until_stopped`] wait in the backlog.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let addr = config.http_addr;
+        let addr = config.http.addr;
         let deps = crate::root::api_deps(config)?;
         crate::infra::postgres::migrate(&deps.db).await?;
         crate::app::auth::bootstrap_admin(&deps).await?;
@@ -61,7 +61,7 @@ impl Application {
         tokio::spawn(crate::infra::resource_gauges::run(
             deps.db.clone(),
             deps.redis.clone(),
-            deps.config.db_max_connections,
+            deps.config.database.max_connections,
             shutdown.clone(),
         ));
         if let Some(near) = deps.cache.near() {

@@ -8,11 +8,20 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the global tracing subscriber. Filter from `RUST_LOG` (default `info`); JSON lines
-/// when `IMTICKET_LOG_FORMAT=json`, human-readable otherwise. Logs go to stderr.
-pub fn init(service: &'static str) {
+use crate::config::{Config, LogFormat};
+
+/// Installs the global tracing subscriber for `config`'s process: filter from `RUST_LOG`
+/// (default `info`); JSON lines when `IMTICKET_LOG_FORMAT=json`, human-readable otherwise.
+/// Logs go to stderr. Then warns about every `IMTICKET_*` variable that nothing reads.
+pub fn init(service: &'static str, config: &Config) {
+    install(service, config.log_format);
+    config.warn_unread();
+}
+
+/// The subscriber alone (tests, which have no process environment of their own).
+pub fn install(service: &'static str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("IMTICKET_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let json = format == LogFormat::Json;
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry

@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
         eprintln!("imticket-worker: {err}");
         return ExitCode::from(2);
     }
-    imticket::telemetry::init("imticket-worker");
+    imticket::telemetry::init("imticket-worker", &config);
     let result = async {
         let shutdown = imticket::shutdown::on_signal()?;
         imticket::worker::run(config, cli.roles, shutdown).await

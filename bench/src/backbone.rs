@@ -153,7 +153,7 @@ pub async fn relay_rate(deps: &Deps, args: &RelayRate) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..relays {
         let (db, redis, keys) = (deps.db.clone(), deps.redis.clone(), keys.clone());
-        let batch = deps.config.stream.outbox_batch_size;
+        let batch = deps.config.streams.outbox_batch_size;
         tasks.spawn(async move {
             let mut published = 0;
             loop {
@@ -183,7 +183,7 @@ pub async fn relay_rate(deps: &Deps, args: &RelayRate) -> anyhow::Result<()> {
 pub async fn prune_processed(deps: &Deps, &PruneProcessed { old, fresh }: &PruneProcessed) -> anyhow::Result<()> {
     use imticket::infra::postgres::processed_events;
     use imticket::stream::pruning::PRUNE_BATCH;
-    let retention = deps.config.stream.processed_events_retention;
+    let retention = deps.config.streams.processed_events_retention;
     // Runtime queries: synthetic rows for a benchmark, not part of the product's queries.
     let fill = |n: i64, age_secs: f64| {
         sqlx::query(

@@ -44,7 +44,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = Config::from_env_or_exit("imticket-bench");
-    imticket::telemetry::init("imticket-bench");
+    imticket::telemetry::init("imticket-bench", &config);
     match run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -359,7 +359,7 @@ pub async fn open(deps: &Deps, args: &QueueOpen) -> anyhow::Result<()> {
         let r = imticket::app::waiting_room::promote_all(deps, &state).await?;
         println!(
             "promoter round {round} (queue-promoter's promote_all, IMTICKET_QUEUE_ACTIVE_CAPACITY={}): {:.2} ms, {} lines, {} admitted, {} waiting",
-            deps.config.queue_active_capacity,
+            deps.config.waiting_room.active_capacity,
             at.elapsed().as_secs_f64() * 1e3,
             r.lines,
             r.admitted,
@@ -390,7 +390,10 @@ pub async fn open(deps: &Deps, args: &QueueOpen) -> anyhow::Result<()> {
 /// script on `concert`'s keys (the status of the entry in `tokens_file`'s middle).
 pub fn evalsha_args(deps: &Deps, args: &QueueEvalshaArgs) -> anyhow::Result<()> {
     let (script, concert, tokens_file) = (args.script.as_str(), args.concert, args.tokens_file.as_deref());
-    let (join, status) = imticket::infra::redis::waiting_room::script_hashes();
+    let keys = deps.keys.queue(concert);
+    let join = imticket::infra::redis::scripts::QUEUE_JOIN.get_hash();
+    let status = imticket::infra::redis::scripts::QUEUE_STATUS.get_hash();
+    let key_count = keys.all().len().to_string();
     let mut args: Vec<String> = Vec::new();
     match script {
         "join" => {

@@ -122,7 +122,7 @@ pub async fn current_user(deps: &Deps, principal: Principal) -> Result<User, App
 /// several API instances start at once.
 #[tracing::instrument(name = "bootstrap admin", skip_all)]
 pub async fn bootstrap_admin(deps: &Deps) -> anyhow::Result<()> {
-    let Some(admin) = &deps.config.bootstrap_admin else {
+    let Some(admin) = &deps.config.auth.bootstrap_admin else {
         return Ok(());
     };
     let email = Email::parse(&admin.email).context("IMTICKET_BOOTSTRAP_ADMIN_EMAIL")?;

@@ -115,7 +115,7 @@ fn seat_unavailable(taken: &[Uuid]) -> AppError {
 
 /// Checks the requested seats: 1 to `IMTICKET_MAX_SEATS_PER_RESERVATION`, no duplicates.
 fn check_seats(deps: &Deps, seats: &[Uuid]) -> Result<(), AppError> {
-    let max = usize::from(deps.config.max_seats_per_reservation);
+    let max = usize::from(deps.config.booking.max_seats_per_reservation);
     if seats.is_empty() {
         return Err(AppError::validation(
             "invalid_field",
@@ -178,7 +178,7 @@ async fn hold_with(
     let pass = pass.for_concert(concert_id)?;
     let user_id = pass.pass.user_id;
     let id = Uuid::now_v7();
-    let ttl = deps.config.hold_ttl;
+    let ttl = deps.config.booking.hold_ttl;
     let taken = seat_gates::take(&deps.redis, &deps.keys, schedule_id, seats, id, ttl)
         .await
         .map_err(|e| {
@@ -273,7 +273,7 @@ async fn hold_in_tx(
 
 /// Microseconds, as PostgreSQL keeps it: the answer shows what a later read will show.
 fn hold_expires_at(deps: &Deps) -> Result<DateTime<Utc>, AppError> {
-    Ok((Utc::now() + chrono::Duration::from_std(deps.config.hold_ttl).context("hold TTL")?).trunc_subsecs(6))
+    Ok((Utc::now() + chrono::Duration::from_std(deps.config.booking.hold_ttl).context("hold TTL")?).trunc_subsecs(6))
 }
 
 fn limit_reached(cap: i64, live: i64) -> AppError {
@@ -303,7 +303,7 @@ async fn fast_hold(
     schedule_id: Uuid,
     seats: &[Uuid],
 ) -> Result<Option<Held>, AppError> {
-    let cap = deps.config.max_seats_per_user;
+    let cap = deps.config.booking.max_seats_per_user;
     let expires_at = hold_expires_at(deps)?;
     let outcome = repo::hold_seats(conn, id, user_id, schedule_id, seats, i32::from(cap), expires_at)
         .await
@@ -354,7 +354,7 @@ async fn general_hold(
     let tx = &mut *tx;
     repo::lock_user_schedule(tx, user_id, schedule_id).await?;
     let live = repo::live_seats_of_user(tx, user_id, schedule_id).await?;
-    let cap = i64::from(deps.config.max_seats_per_user);
+    let cap = i64::from(deps.config.booking.max_seats_per_user);
     if live + seats.len() as i64 > cap {
         return Err(limit_reached(cap, live));
     }

@@ -310,7 +310,7 @@ pub(crate) async fn layout_and_states(deps: &Deps, schedule_id: Uuid) -> Result<
             &deps.keys,
             schedule_id,
             &states,
-            deps.config.seat_states_ttl,
+            deps.config.cache.seat_states_ttl,
         )
         .await
     {

@@ -73,12 +73,7 @@ impl SaleWindows {
 }
 
 fn admission(deps: &Deps) -> Admission {
-    let config = &deps.config;
-    Admission {
-        capacity: config.queue_active_capacity,
-        per_second: config.queue_promote_per_second,
-        active_ttl_ms: config.queue_active_ttl.as_millis() as u64,
-    }
+    deps.config.waiting_room.admission()
 }
 
 /// The waiting room is Redis: when Redis cannot answer, nobody is admitted or let through.
@@ -172,7 +167,7 @@ pub async fn join(deps: &Deps, user_id: Uuid, concert_id: Uuid) -> Result<Joined
     })?;
     Ok(Joined {
         queue_token,
-        view: describe(&view, deps.config.queue_promote_per_second),
+        view: describe(&view, deps.config.waiting_room.promote_per_second),
     })
 }
 
@@ -182,7 +177,7 @@ pub async fn status(deps: &Deps, pass: QueuePass) -> Result<QueueView, AppError>
         .status(pass.entry_id)
         .await
         .map_err(unavailable)?;
-    Ok(describe(&view, deps.config.queue_promote_per_second))
+    Ok(describe(&view, deps.config.waiting_room.promote_per_second))
 }
 
 /// `DELETE /queue`: leaves the line or gives the active slot back. Idempotent.

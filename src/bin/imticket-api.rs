@@ -8,7 +8,7 @@ use imticket::startup::Application;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::from_env_or_exit("imticket-api");
-    imticket::telemetry::init("imticket-api");
+    imticket::telemetry::init("imticket-api", &config);
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

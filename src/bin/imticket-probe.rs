@@ -37,7 +37,7 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = Config::from_env_or_exit("imticket-probe");
-    imticket::telemetry::init("imticket-probe");
+    imticket::telemetry::init("imticket-probe", &config);
     match run(cli, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

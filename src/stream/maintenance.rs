@@ -1,10 +1,9 @@
 //! Housekeeping of a stream: statistics (for metrics and `imticket-admin streams`), trimming
 //! that never removes an entry some group has not acked (I6), and removal of dead consumers.
 
-use std::time::Duration;
-
 use crate::infra::redis::ConnectionLike;
 
+use crate::config::MaintenanceSettings;
 use crate::infra::redis::protocol::EntryId;
 use crate::infra::redis::streams::{self, StreamStats, remove_dead_consumers};
 
@@ -52,12 +51,6 @@ pub fn record_metrics(stream_label: &str, stats: &StreamStats) {
         metrics::gauge!("stream_group_lag_known", &labels).set(if group.lag.is_some() { 1.0 } else { 0.0 });
         metrics::gauge!("stream_group_consumers", &labels).set(group.consumers.len() as f64);
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct MaintenanceSettings {
-    pub interval: Duration,
-    pub consumer_cleanup_idle: Duration,
 }
 
 /// What one consumer process looks after.

@@ -8,7 +8,6 @@
 //! | `subscription.rs` | the description of a consumer: stream, group, handler |
 //! | `runtime.rs` | turns subscriptions into running consumers with their housekeeping |
 //! | `handler.rs` | the [`Handler`] trait and its [`Outcome`]s |
-//! | `settings.rs` | batch size, concurrency, back-off, delivery limit |
 //! | `consumer.rs` | the loop: read (ahead), handle, ack, shut down in two phases |
 //! | `delivery.rs` | an entry between read and ack |
 //! | `reclaim.rs` | pending entries whose back-off has passed |
@@ -27,14 +26,13 @@ pub mod pruning;
 mod reclaim;
 pub mod relay;
 pub mod runtime;
-pub mod settings;
 pub mod subscription;
 
+pub use crate::config::ConsumerSettings;
 pub use consumer::{BatchReport, Consumer};
 pub use handler::{Handler, Outcome};
 pub use reclaim::RECLAIM_PAGES_PER_ROUND;
 pub use runtime::StreamRuntime;
-pub use settings::ConsumerSettings;
 pub use subscription::Subscription;
 
 /// A consumer name unique per process: host, pid and a random suffix (a restarted process

@@ -8,6 +8,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::RelaySettings;
 use crate::infra::postgres::outbox;
 use crate::infra::publisher::{prune, publish_oldest};
 use crate::infra::redis::Redis;
@@ -23,14 +24,6 @@ async fn record_outbox_metrics(db: &PgPool) -> anyhow::Result<()> {
         .map_or(0.0, |at| (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0);
     metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(age.max(0.0));
     Ok(())
-}
-
-pub struct RelaySettings {
-    pub batch_size: usize,
-    /// Pause between rounds that found nothing to publish.
-    pub idle_wait: Duration,
-    pub retention: Duration,
-    pub housekeeping_interval: Duration,
 }
 
 /// The `outbox-relay` role: publishes until `shutdown`, backing off (with jitter) while

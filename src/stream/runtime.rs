@@ -4,9 +4,9 @@
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::maintenance::{self, MaintenanceSettings, Target};
+use super::maintenance::{self, Target};
 use super::{Consumer, ConsumerSettings, Handler, Subscription};
-use crate::config::Config;
+use crate::config::{MaintenanceSettings, StreamSettings};
 use crate::infra::redis::Redis;
 use crate::infra::redis::keys::Keys;
 
@@ -20,15 +20,12 @@ pub struct StreamRuntime {
 }
 
 impl StreamRuntime {
-    pub fn new(redis: Redis, keys: Keys, config: &Config) -> Self {
+    pub fn new(redis: Redis, keys: Keys, settings: &StreamSettings) -> Self {
         Self {
             redis,
             keys,
-            settings: ConsumerSettings::from_config(config),
-            maintenance: MaintenanceSettings {
-                interval: config.stream.maintenance_interval,
-                consumer_cleanup_idle: config.stream.consumer_cleanup_idle,
-            },
+            settings: settings.consumer(),
+            maintenance: settings.maintenance(),
         }
     }
 

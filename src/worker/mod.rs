@@ -8,7 +8,6 @@ pub mod probes;
 pub mod promoter;
 
 use std::fmt;
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::events::Stream;
 use crate::stream::Subscription;
-use crate::stream::relay::{self, RelaySettings};
+use crate::stream::relay;
 use handlers::{ExpiryHandler, PaymentHandler, SeatCreationHandler};
 
 /// Every duty a worker process can take on. Any number of processes of any role may run.
@@ -102,7 +101,7 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
     }
     tracing::info!(roles = ?roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "worker starting");
 
-    let probes = probes::ProbeServer::start(config.worker_metrics_addr)?;
+    let probes = probes::ProbeServer::start(config.worker.metrics_addr)?;
 
     let deps = crate::root::deps(config.clone())?;
     let streams = crate::root::stream_runtime(&deps);
@@ -112,7 +111,7 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
     tokio::spawn(crate::infra::resource_gauges::run(
         deps.db.clone(),
         deps.redis.clone(),
-        config.db_max_connections,
+        config.database.max_connections,
         retries_stop.clone(),
     ));
     // Roles stop at `roles_stop`; it is cancelled on shutdown, or when a role ends on its own
@@ -149,14 +148,8 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
                 tasks.spawn(expiry_scheduler::run(deps.clone(), stop));
             }
             Role::OutboxRelay => {
-                let settings = RelaySettings {
-                    batch_size: config.stream.outbox_batch_size,
-                    idle_wait: Duration::from_millis(200),
-                    retention: config.stream.outbox_retention,
-                    housekeeping_interval: config.stream.maintenance_interval,
-                };
                 let (db, redis, keys) = (deps.db.clone(), deps.redis.clone(), deps.keys.clone());
-                tasks.spawn(relay::run(db, redis, keys, settings, stop));
+                tasks.spawn(relay::run(db, redis, keys, config.streams.relay(), stop));
             }
             Role::QueuePromoter => {
                 tasks.spawn(promoter::run(deps.clone(), stop));
@@ -171,7 +164,7 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
     {
         tasks.spawn(crate::stream::pruning::run(
             deps.db.clone(),
-            config.stream.clone(),
+            config.streams.clone(),
             roles_stop.clone(),
         ));
     }

@@ -56,13 +56,34 @@ async fn configuration_errors_stop_the_process_with_one_line_naming_the_variable
     }
 }
 
-/// Every role is built now ([6/9]); an unknown one is refused before anything starts.
+/// An unknown role is refused before anything starts.
 #[tokio::test]
 async fn an_unknown_worker_role_is_refused() {
     let redis = Redis::start();
     let env = test_env(&redis).await;
     let output = run_to_end(WORKER, &["no-such-role"], &env);
     assert_eq!(output.status.code(), Some(2), "clap rejects unknown roles");
+}
+
+/// A misspelt variable must not pass silently: the process starts (with the default) and
+/// says, once, that nothing reads it and which variable was probably meant.
+#[tokio::test]
+async fn a_variable_nothing_reads_is_warned_about_at_start() {
+    let redis = Redis::start();
+    let mut env = test_env(&redis).await;
+    env.insert("IMTICKET_HOLD_TTL_SECOND".into(), "5".into());
+    env.insert("IMTICKET_DATA_DIR".into(), "/elsewhere".into());
+    let log_path = redis.dir().join("api-typo.log");
+    let (_api, _port) = spawn_listening(binary_command(API, &env), &log_path);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("nothing reads it")).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("IMTICKET_HOLD_TTL_SECOND")
+            && warnings[0].contains("did you mean IMTICKET_HOLD_TTL_SECONDS"),
+        "{}",
+        warnings[0]
+    );
 }
 
 /// SIGTERM while a request is in flight: the server stops accepting new connections, the

@@ -134,7 +134,7 @@ async fn kill_9_of_redis_under_load_keeps_streams_groups_and_pending_lists_and_l
         consumer.ensure_group().await.unwrap();
         tasks.push(tokio::spawn(consumer.run(stop.clone())));
     }
-    let relay_settings = relay::RelaySettings {
+    let relay_settings = imticket::config::RelaySettings {
         batch_size: 200,
         idle_wait: Duration::from_millis(50),
         retention: Duration::from_secs(3600),

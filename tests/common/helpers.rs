@@ -61,7 +61,7 @@ pub async fn spawn_app() -> TestApp {
 /// Like [`spawn_app`], with a chance to change the environment first.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
-        imticket::telemetry::init("test");
+        imticket::telemetry::install("test", imticket::config::LogFormat::Text);
     }
     let redis = Redis::start();
     let mut env = test_env(&redis).await;

@@ -15,28 +15,21 @@ pub mod wallet;
 use std::time::Duration;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 
-use crate::config::Config;
+use crate::config::DatabaseSettings;
 
 /// Every migration in `migrations/`, compiled into the binaries.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// A pool with bounded size and acquire time. It connects lazily, so a process can start
-/// (and report itself not ready) while the database is still coming up.
-pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = config
-        .database_url
-        .expose_secret()
-        .parse()
-        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-    Ok(PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
+/// The pool of a process, as [`DatabaseSettings`] says. It connects lazily, so a process can
+/// start (and report itself not ready) while the database is still coming up.
+pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    let options = settings.connect_options()?;
+    Ok(settings
+        .pool_options()
         .min_connections(0)
-        .acquire_timeout(config.db_acquire_timeout)
         .idle_timeout(Duration::from_secs(300))
         .connect_lazy_with(options.application_name("imticket")))
 }
@@ -64,4 +57,19 @@ pub async fn advisory_xact_lock(conn: &mut PgConnection, name: &str) -> anyhow::
         .await
         .with_context(|| format!("advisory lock {name}"))?;
     Ok(())
+}
+
+/// How many migrations are applied. A runtime query: `_sqlx_migrations` may not exist yet.
+pub async fn applied_migrations(pool: &PgPool) -> anyhow::Result<i64> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .context("look for the migrations table")?;
+    if !exists {
+        return Ok(0);
+    }
+    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .context("count applied migrations")
 }

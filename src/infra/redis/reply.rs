@@ -117,7 +117,7 @@ impl FromRedisValue for StreamSummary {
         let flat = items(v).ok_or_else(|| type_error("an XINFO STREAM reply", v))?;
         let entry_id = |name: &str| {
             field(&flat, name)
-                .and_then(|entry| items(entry))
+                .and_then(items)
                 .and_then(|parts| parts.first().and_then(|id| text(id)))
         };
         Ok(Self {

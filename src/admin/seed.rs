@@ -1,20 +1,24 @@
 //! `imticket-admin seed`: realistic demo and benchmark data, fast — seats go in through the
-//! same chunked UNNEST insert as the seat-creation worker.
+//! same chunked UNNEST insert as the seat-creation worker; users 10,000 per statement, with an
+//! access token each on request (`--tokens-out`) for load tests.
 
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use chrono::{Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::{Context, Needs, Run};
 use crate::app::password::PasswordHasher;
+use crate::app::tokens::TokenService;
 use crate::domain::catalog::{RawSection, SeatLayout};
+use crate::domain::user::Role;
 use crate::infra::{postgres::catalog, postgres::users};
 
-/// What `imticket-admin seed` creates (its command-line arguments).
+/// Create demo data fast: concerts, schedules with seats, users with points.
 #[derive(Debug, Clone, clap::Args)]
-pub struct SeedPlan {
+pub struct Seed {
     #[arg(long, default_value_t = 3)]
     pub concerts: u32,
     #[arg(long, default_value_t = 2)]
@@ -37,7 +41,7 @@ pub struct SeedPlan {
 }
 
 #[derive(Debug, Default)]
-pub struct SeedReport {
+struct SeedReport {
     pub concerts: u32,
     pub schedules: u32,
     pub seats: u64,
@@ -45,6 +49,53 @@ pub struct SeedReport {
     pub seconds: f64,
     /// The seeded users: (id, email).
     pub fans: Vec<(Uuid, String)>,
+}
+
+impl Run for Seed {
+    fn needs(&self) -> Needs {
+        Needs::DATABASE
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.seats_per_schedule <= 200_000, "at most 200000 seats per schedule");
+        Ok(())
+    }
+
+    async fn run(self, cx: &Context) -> anyhow::Result<String> {
+        let pool = cx.db()?;
+        crate::infra::postgres::migrate(pool).await?;
+        let r = seed(pool, &self).await?;
+        if let Some(path) = &self.tokens_out {
+            let (secret, ttl) = cx
+                .settings
+                .tokens
+                .as_ref()
+                .map_err(|e| anyhow::anyhow!("--tokens-out: {e}"))?;
+            write_tokens(path, &TokenService::new(secret, *ttl), &r.fans)?;
+        }
+        Ok(if cx.json {
+            serde_json::json!({"concerts": r.concerts, "schedules": r.schedules, "seats": r.seats, "users": r.users, "seconds": r.seconds}).to_string()
+        } else {
+            format!(
+                "seeded {} concerts, {} schedules, {} seats, {} users in {:.1}s",
+                r.concerts, r.schedules, r.seats, r.users, r.seconds
+            )
+        })
+    }
+}
+
+/// The seeded users with an access token each, as JSON: `[{user_id, email, access_token}]`.
+fn write_tokens(path: &std::path::Path, tokens: &TokenService, fans: &[(Uuid, String)]) -> anyhow::Result<()> {
+    let fans = fans
+        .iter()
+        .map(|(id, email)| {
+            let token = tokens
+                .issue(*id, Role::User)
+                .map_err(|e| anyhow::anyhow!("mint a token: {e:?}"))?;
+            Ok(serde_json::json!({"user_id": id, "email": email, "access_token": token.access_token}))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    std::fs::write(path, serde_json::to_vec(&fans)?).with_context(|| format!("write {}", path.display()))
 }
 
 /// Sections of up to 100 rows × 100 seats covering `seats` seats (the last one may be short).
@@ -67,8 +118,7 @@ fn layout_for(seats: u32) -> anyhow::Result<SeatLayout> {
     SeatLayout::parse(raw).map_err(|e| anyhow::anyhow!("seed layout: {e}"))
 }
 
-pub async fn seed(db: &PgPool, plan: &SeedPlan) -> anyhow::Result<SeedReport> {
-    anyhow::ensure!(plan.seats_per_schedule <= 200_000, "at most 200000 seats per schedule");
+async fn seed(db: &PgPool, plan: &Seed) -> anyhow::Result<SeedReport> {
     let started = Instant::now();
     let mut report = SeedReport::default();
     let run = Uuid::now_v7().simple().to_string();

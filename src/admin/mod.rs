@@ -1,0 +1,249 @@
+//! `imticket-admin`, the operator CLI: one file per command group, each saying which
+//! connections it needs ([`Needs`]) and doing its work with them ([`Run`]); tables by default,
+//! JSON with `--json`. The binary holds only the clap definitions and calls [`main`].
+//!
+//! Adding a command: a file here with its clap arguments and a [`Run`] impl, and one line in
+//! [`commands!`] below.
+
+mod audit;
+mod dlq;
+mod migrate;
+mod outbox;
+mod queue;
+mod seed;
+mod settings;
+mod streams;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+
+use crate::infra::redis::Redis;
+use crate::infra::redis::keys::Keys;
+pub use settings::AdminSettings;
+
+/// Which servers a command talks to; only those are contacted (and must be reachable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    pub redis: bool,
+    pub database: bool,
+}
+
+impl Needs {
+    pub const REDIS: Needs = Needs {
+        redis: true,
+        database: false,
+    };
+    pub const DATABASE: Needs = Needs {
+        redis: false,
+        database: true,
+    };
+    pub const BOTH: Needs = Needs {
+        redis: true,
+        database: true,
+    };
+}
+
+/// What a command runs with: the connections it asked for, the key names, the settings.
+pub struct Context {
+    pub keys: Keys,
+    pub json: bool,
+    pub settings: AdminSettings,
+    redis: Option<Redis>,
+    db: Option<PgPool>,
+}
+
+impl Context {
+    pub fn redis(&self) -> anyhow::Result<&Redis> {
+        self.redis.as_ref().context("this command did not ask for Redis")
+    }
+
+    pub async fn redis_connection(&self) -> anyhow::Result<crate::infra::redis::Connection> {
+        self.redis()?.connection().await
+    }
+
+    pub fn db(&self) -> anyhow::Result<&PgPool> {
+        self.db.as_ref().context("this command did not ask for PostgreSQL")
+    }
+}
+
+/// One command (or group of subcommands).
+pub(crate) trait Run {
+    /// The servers it needs.
+    fn needs(&self) -> Needs;
+
+    /// Checks the arguments before anything is contacted (a malformed id is one line).
+    fn check(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Does the work; the text (a table, or JSON) is printed on success.
+    async fn run(self, cx: &Context) -> anyhow::Result<String>;
+}
+
+/// The command enum and its dispatch from one list: each line is a variant (with its doc
+/// comment and clap attributes) and the type that runs it.
+macro_rules! commands {
+    ($( $(#[$meta:meta])* $name:ident($ty:ty), )*) => {
+        #[derive(clap::Subcommand)]
+        pub enum Command {
+            $( $(#[$meta])* $name($ty), )*
+        }
+
+        impl Command {
+            fn needs(&self) -> Needs {
+                match self { $( Command::$name(c) => c.needs(), )* }
+            }
+
+            fn check(&self) -> anyhow::Result<()> {
+                match self { $( Command::$name(c) => c.check(), )* }
+            }
+
+            async fn run(self, cx: &Context) -> anyhow::Result<String> {
+                match self { $( Command::$name(c) => c.run(cx).await, )* }
+            }
+        }
+    };
+}
+
+commands! {
+    /// Apply pending database migrations (the API also does this at start).
+    Migrate(migrate::Migrate),
+    /// Every stream: length, first/last id, groups (lag, pending) and consumers (idle time).
+    Streams(streams::Streams),
+    /// The dead-letter stream.
+    #[command(subcommand)]
+    Dlq(dlq::Dlq),
+    /// Check the invariants (I1–I5) on the live system; each violation printed, exit 1 if any.
+    Audit(audit::Audit),
+    /// The transactional outbox.
+    #[command(subcommand)]
+    Outbox(outbox::Outbox),
+    /// Waiting rooms: open lines and their counts.
+    #[command(subcommand)]
+    Queue(queue::Queue),
+    /// Create demo data fast: concerts, schedules with seats, users with points.
+    Seed(seed::Seed),
+}
+
+/// The options every command takes.
+#[derive(clap::Args)]
+pub struct Globals {
+    /// File of NAME=value settings read under the environment [default: ./.data/run.env when present]
+    #[arg(long, env = "IMTICKET_ENV_FILE", global = true)]
+    pub env_file: Option<PathBuf>,
+    /// PostgreSQL URL (migrate, outbox, seed, audit) [default: DATABASE_URL]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Redis URL (streams, dlq, queue, audit) [default: REDIS_URL, else redis://127.0.0.1:6379]
+    #[arg(long, global = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of the deployment's Redis keys [default: IMTICKET_REDIS_KEY_PREFIX, else imticket:]
+    #[arg(long, global = true)]
+    pub key_prefix: Option<String>,
+    /// JSON output for scripts instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Runs `command`: settings, the connections it needs, the work. Prints the output (or the
+/// error, one line) and answers the exit status: 0, or 1 on any error.
+pub async fn main(globals: Globals, command: Command) -> ExitCode {
+    match run(globals, command).await {
+        Ok(output) if output.is_empty() => ExitCode::SUCCESS,
+        Ok(output) => {
+            use std::io::Write as _;
+            // Not println!: it panics when the reader has gone (`imticket-admin streams | head`).
+            match writeln!(std::io::stdout().lock(), "{output}") {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("imticket-admin: write output: {err}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
+        }
+        Err(err) => {
+            eprintln!("imticket-admin: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(globals: Globals, command: Command) -> anyhow::Result<String> {
+    let settings = AdminSettings::load(&globals)?;
+    command.check()?;
+    let needs = command.needs();
+    let redis = match needs.redis {
+        true => Some(settings.connect_redis().await?),
+        false => None,
+    };
+    let db = match needs.database {
+        true => Some(settings.connect_db().await?),
+        false => None,
+    };
+    let cx = Context {
+        keys: Keys::new(settings.redis.key_prefix.clone()),
+        json: globals.json,
+        settings,
+        redis,
+        db,
+    };
+    command.run(&cx).await
+}
+
+/// A duration for people: `850ms`, `12.5s`, `3.2m`, `1.5h`.
+pub(crate) fn age(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..120_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        120_000..7_200_000 => format!("{:.1}m", ms as f64 / 60_000.0),
+        _ => format!("{:.1}h", ms as f64 / 3_600_000.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_says_what_it_needs() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            globals: Globals,
+            #[command(subcommand)]
+            command: Command,
+        }
+        let needs = |args: &[&str]| {
+            let cli = Cli::try_parse_from(std::iter::once("imticket-admin").chain(args.iter().copied())).unwrap();
+            cli.command.needs()
+        };
+        assert_eq!(needs(&["migrate"]), Needs::DATABASE);
+        assert_eq!(needs(&["streams"]), Needs::REDIS);
+        assert_eq!(needs(&["dlq", "list"]), Needs::REDIS);
+        assert_eq!(needs(&["audit"]), Needs::BOTH);
+        assert_eq!(needs(&["outbox", "status"]), Needs::DATABASE);
+        assert_eq!(needs(&["queue", "list"]), Needs::REDIS);
+        assert_eq!(needs(&["seed", "--concerts", "1"]), Needs::DATABASE);
+        let bad = Cli::try_parse_from(["imticket-admin", "dlq", "show", "nope"]).unwrap();
+        assert!(
+            bad.command
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("not a dead-letter id")
+        );
+    }
+
+    #[test]
+    fn ages_read_as_people_say_them() {
+        assert_eq!(age(850), "850ms");
+        assert_eq!(age(12_500), "12.5s");
+        assert_eq!(age(192_000), "3.2m");
+        assert_eq!(age(5_400_000), "90.0m");
+        assert_eq!(age(9_000_000), "2.5h");
+    }
+}
