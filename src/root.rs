@@ -38,7 +38,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         outbox,
         sale_windows: Arc::default(),
         schedule_concerts: Arc::default(),
-        seat_maps: Arc::default(),
+        seat_layouts: Arc::default(),
     })
 }
 

@@ -29,7 +29,7 @@ impl Application {
         crate::app::auth::bootstrap_admin(&deps).await?;
         // Warm the cache for the schedules of the coming week, without delaying start-up.
         let warm = deps.clone();
-        tokio::spawn(async move { crate::app::warm_up::warm_up(&warm, chrono::Duration::days(7)).await });
+        tokio::spawn(async move { crate::app::catalog::warm_up::warm_up(&warm, chrono::Duration::days(7)).await });
         // Touch the recorder now so /metrics lists the process from the first scrape.
         crate::telemetry::metrics_handle();
 

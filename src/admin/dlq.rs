@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::{Context, Needs, Run};
+use super::command::{Context, Needs, Run};
 use crate::infra::redis::protocol::EntryId;
 use crate::stream::dead_letter::{self, DeadLetter};
 

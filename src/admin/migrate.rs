@@ -1,6 +1,6 @@
 //! `imticket-admin migrate`: applies pending migrations (the API also does at start).
 
-use super::{Context, Needs, Run};
+use super::command::{Context, Needs, Run};
 
 /// Apply pending database migrations.
 #[derive(clap::Args)]

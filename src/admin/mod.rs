@@ -6,6 +6,7 @@
 //! [`commands!`] below.
 
 mod audit;
+mod command;
 mod dlq;
 mod migrate;
 mod outbox;
@@ -14,74 +15,12 @@ mod seed;
 mod settings;
 mod streams;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use sqlx::PgPool;
-
-use crate::infra::redis::Redis;
 use crate::infra::redis::keys::Keys;
-pub use settings::AdminSettings;
-
-/// Which servers a command talks to; only those are contacted (and must be reachable).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Needs {
-    pub redis: bool,
-    pub database: bool,
-}
-
-impl Needs {
-    pub const REDIS: Needs = Needs {
-        redis: true,
-        database: false,
-    };
-    pub const DATABASE: Needs = Needs {
-        redis: false,
-        database: true,
-    };
-    pub const BOTH: Needs = Needs {
-        redis: true,
-        database: true,
-    };
-}
-
-/// What a command runs with: the connections it asked for, the key names, the settings.
-pub struct Context {
-    pub keys: Keys,
-    pub json: bool,
-    pub settings: AdminSettings,
-    redis: Option<Redis>,
-    db: Option<PgPool>,
-}
-
-impl Context {
-    pub fn redis(&self) -> anyhow::Result<&Redis> {
-        self.redis.as_ref().context("this command did not ask for Redis")
-    }
-
-    pub async fn redis_connection(&self) -> anyhow::Result<crate::infra::redis::Connection> {
-        self.redis()?.connection().await
-    }
-
-    pub fn db(&self) -> anyhow::Result<&PgPool> {
-        self.db.as_ref().context("this command did not ask for PostgreSQL")
-    }
-}
-
-/// One command (or group of subcommands).
-pub(crate) trait Run {
-    /// The servers it needs.
-    fn needs(&self) -> Needs;
-
-    /// Checks the arguments before anything is contacted (a malformed id is one line).
-    fn check(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-
-    /// Does the work; the text (a table, or JSON) is printed on success.
-    async fn run(self, cx: &Context) -> anyhow::Result<String>;
-}
+use command::Run;
+pub use command::{Context, Needs};
+pub use settings::{AdminSettings, Globals};
 
 /// The command enum and its dispatch from one list: each line is a variant (with its doc
 /// comment and clap attributes) and the type that runs it.
@@ -126,26 +65,6 @@ commands! {
     Queue(queue::Queue),
     /// Create demo data fast: concerts, schedules with seats, users with points.
     Seed(seed::Seed),
-}
-
-/// The options every command takes.
-#[derive(clap::Args)]
-pub struct Globals {
-    /// File of NAME=value settings read under the environment [default: ./.data/run.env when present]
-    #[arg(long, env = "IMTICKET_ENV_FILE", global = true)]
-    pub env_file: Option<PathBuf>,
-    /// PostgreSQL URL (migrate, outbox, seed, audit) [default: DATABASE_URL]
-    #[arg(long, global = true)]
-    pub database_url: Option<String>,
-    /// Redis URL (streams, dlq, queue, audit) [default: REDIS_URL, else redis://127.0.0.1:6379]
-    #[arg(long, global = true)]
-    pub redis_url: Option<String>,
-    /// Prefix of the deployment's Redis keys [default: IMTICKET_REDIS_KEY_PREFIX, else imticket:]
-    #[arg(long, global = true)]
-    pub key_prefix: Option<String>,
-    /// JSON output for scripts instead of tables.
-    #[arg(long, global = true)]
-    pub json: bool,
 }
 
 /// Runs `command`: settings, the connections it needs, the work. Prints the output (or the
@@ -193,16 +112,6 @@ async fn run(globals: Globals, command: Command) -> anyhow::Result<String> {
     command.run(&cx).await
 }
 
-/// A duration for people: `850ms`, `12.5s`, `3.2m`, `1.5h`.
-pub(crate) fn age(ms: u64) -> String {
-    match ms {
-        0..1_000 => format!("{ms}ms"),
-        1_000..120_000 => format!("{:.1}s", ms as f64 / 1000.0),
-        120_000..7_200_000 => format!("{:.1}m", ms as f64 / 60_000.0),
-        _ => format!("{:.1}h", ms as f64 / 3_600_000.0),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +149,7 @@ mod tests {
 
     #[test]
     fn ages_read_as_people_say_them() {
+        use command::age;
         assert_eq!(age(850), "850ms");
         assert_eq!(age(12_500), "12.5s");
         assert_eq!(age(192_000), "3.2m");

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 
-use super::{Context, Needs, Run, age};
+use super::command::{Context, Needs, Run, age};
 
 #[derive(clap::Subcommand)]
 pub enum Outbox {

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Context, Needs, Run};
+use super::command::{Context, Needs, Run};
 use crate::infra::redis::waiting_room::{self, QueueStats, WaitingRoom};
 
 #[derive(clap::Subcommand)]

@@ -9,7 +9,7 @@ use chrono::{Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Context, Needs, Run};
+use super::command::{Context, Needs, Run};
 use crate::app::password::PasswordHasher;
 use crate::app::tokens::TokenService;
 use crate::domain::catalog::{RawSection, SeatLayout};

@@ -5,7 +5,7 @@
 //! (`--env-file`, else `./.data/run.env`, which `scripts/run.sh` writes while it runs).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,10 +13,29 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::Globals;
 use crate::config::env::{Env, parse_env_file, url_without_password};
 use crate::config::{ConfigError, RedisSettings, auth, database, streams};
 use crate::infra::redis::Redis;
+
+/// The options every command takes.
+#[derive(clap::Args)]
+pub struct Globals {
+    /// File of NAME=value settings read under the environment [default: ./.data/run.env when present]
+    #[arg(long, env = "IMTICKET_ENV_FILE", global = true)]
+    pub env_file: Option<PathBuf>,
+    /// PostgreSQL URL (migrate, outbox, seed, audit) [default: DATABASE_URL]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Redis URL (streams, dlq, queue, audit) [default: REDIS_URL, else redis://127.0.0.1:6379]
+    #[arg(long, global = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of the deployment's Redis keys [default: IMTICKET_REDIS_KEY_PREFIX, else imticket:]
+    #[arg(long, global = true)]
+    pub key_prefix: Option<String>,
+    /// JSON output for scripts instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
 
 /// Written by `scripts/run.sh` while it runs: the addresses of its PostgreSQL and Redis.
 const RUN_ENV_FILE: &str = ".data/run.env";

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Context, Needs, Run, age};
+use super::command::{Context, Needs, Run, age};
 use crate::events::Stream;
 use crate::infra::redis::streams::{self, StreamStats};
 

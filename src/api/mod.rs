@@ -6,69 +6,19 @@ pub mod catalog;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod openapi;
 pub mod operational;
-pub mod queue;
 pub mod reservations;
+mod schemas;
+pub mod waiting_room;
 pub mod wallet;
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{FromRequest, Handler, Responder};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
 
 use crate::app::Deps;
-
-/// The OpenAPI document, generated from the handlers' annotations. A test calls every
-/// operation it lists against the running server, so the two cannot drift apart.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "ImTicket", description = "Concert-ticketing backend (REST contract v1)."),
-    paths(
-        auth::signup, auth::login, auth::me,
-        catalog::create_concert, catalog::list_concerts, catalog::concert, catalog::create_schedule,
-        catalog::create_seats, catalog::job, catalog::seats,
-        queue::join, queue::status, queue::leave,
-        reservations::hold, reservations::get, reservations::cancel, reservations::pay, reservations::mine,
-        wallet::balance, wallet::charge,
-        operational::live, operational::ready, operational::metrics, operational::openapi
-    ),
-    components(schemas(error::Problem)),
-    modifiers(&BearerAuth, &DeclaredLicenseOnly),
-    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "wallet"), (name = "operational"))
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// utoipa fills `info.license` from `CARGO_PKG_LICENSE`, which Cargo sets to "" when
-/// Cargo.toml declares no license (ours does not); a license object with an empty name makes
-/// the document invalid, so it is left out then.
-struct DeclaredLicenseOnly;
-
-impl Modify for DeclaredLicenseOnly {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        if openapi.info.license.as_ref().is_some_and(|l| l.name.trim().is_empty()) {
-            openapi.info.license = None;
-        }
-    }
-}
 
 /// A resource built method by method, so that its 405 for any other method lists exactly the
 /// methods it serves in `Allow` (RFC 9110 §15.5.6), with no second list that could drift.
@@ -157,9 +107,9 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                             .post(catalog::create_seats),
                     )
                     .service(resource("/jobs/{id}").get(catalog::job))
-                    .service(resource("/concerts/{id}/queue").post(queue::join))
-                    .service(resource("/queue/status").get(queue::status))
-                    .service(resource("/queue").delete(queue::leave))
+                    .service(resource("/concerts/{id}/queue").post(waiting_room::join))
+                    .service(resource("/queue/status").get(waiting_room::status))
+                    .service(resource("/queue").delete(waiting_room::leave))
                     .service(resource("/reservations").post(reservations::hold))
                     .service(
                         resource("/reservations/{id}")
@@ -174,6 +124,6 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
             .service(resource("/health/live").get(operational::live))
             .service(resource("/health/ready").get(operational::ready))
             .service(resource("/metrics").get(operational::metrics))
-            .service(resource("/openapi.json").get(operational::openapi));
+            .service(resource("/openapi.json").get(openapi::openapi));
     }
 }

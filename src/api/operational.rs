@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use super::error::Problem;
 use crate::app::{AppError, Deps};
@@ -58,11 +58,4 @@ pub async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::telemetry::metrics_handle().render())
-}
-
-/// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operational",
-    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::ApiDoc::openapi())
 }

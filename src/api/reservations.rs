@@ -1,5 +1,5 @@
 //! Reservations over HTTP: hold seats, read a reservation, cancel a hold. Holding and
-//! cancelling pass the waiting-room gate ([`super::queue::ActiveQueue`]).
+//! cancelling pass the waiting-room gate ([`super::waiting_room::ActiveQueue`]).
 
 use actix_web::HttpResponse;
 use actix_web::web::{Data, Path};
@@ -10,10 +10,11 @@ use uuid::Uuid;
 
 use super::error::Problem;
 use super::extract::{AuthUser, IdempotencyHeader, Json, answer};
-use super::queue::{ActiveQueue, QueueToken};
-use crate::app::holds::{self, Reservation};
+use super::waiting_room::{ActiveQueue, QueueToken};
 use crate::app::payments;
+use crate::app::reservations::{self, Reservation, hold};
 use crate::app::{AppError, Deps};
+use crate::domain::reservation::ReservationStatus;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,8 +27,8 @@ pub struct NewReservation {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReservationBody {
     pub id: Uuid,
-    /// `held`, `paid`, `confirmed`, `expired` or `cancelled`.
-    pub status: String,
+    /// A held reservation past `expires_at` reads `expired`.
+    pub status: ReservationStatus,
     pub schedule_id: Uuid,
     pub seat_ids: Vec<Uuid>,
     /// Points.
@@ -67,10 +68,10 @@ pub async fn hold(
     Json(body): Json<NewReservation>,
 ) -> Result<HttpResponse, AppError> {
     if let Some(key) = key.0 {
-        let stored = holds::hold_once(&deps, pass, body.schedule_id, &body.seat_ids, &key).await?;
+        let stored = hold::hold_once(&deps, pass, body.schedule_id, &body.seat_ids, &key).await?;
         return Ok(answer(stored.status, stored.body));
     }
-    let reservation = holds::hold(&deps, pass, body.schedule_id, &body.seat_ids).await?;
+    let reservation = hold::hold(&deps, pass, body.schedule_id, &body.seat_ids).await?;
     Ok(HttpResponse::Created().json(ReservationBody::from(reservation)))
 }
 
@@ -80,7 +81,7 @@ pub async fn hold(
     responses((status = 200, body = ReservationBody), (status = 401, body = Problem),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get(deps: Data<Deps>, AuthUser(user): AuthUser, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
-    let reservation = holds::get(&deps, user.user_id, *id).await?;
+    let reservation = reservations::get(&deps, user.user_id, *id).await?;
     Ok(HttpResponse::Ok().json(ReservationBody::from(reservation)))
 }
 
@@ -95,7 +96,7 @@ pub async fn cancel(
     ActiveQueue(pass): ActiveQueue,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
-    holds::cancel(&deps, pass, *id).await?;
+    reservations::cancel(&deps, pass, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -151,7 +152,7 @@ pub async fn mine(
     query: super::extract::Query<super::catalog::dto::PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let page = crate::domain::catalog::PageRequest::parse(query.0.page, query.0.size)?;
-    let found = holds::of_user(&deps, user.user_id, page).await?;
+    let found = reservations::of_user(&deps, user.user_id, page).await?;
     Ok(HttpResponse::Ok().json(ReservationPageBody {
         items: found.items.into_iter().map(ReservationBody::from).collect(),
         page: found.page,

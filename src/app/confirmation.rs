@@ -7,7 +7,7 @@ use anyhow::Context;
 use uuid::Uuid;
 
 use super::Deps;
-use super::seat_map::{SeatChange, seats_changed};
+use super::catalog::seat_map::{SeatChange, seats_changed};
 use crate::events::PaymentCompleted;
 use crate::infra::{postgres::processed_events, postgres::reservations as repo};
 

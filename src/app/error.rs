@@ -75,6 +75,21 @@ impl AppError {
         Self::new(ErrorKind::NotFound, code, detail)
     }
 
+    /// 404 `concert_not_found`.
+    pub fn concert_not_found() -> Self {
+        Self::not_found("concert_not_found", "no such concert")
+    }
+
+    /// 404 `schedule_not_found`.
+    pub fn schedule_not_found() -> Self {
+        Self::not_found("schedule_not_found", "no such schedule")
+    }
+
+    /// 404 `reservation_not_found` (also for another user's: its existence does not leak).
+    pub fn reservation_not_found() -> Self {
+        Self::not_found("reservation_not_found", "no such reservation")
+    }
+
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Conflict, code, detail)
     }

@@ -8,6 +8,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::Deps;
+use crate::domain::reservation::ReservationStatus;
 use crate::events::ReservationExpired;
 use crate::infra::{
     postgres::catalog, postgres::outbox, postgres::processed_events, postgres::reservations as repo,
@@ -41,11 +42,11 @@ pub async fn expire(deps: &Deps, reservation_id: Uuid, group: &str, event_id: Uu
         tx.commit().await.context("commit")?;
         return Ok(Expired::Missing);
     };
-    if row.status != "held" || row.expires_at > Utc::now() {
+    if row.status != ReservationStatus::Held || row.expires_at > Utc::now() {
         tx.commit().await.context("commit")?;
         return Ok(Expired::Nothing);
     }
-    let freed = repo::release_held(&mut tx, row.id, "expired").await?;
+    let freed = repo::release_held(&mut tx, row.id, ReservationStatus::Expired).await?;
     if freed > 0 {
         catalog::add_available(&mut tx, row.schedule_id, freed as i32).await?;
     }
@@ -63,10 +64,10 @@ pub async fn expire(deps: &Deps, reservation_id: Uuid, group: &str, event_id: Uu
     metrics::counter!("holds_expired_total").increment(1);
     let concert_id = deps
         .schedule_concerts
-        .concert_of(deps, row.schedule_id)
+        .concert_of(&deps.db, row.schedule_id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    super::holds::released(deps, &row, concert_id, "expired").await;
+    super::reservations::released(deps, &row, concert_id, ReservationStatus::Expired).await;
     Ok(Expired::Released(freed))
 }
 

@@ -30,37 +30,68 @@ fn request_hash(request: &Value) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// How a request with (or without) a key begins.
-pub enum Start {
-    /// Answered before: send this, run nothing.
-    Replay(Answer),
-    /// Do the work in [`Once::conn`]'s transaction, then [`Once::finish`] with the answer.
-    Fresh(Once),
+/// The endpoints whose effect happens once per key (the key is scoped to the user and the
+/// endpoint). The text is what `idempotency_keys.scope` stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `POST /reservations`.
+    Hold,
+    /// `POST /reservations/{id}/payments`.
+    Pay,
+    /// `POST /users/me/points/charge`.
+    Charge,
 }
 
-/// A request's transaction, holding the key's lock until it ends.
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Hold => "reservation.hold",
+            Scope::Pay => "reservation.pay",
+            Scope::Charge => "points.charge",
+        }
+    }
+}
+
+/// A keyed request: `user_id` asks `scope` for `request` under `key`.
+pub struct Keyed<'a> {
+    pub user_id: Uuid,
+    pub key: &'a IdempotencyKey,
+    pub scope: Scope,
+    pub request: &'a Value,
+}
+
+/// How a keyed request begins.
+pub enum Begun {
+    /// Answered before: send this, run nothing.
+    AnsweredBefore(Answer),
+    /// The first time: do the work in [`Once::tx`], then [`Once::commit_with`] the answer.
+    FirstTime(Once),
+}
+
+/// A keyed request's transaction, holding the key's lock until it ends.
 pub struct Once {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     user_id: Uuid,
-    key: Option<String>,
-    scope: &'static str,
+    key: String,
+    scope: Scope,
     hash: String,
 }
 
-/// Opens the request's transaction; with a key, waits for any concurrent request with the same
-/// key and answers from the stored record if there is one.
-pub async fn start(
-    deps: &Deps,
-    user_id: Uuid,
-    key: Option<&IdempotencyKey>,
-    scope: &'static str,
-    request: &Value,
-) -> Result<Start, AppError> {
-    let mut tx = deps.db.begin().await.context("begin")?;
-    let hash = request_hash(request);
-    if let Some(key) = key {
+impl Once {
+    /// Opens the request's transaction; waits for any concurrent request with the same key and
+    /// answers from the stored record if there is one.
+    pub async fn begin(deps: &Deps, keyed: Keyed<'_>) -> Result<Begun, AppError> {
+        let Keyed {
+            user_id,
+            key,
+            scope,
+            request,
+        } = keyed;
+        let mut tx = deps.db.begin().await.context("begin")?;
+        let hash = request_hash(request);
         repo::lock(&mut tx, user_id, key.as_str()).await?;
         if let Some(stored) = repo::find(&mut tx, user_id, key.as_str()).await? {
+            let scope = scope.as_str();
             if stored.scope != scope || stored.request_hash != hash {
                 metrics::counter!("idempotency_conflicts_total", "scope" => scope).increment(1);
                 return Err(AppError::conflict(
@@ -69,41 +100,38 @@ pub async fn start(
                 ));
             }
             metrics::counter!("idempotency_replays_total", "scope" => scope).increment(1);
-            return Ok(Start::Replay(Answer {
+            return Ok(Begun::AnsweredBefore(Answer {
                 status: u16::try_from(stored.status).unwrap_or(200),
                 body: stored.body,
                 replayed: true,
             }));
         }
+        Ok(Begun::FirstTime(Once {
+            tx,
+            user_id,
+            key: key.as_str().to_owned(),
+            scope,
+            hash,
+        }))
     }
-    Ok(Start::Fresh(Once {
-        tx,
-        user_id,
-        key: key.map(|k| k.as_str().to_owned()),
-        scope,
-        hash,
-    }))
-}
 
-impl Once {
-    pub fn conn(&mut self) -> &mut PgConnection {
+    /// The request's transaction: the effect goes here, committed with the answer.
+    pub fn tx(&mut self) -> &mut PgConnection {
         &mut self.tx
     }
 
-    /// Stores the answer under the key (if any) and commits the work with it.
-    pub async fn finish(mut self, status: u16, body: Value) -> Result<Answer, AppError> {
-        if let Some(key) = &self.key {
-            repo::insert(
-                &mut self.tx,
-                self.user_id,
-                key,
-                self.scope,
-                &self.hash,
-                status as i16,
-                &body,
-            )
-            .await?;
-        }
+    /// Stores the answer under the key and commits the work with it.
+    pub async fn commit_with(mut self, status: u16, body: Value) -> Result<Answer, AppError> {
+        repo::insert(
+            &mut self.tx,
+            self.user_id,
+            &self.key,
+            self.scope.as_str(),
+            &self.hash,
+            status as i16,
+            &body,
+        )
+        .await?;
         self.tx.commit().await.context("commit")?;
         Ok(Answer {
             status,

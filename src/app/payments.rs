@@ -11,10 +11,11 @@ use uuid::Uuid;
 
 use super::Deps;
 use super::error::{AppError, ErrorKind};
-use super::idempotency::{Answer, Start, start};
+use super::idempotency::{Answer, Begun, Keyed, Once, Scope};
 use super::tokens::QueuePass;
 use super::waiting_room::require_active;
 use crate::domain::idempotency::IdempotencyKey;
+use crate::domain::reservation::ReservationStatus;
 use crate::events::PaymentCompleted;
 use crate::infra::{postgres::outbox, postgres::reservations as repo, postgres::wallet as wallets};
 
@@ -31,24 +32,27 @@ pub async fn pay(
     key: &IdempotencyKey,
 ) -> Result<Answer, AppError> {
     let request = json!({ "reservation_id": reservation_id });
-    let mut once = match start(deps, user_id, Some(key), "reservation.pay", &request).await? {
-        Start::Replay(answer) => return Ok(answer),
-        Start::Fresh(once) => once,
+    let keyed = Keyed {
+        user_id,
+        key,
+        scope: Scope::Pay,
+        request: &request,
+    };
+    let mut once = match Once::begin(deps, keyed).await? {
+        Begun::AnsweredBefore(answer) => return Ok(answer),
+        Begun::FirstTime(once) => once,
     };
     // The gate, for a request that does something.
     let active = require_active(deps, pass, user_id).await?;
-    let row = repo::find(once.conn(), reservation_id, true)
+    let row = repo::find(once.tx(), reservation_id, true)
         .await?
         .filter(|r| r.user_id == user_id)
-        .ok_or_else(|| AppError::not_found("reservation_not_found", "no such reservation"))?;
-    let concert_id = deps
-        .schedule_concerts
-        .concert_of_in(once.conn(), row.schedule_id)
-        .await?;
+        .ok_or_else(AppError::reservation_not_found)?;
+    let concert_id = deps.schedule_concerts.concert_of_in(once.tx(), row.schedule_id).await?;
     active.for_concert(concert_id)?;
-    match row.status.as_str() {
-        "held" if row.expires_at > Utc::now() => {}
-        "paid" | "confirmed" => {
+    match row.status.at(row.expires_at, Utc::now()) {
+        ReservationStatus::Held => {}
+        status if status.is_paid() => {
             return Err(AppError::conflict(
                 failed("reservation_paid"),
                 "this reservation is already paid",
@@ -61,7 +65,7 @@ pub async fn pay(
             ));
         }
     }
-    let Some(balance) = wallets::debit(once.conn(), user_id, row.amount, row.id).await? else {
+    let Some(balance) = wallets::debit(once.tx(), user_id, row.amount, row.id).await? else {
         return Err(AppError::new(
             ErrorKind::PaymentRequired,
             failed("insufficient_points"),
@@ -69,7 +73,7 @@ pub async fn pay(
         ));
     };
     let payment_id = Uuid::now_v7();
-    if !repo::mark_paid(once.conn(), row.id, payment_id, user_id, row.amount, key.as_str()).await? {
+    if !repo::mark_paid(once.tx(), row.id, payment_id, user_id, row.amount, key.as_str()).await? {
         return Err(AppError::conflict(failed("hold_expired"), "the hold has expired"));
     }
     let event = PaymentCompleted {
@@ -78,9 +82,9 @@ pub async fn pay(
         user_id,
         amount: row.amount,
     };
-    let outbox_id = outbox::append(once.conn(), &event).await?;
+    let outbox_id = outbox::append(once.tx(), &event).await?;
     let answer = once
-        .finish(
+        .commit_with(
             201,
             json!({
                 "payment_id": payment_id,

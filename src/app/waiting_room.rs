@@ -7,19 +7,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::Deps;
-use super::concerts::concert_not_found;
 use super::error::AppError;
 use super::tokens::QueuePass;
 use crate::domain::queue::{
     Admission, EntryView, POLL_MAX_SECONDS, QueueStatus, Standing, eta_seconds, poll_after_active,
     poll_after_pre_queue, poll_after_waiting,
 };
-use crate::infra::postgres::catalog as repo;
 use crate::infra::redis::waiting_room::{self as room, AdmitReport, WaitingRoom};
 
 /// What a client is told about its entry.
@@ -38,38 +35,6 @@ pub struct QueueView {
 pub struct Joined {
     pub queue_token: String,
     pub view: QueueView,
-}
-
-/// When each concert's sale opens, kept per process: a join must not cost a database query.
-/// A concert's `sale_opens_at` never changes once created, and concerts are never deleted,
-/// so a found answer is kept (up to a bound); an unknown concert is asked again each time.
-#[derive(Default)]
-pub struct SaleWindows {
-    known: Mutex<HashMap<Uuid, Option<DateTime<Utc>>>>,
-}
-
-const SALE_WINDOWS_KEPT: usize = 100_000;
-
-impl SaleWindows {
-    async fn opens_at(&self, deps: &Deps, concert_id: Uuid) -> Result<Option<DateTime<Utc>>, AppError> {
-        if let Some(known) = self.lock().get(&concert_id) {
-            return Ok(*known);
-        }
-        let mut conn = deps.db.acquire().await.context("acquire connection")?;
-        let window = repo::concert_sale_window(&mut conn, concert_id)
-            .await?
-            .ok_or_else(concert_not_found)?;
-        let mut known = self.lock();
-        if known.len() >= SALE_WINDOWS_KEPT {
-            known.clear();
-        }
-        known.insert(concert_id, window);
-        Ok(window)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Option<DateTime<Utc>>>> {
-        self.known.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 fn admission(deps: &Deps) -> Admission {
@@ -143,7 +108,7 @@ fn describe(view: &EntryView, configured_rate: u32) -> QueueView {
 /// user already has there.
 #[tracing::instrument(name = "join queue", skip_all, fields(concert_id = %concert_id))]
 pub async fn join(deps: &Deps, user_id: Uuid, concert_id: Uuid) -> Result<Joined, AppError> {
-    let opens_at = deps.sale_windows.opens_at(deps, concert_id).await?;
+    let opens_at = deps.sale_windows.opens_at(&deps.db, concert_id).await?;
     let room = WaitingRoom::new(&deps.redis, &deps.keys, concert_id);
     let opens_at_ms = opens_at.map_or(0, |t| t.timestamp_millis());
     let fresh = Uuid::now_v7();
@@ -266,7 +231,7 @@ pub async fn admit(deps: &Deps, concert_id: Uuid) -> anyhow::Result<AdmitReport>
 /// Refreshes a concert's sold-out flag from PostgreSQL ([`super::availability`]): admission
 /// pauses while it is set and resumes when seats come back.
 pub async fn refresh_sold_out(deps: &Deps, concert_id: Uuid) -> anyhow::Result<bool> {
-    let sold_out = super::availability::concert_sold_out(deps, concert_id)
+    let sold_out = super::catalog::availability::concert_sold_out(deps, concert_id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     WaitingRoom::new(&deps.redis, &deps.keys, concert_id)

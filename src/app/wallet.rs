@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::Deps;
 use super::error::AppError;
-use super::idempotency::{Answer, Start, start};
+use super::idempotency::{Answer, Begun, Keyed, Once, Scope};
 use crate::domain::idempotency::IdempotencyKey;
 use crate::infra::postgres::wallet as wallets;
 
@@ -25,11 +25,18 @@ pub async fn charge(deps: &Deps, user_id: Uuid, key: &IdempotencyKey, amount: i6
             format!("amount: must be from 1 to {MAX_CHARGE} points"),
         ));
     }
-    let mut once = match start(deps, user_id, Some(key), "points.charge", &json!({ "amount": amount })).await? {
-        Start::Replay(answer) => return Ok(answer),
-        Start::Fresh(once) => once,
+    let request = json!({ "amount": amount });
+    let keyed = Keyed {
+        user_id,
+        key,
+        scope: Scope::Charge,
+        request: &request,
     };
-    let balance = wallets::charge(once.conn(), user_id, amount).await?;
+    let mut once = match Once::begin(deps, keyed).await? {
+        Begun::AnsweredBefore(answer) => return Ok(answer),
+        Begun::FirstTime(once) => once,
+    };
+    let balance = wallets::charge(once.tx(), user_id, amount).await?;
     metrics::counter!("points_charged_total").increment(amount as u64);
-    once.finish(200, json!({ "balance": balance })).await
+    once.commit_with(200, json!({ "balance": balance })).await
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::NearCache;
+use super::near::NearCache;
 use crate::infra::redis::Redis;
 
 /// Follows the invalidation channel until `shutdown`, evicting what each message names from

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use super::{CacheStore, JsonBody, NearCache, Ttl};
+use super::entry::{JsonBody, Ttl};
+use super::near::NearCache;
+use crate::infra::redis::cache_store::CacheStore;
 
 type Flight = Arc<OnceCell<JsonBody>>;
 

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::JsonBody;
+use super::entry::JsonBody;
 
 /// Entries kept in the process for at most `ttl`, used only while the process follows the
 /// invalidation channel ([`super::follow_invalidations`]).

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::env::Env;
-use super::{ConfigError, Environment};
+use super::env::{ConfigError, Env, Environment};
 
 /// Used as `JWT_SECRET` in development mode only; production refuses to start without one.
 pub(super) const DEV_JWT_SECRET: &str = "imticket-development-secret-do-not-use-in-production";

@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use super::ConfigError;
-use super::env::Env;
+use super::env::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct BookingSettings {

@@ -5,8 +5,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::ConfigError;
-use super::env::Env;
+use super::env::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {

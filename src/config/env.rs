@@ -8,7 +8,28 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::ConfigError;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `IMTICKET_ENV`.
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
 
 /// `IMTICKET_*` variables that are not the processes' configuration but are read elsewhere,
 /// so they are never reported as unread: `scripts/run.sh`'s own settings, and the operator

@@ -2,8 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::ConfigError;
-use super::env::Env;
+use super::env::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {

@@ -26,7 +26,7 @@ pub use auth::{AuthSettings, BootstrapAdmin};
 pub use booking::BookingSettings;
 pub use cache::CacheSettings;
 pub use database::DatabaseSettings;
-pub use env::{parse_env_file, url_without_password};
+pub use env::{ConfigError, Environment, parse_env_file, url_without_password};
 pub use http::HttpSettings;
 pub use redis::RedisSettings;
 pub use streams::{ConsumerSettings, MaintenanceSettings, RelaySettings, StreamSettings};
@@ -34,12 +34,6 @@ pub use waiting_room::WaitingRoomSettings;
 pub use worker::WorkerSettings;
 
 use env::Env;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Environment {
-    Development,
-    Production,
-}
 
 /// How log lines are written (`IMTICKET_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,22 +62,6 @@ pub struct Config {
     /// `IMTICKET_*` variables that were set but that nothing reads, each with the closest name
     /// that is read (a likely typo).
     pub unread: Vec<(String, Option<String>)>,
-}
-
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("invalid configuration: {var}: {reason}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(var: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            var,
-            reason: reason.into(),
-        }
-    }
 }
 
 impl Config {

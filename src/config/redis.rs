@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::ConfigError;
-use super::env::Env;
+use super::env::{ConfigError, Env};
 
 const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 const DEFAULT_KEY_PREFIX: &str = "imticket:";

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use super::ConfigError;
-use super::env::Env;
+use super::env::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct StreamSettings {

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod idempotency;
 pub mod queue;
+pub mod reservation;
 pub mod user;
 
 /// A value that failed to parse, with the field it came from and a human reason. Displayed as

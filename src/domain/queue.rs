@@ -21,6 +21,15 @@ pub enum QueueStatus {
 }
 
 impl QueueStatus {
+    pub const ALL: [QueueStatus; 6] = [
+        QueueStatus::PreQueue,
+        QueueStatus::Waiting,
+        QueueStatus::SoldOut,
+        QueueStatus::Active,
+        QueueStatus::Expired,
+        QueueStatus::Done,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             QueueStatus::PreQueue => "pre_queue",

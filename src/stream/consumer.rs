@@ -12,13 +12,28 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::dead_letter;
 use super::delivery::Delivery;
-use super::{ConsumerSettings, Handler, Outcome, Subscription, consumer_name, dead_letter};
+use super::handler::{Handler, Outcome};
+use super::subscription::Subscription;
+use crate::config::ConsumerSettings;
 use crate::events::Envelope;
 use crate::infra::redis::keys::Keys;
 use crate::infra::redis::streams::{self, is_missing_group};
 use crate::infra::redis::{DedicatedConnection, Redis};
 use crate::retry::retry_delay;
+
+/// A consumer name unique per process: host, pid and a random suffix (a restarted process
+/// with a recycled pid must not inherit a dead consumer's pending entries by name).
+pub fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
+}
 
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -331,5 +346,16 @@ impl<H: Handler> Consumer<H> {
                 "group" => self.group.clone(), "outcome" => outcome)
             .increment(n as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_names_are_unique() {
+        assert_ne!(consumer_name(), consumer_name());
+        assert!(consumer_name().contains(&std::process::id().to_string()));
     }
 }

@@ -34,26 +34,3 @@ pub use handler::{Handler, Outcome};
 pub use reclaim::RECLAIM_PAGES_PER_ROUND;
 pub use runtime::StreamRuntime;
 pub use subscription::Subscription;
-
-/// A consumer name unique per process: host, pid and a random suffix (a restarted process
-/// with a recycled pid must not inherit a dead consumer's pending entries by name).
-pub fn consumer_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".to_owned());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &random[..8])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn consumer_names_are_unique() {
-        assert_ne!(consumer_name(), consumer_name());
-        assert!(consumer_name().contains(&std::process::id().to_string()));
-    }
-}

@@ -8,7 +8,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Handler, Outcome};
+use super::handler::{Handler, Outcome};
 use crate::events::Envelope;
 use crate::infra::postgres::processed_events;
 

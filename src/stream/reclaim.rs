@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::Handler;
 use super::consumer::Consumer;
 use super::delivery::Delivery;
+use super::handler::Handler;
 use crate::infra::redis::streams;
 use crate::infra::redis::{ConnectionLike, protocol};
 

@@ -4,8 +4,11 @@
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::consumer::Consumer;
+use super::handler::Handler;
 use super::maintenance::{self, Target};
-use super::{Consumer, ConsumerSettings, Handler, Subscription};
+use super::subscription::Subscription;
+use crate::config::ConsumerSettings;
 use crate::config::{MaintenanceSettings, StreamSettings};
 use crate::infra::redis::Redis;
 use crate::infra::redis::keys::Keys;

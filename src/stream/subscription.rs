@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::Handler;
+use super::handler::Handler;
 use crate::events::Stream;
 use crate::infra::redis::keys::Keys;
 

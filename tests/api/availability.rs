@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use imticket::app::Deps;
-use imticket::app::availability::concert_sold_out;
+use imticket::app::catalog::availability::concert_sold_out;
 use serde_json::json;
 use uuid::Uuid;
 

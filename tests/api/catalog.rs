@@ -646,7 +646,8 @@ async fn concert_details_are_kept_in_the_process_and_invalidations_reach_it_thro
 
     // Another process (its own Deps, no near cache) reports a change: the API's copy goes.
     let other = imticket::root::deps(config_from(&app.env)).unwrap();
-    imticket::app::seat_map::seats_changed(&other, schedule.parse().unwrap(), concert.parse().unwrap(), &[]).await;
+    imticket::app::catalog::seat_map::seats_changed(&other, schedule.parse().unwrap(), concert.parse().unwrap(), &[])
+        .await;
     eventually("the invalidation reached the API", Duration::from_secs(10), || async {
         title(&app, &concert).await == "Renamed"
     })
@@ -728,11 +729,11 @@ async fn changes_invalidate_the_cached_views() {
             .await
             .unwrap();
     let deps = imticket::root::deps(config_from(&app.env)).unwrap();
-    imticket::app::seat_map::seats_changed(
+    imticket::app::catalog::seat_map::seats_changed(
         &deps,
         schedule.parse().unwrap(),
         concert.parse().unwrap(),
-        &[imticket::app::seat_map::SeatChange::sold(&balcony)],
+        &[imticket::app::catalog::seat_map::SeatChange::sold(&balcony)],
     )
     .await;
     let sold = expect_status(app.get(&format!("{seats_path}?status=sold")).await, StatusCode::OK).await;
@@ -801,7 +802,7 @@ async fn a_read_that_loaded_before_a_change_does_not_put_the_old_details_back_in
         .get_or_load(
             "concert",
             &format!("concert:{concert}"),
-            imticket::app::concerts::CONCERT_TTL,
+            imticket::app::catalog::concerts::CONCERT_TTL,
             || async {
                 let read_before_the_change = json!({ "id": concert, "title": "Before" }).to_string();
                 sqlx::query("UPDATE concerts SET title = 'After' WHERE id = $1::uuid")
@@ -809,7 +810,7 @@ async fn a_read_that_loaded_before_a_change_does_not_put_the_old_details_back_in
                     .execute(&app.db)
                     .await
                     .unwrap();
-                imticket::app::seat_map::seats_changed(&deps, schedule_id, concert_id, &[]).await;
+                imticket::app::catalog::seat_map::seats_changed(&deps, schedule_id, concert_id, &[]).await;
                 Ok::<_, imticket::app::AppError>(read_before_the_change.into_bytes().into())
             },
         )

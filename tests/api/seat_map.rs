@@ -16,7 +16,7 @@ use crate::holds::{charge, check_invariants, fans, hold, pay, run_payment_worker
 /// The map as `GET /schedules/{id}/seats` answers it, read through `deps` (its own process:
 /// its own layouts and PostgreSQL load counters).
 async fn read(deps: &imticket::app::Deps, schedule: &str, status: Option<&str>) -> Value {
-    let body = imticket::app::seat_map::seat_map(deps, schedule.parse().unwrap(), status)
+    let body = imticket::app::catalog::seat_map::seat_map(deps, schedule.parse().unwrap(), status)
         .await
         .unwrap();
     serde_json::from_slice(&body).unwrap()
@@ -53,7 +53,7 @@ async fn a_hold_storm_is_written_through_and_reads_never_reload_the_map() {
     let first = read(&reader, &schedule, None).await;
     assert!(states(&first).values().all(|s| s == "available"));
     assert_eq!(
-        reader.seat_maps.loads(),
+        reader.seat_layouts.loads(),
         (1, 1),
         "the first read loads layout and states"
     );
@@ -113,7 +113,7 @@ async fn a_hold_storm_is_written_through_and_reads_never_reload_the_map() {
     assert_eq!(now, states_in_postgres(&app, &schedule).await);
 
     // 24 reads, 100 holds, a cancel and a sale: PostgreSQL was asked for the map once.
-    assert_eq!(reader.seat_maps.loads(), (1, 1), "(layout, states) loads");
+    assert_eq!(reader.seat_layouts.loads(), (1, 1), "(layout, states) loads");
     check_invariants(&app, &schedule).await;
 }
 
@@ -138,7 +138,7 @@ async fn a_change_the_write_through_missed_shows_for_at_most_the_states_ttl() {
         || async { states(&read(&reader, &schedule, None).await)[&seats[7]] == "sold" },
     )
     .await;
-    let (layouts, states_loads) = reader.seat_maps.loads();
+    let (layouts, states_loads) = reader.seat_layouts.loads();
     assert_eq!(layouts, 1, "the layout is kept");
     assert!(states_loads >= 2, "the states were rebuilt from PostgreSQL");
 }
@@ -168,7 +168,7 @@ async fn seats_added_later_reach_a_process_that_kept_the_old_layout() {
     let map = read(&reader, &schedule, None).await;
     assert_eq!(states(&map), states_in_postgres(&app, &schedule).await);
     // The states once more (their count no longer fits the kept layout), then both.
-    assert_eq!(reader.seat_maps.loads(), (2, 3));
+    assert_eq!(reader.seat_layouts.loads(), (2, 3));
 }
 
 #[tokio::test]

@@ -376,7 +376,7 @@ async fn leaving_and_rejoining() {
 
 async fn gated(app: &TestApp, deps: &Deps, access: &str, queue_token: Option<&str>, concert: &str) -> (u16, Value) {
     async fn handler(
-        gate: imticket::api::queue::ActiveQueue,
+        gate: imticket::api::waiting_room::ActiveQueue,
         concert: web::Path<Uuid>,
     ) -> Result<actix_web::HttpResponse, imticket::app::AppError> {
         let pass = gate.0.for_concert(*concert)?;

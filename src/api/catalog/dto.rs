@@ -1,6 +1,6 @@
 //! The catalog's request and response bodies, as the OpenAPI document describes them. The
-//! use cases return their own plain views (`app::concerts`, `app::seat_map`,
-//! `app::seat_creation`); the cached bodies are those views serialized, so the tests below
+//! use cases return their own plain views (`app::catalog::concerts`, `app::catalog::seat_map`,
+//! `app::catalog::seat_creation`); the cached bodies are those views serialized, so the tests below
 //! prove each documented shape serializes to the same JSON as its view.
 
 use chrono::{DateTime, Utc};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::app::{concerts, seat_creation};
+use crate::app::catalog::{concerts, seat_creation};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -163,7 +163,7 @@ pub struct Seat {
     pub status: String,
 }
 
-/// Served as cached (the serialized [`crate::app::seat_map::SeatMap`]).
+/// Served as cached (the serialized [`crate::app::catalog::seat_map::SeatMap`]).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SeatMap {
     pub schedule_id: Uuid,
@@ -198,7 +198,7 @@ impl From<seat_creation::Job> for Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::seat_map;
+    use crate::app::catalog::seat_map;
 
     fn json<T: Serialize>(value: &T) -> serde_json::Value {
         serde_json::to_value(value).unwrap()

@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::error::Problem;
 use super::extract::{AdminUser, Json, Query};
-use crate::app::seat_creation::{self, JobMode};
-use crate::app::{AppError, Deps, concerts, seat_map};
+use crate::app::catalog::seat_creation::{self, JobMode};
+use crate::app::catalog::{concerts, seat_map};
+use crate::app::{AppError, Deps};
 use crate::cache::JsonBody;
 use crate::domain::catalog::{PageRequest, RawSection, SeatLayout};
 use dto::{

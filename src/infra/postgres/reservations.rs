@@ -7,12 +7,14 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::reservation::ReservationStatus;
+
 #[derive(Debug, Clone)]
 pub struct ReservationRow {
     pub id: Uuid,
     pub user_id: Uuid,
     pub schedule_id: Uuid,
-    pub status: String,
+    pub status: ReservationStatus,
     pub amount: i64,
     pub expires_at: DateTime<Utc>,
     pub ticket_code: Option<String>,
@@ -258,7 +260,7 @@ pub async fn find(conn: &mut PgConnection, id: Uuid, lock: bool) -> anyhow::Resu
         id,
         user_id,
         schedule_id,
-        status,
+        status: ReservationStatus::parse(&status)?,
         amount,
         expires_at,
         ticket_code,
@@ -266,13 +268,17 @@ pub async fn find(conn: &mut PgConnection, id: Uuid, lock: bool) -> anyhow::Resu
     }))
 }
 
-/// Ends a held reservation (`cancelled` or `expired`) and frees its seats; returns the seats
+/// Ends a held reservation (`to`: cancelled or expired) and frees its seats; returns the seats
 /// freed (0 if it was no longer held).
-pub async fn release_held(conn: &mut PgConnection, id: Uuid, to: &str) -> anyhow::Result<i64> {
+pub async fn release_held(conn: &mut PgConnection, id: Uuid, to: ReservationStatus) -> anyhow::Result<i64> {
+    anyhow::ensure!(
+        ReservationStatus::Held.can_become(to) && to != ReservationStatus::Paid,
+        "a hold is not released as {to}"
+    );
     let changed = sqlx::query!(
         "UPDATE reservations SET status = $2, updated_at = now() WHERE id = $1 AND status = 'held'",
         id,
-        to
+        to.as_str()
     )
     .execute(&mut *conn)
     .await
@@ -378,21 +384,22 @@ pub async fn of_user(
     .fetch_all(conn)
     .await
     .context("the user's reservations")?;
-    Ok((
-        rows.into_iter()
-            .map(|r| ReservationRow {
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            Ok(ReservationRow {
                 id: r.id,
                 user_id: r.user_id,
                 schedule_id: r.schedule_id,
-                status: r.status,
+                status: ReservationStatus::parse(&r.status)?,
                 amount: r.amount,
                 expires_at: r.expires_at,
                 ticket_code: r.ticket_code,
                 seat_ids: r.seat_ids,
             })
-            .collect(),
-        total,
-    ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((rows, total))
 }
 
 /// Held reservations due for at least `grace` (the sweep's safety net), oldest first.

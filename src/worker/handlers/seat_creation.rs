@@ -1,7 +1,7 @@
 //! The `seat-creation` role's handler: runs the job a `seat_creation.requested` event names.
 
 use crate::app::Deps;
-use crate::app::seat_creation::{JobEnd, execute_seat_job};
+use crate::app::catalog::seat_creation::{JobEnd, execute_seat_job};
 use crate::events::{Envelope, SeatCreationRequested, Stream, decode};
 use crate::stream::{Handler, Outcome};
 

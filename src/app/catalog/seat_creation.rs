@@ -6,10 +6,9 @@ use anyhow::Context;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::Deps;
-use super::concerts::schedule_not_found;
-use super::error::AppError;
 use super::seat_map::seats_created;
+use crate::app::Deps;
+use crate::app::error::AppError;
 use crate::domain::catalog::SeatLayout;
 use crate::events::SeatCreationRequested;
 use crate::infra::postgres::catalog::{self as repo, JobRow};
@@ -83,7 +82,7 @@ pub async fn request_seats(deps: &Deps, schedule_id: Uuid, layout: SeatLayout, m
     let mut tx = deps.db.begin().await.context("begin")?;
     repo::find_schedule(&mut tx, schedule_id)
         .await?
-        .ok_or_else(schedule_not_found)?;
+        .ok_or_else(AppError::schedule_not_found)?;
     repo::insert_job(&mut tx, &job).await?;
     let outbox_id = match mode {
         JobMode::Stream => Some(outbox::append(&mut tx, &SeatCreationRequested { job_id: job.id }).await?),

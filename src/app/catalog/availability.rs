@@ -4,7 +4,7 @@
 use anyhow::Context;
 use uuid::Uuid;
 
-use super::{AppError, Deps};
+use crate::app::{AppError, Deps};
 use crate::infra::postgres::catalog::{self as repo, ConcertStock};
 
 /// True iff the concert has seats, none of its schedules has an available seat, and no live

@@ -2,9 +2,9 @@
 
 use chrono::Utc;
 
-use super::Deps;
 use super::concerts::{CONCERT_TTL, load_concert_details};
 use super::seat_map::layout_and_states;
+use crate::app::Deps;
 use crate::infra::postgres::catalog as repo;
 use crate::infra::redis::keys::CacheEntry;
 

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::error::{AppError, OnConstraint};
-use super::{Deps, to_json};
+use crate::app::error::{AppError, OnConstraint};
+use crate::app::{Deps, to_json};
 use crate::cache::{JsonBody, Ttl};
 use crate::domain::catalog::{ConcertTitle, Description, PageRequest, SaleOpensAt, StartsAt};
 use crate::infra::postgres::catalog as repo;
@@ -78,14 +78,6 @@ pub struct Schedule {
     pub starts_at: DateTime<Utc>,
 }
 
-pub(crate) fn concert_not_found() -> AppError {
-    AppError::not_found("concert_not_found", "no such concert")
-}
-
-pub(crate) fn schedule_not_found() -> AppError {
-    AppError::not_found("schedule_not_found", "no such schedule")
-}
-
 /// Creates a concert; `sale_opens_at` absent means on sale at once.
 pub async fn create_concert(
     deps: &Deps,
@@ -122,7 +114,9 @@ pub async fn list_concerts(deps: &Deps, page: PageRequest) -> Result<ConcertPage
 
 pub(crate) async fn load_concert_details(deps: &Deps, id: Uuid) -> Result<JsonBody, AppError> {
     let mut conn = deps.db.acquire().await.context("acquire connection")?;
-    let concert = repo::find_concert(&mut conn, id).await?.ok_or_else(concert_not_found)?;
+    let concert = repo::find_concert(&mut conn, id)
+        .await?
+        .ok_or_else(AppError::concert_not_found)?;
     let schedules = repo::schedules_of(&mut conn, id)
         .await?
         .into_iter()
@@ -157,7 +151,7 @@ pub async fn create_schedule(deps: &Deps, concert_id: Uuid, starts_at: DateTime<
     let mut tx = deps.db.begin().await.context("begin")?;
     let row = repo::insert_schedule(&mut tx, Uuid::now_v7(), concert_id, starts_at.get())
         .await
-        .on_constraint("schedules_concert_fkey", concert_not_found)?;
+        .on_constraint("schedules_concert_fkey", AppError::concert_not_found)?;
     tx.commit().await.context("commit schedule")?;
     deps.cache
         .invalidate("concert", &[CacheEntry::concert(concert_id)])

@@ -1,4 +1,4 @@
-//! Holding seats (`POST /reservations`), cancelling a hold, reading a reservation.
+//! Holding seats (`POST /reservations`).
 //!
 //! A hold is all or nothing: the seats' Redis gates are taken in one script (a loser is turned
 //! away there, before any PostgreSQL statement), then one transaction takes the seat rows with
@@ -8,100 +8,23 @@
 //! that was not available. Why, and why the counts do not serialize a hot schedule:
 //! docs/decisions.md ("Booking").
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashSet;
 
 use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
-use serde::Serialize;
 use uuid::Uuid;
 
-use super::Deps;
-use super::error::AppError;
-use super::idempotency::{Answer, Once, Start, start};
-use super::seat_map::{SeatChange, seats_changed};
-use super::waiting_room::ActivePass;
+use super::Reservation;
+use crate::app::catalog::seat_map::{SeatChange, seats_changed};
+use crate::app::idempotency::{Answer, Begun, Keyed, Once, Scope};
+use crate::app::waiting_room::ActivePass;
+use crate::app::{AppError, Deps};
 use crate::domain::idempotency::IdempotencyKey;
+use crate::domain::reservation::ReservationStatus;
 use crate::events::ReservationExpired;
 use crate::infra::postgres::error::violated_constraint;
-use crate::infra::{postgres::catalog, postgres::outbox, postgres::reservations as repo, redis::seat_gates};
-
-/// A reservation as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reservation {
-    pub id: Uuid,
-    /// `held`, `paid`, `confirmed`, `expired` or `cancelled`.
-    pub status: String,
-    pub schedule_id: Uuid,
-    pub seat_ids: Vec<Uuid>,
-    pub amount: i64,
-    pub expires_at: DateTime<Utc>,
-    pub ticket_code: Option<String>,
-}
-
-impl From<repo::ReservationRow> for Reservation {
-    fn from(r: repo::ReservationRow) -> Self {
-        // A held reservation past its time is expired, whether or not a worker has said so.
-        let status = if r.status == "held" && r.expires_at <= Utc::now() {
-            "expired".to_owned()
-        } else {
-            r.status
-        };
-        Self {
-            id: r.id,
-            status,
-            schedule_id: r.schedule_id,
-            seat_ids: r.seat_ids,
-            amount: r.amount,
-            expires_at: r.expires_at,
-            ticket_code: r.ticket_code,
-        }
-    }
-}
-
-/// Which concert each schedule belongs to, kept per process: schedules never move, and the
-/// gate check must not cost a database query per request (a loser must cost none).
-#[derive(Default)]
-pub struct ScheduleConcerts {
-    known: Mutex<HashMap<Uuid, Uuid>>,
-}
-
-const SCHEDULES_KEPT: usize = 100_000;
-
-impl ScheduleConcerts {
-    pub(crate) async fn concert_of(&self, deps: &Deps, schedule_id: Uuid) -> Result<Uuid, AppError> {
-        if let Some(concert) = self.lock().get(&schedule_id) {
-            return Ok(*concert);
-        }
-        let mut conn = deps.db.acquire().await.context("acquire connection")?;
-        self.concert_of_in(&mut conn, schedule_id).await
-    }
-
-    /// As [`Self::concert_of`], on the caller's connection: inside a transaction a second pooled
-    /// connection must never be needed (concurrent requests holding theirs could exhaust the pool).
-    pub(crate) async fn concert_of_in(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        schedule_id: Uuid,
-    ) -> Result<Uuid, AppError> {
-        if let Some(concert) = self.lock().get(&schedule_id) {
-            return Ok(*concert);
-        }
-        let concert = repo::schedule_concert(conn, schedule_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("schedule_not_found", "no such schedule"))?;
-        let mut known = self.lock();
-        if known.len() >= SCHEDULES_KEPT {
-            known.clear();
-        }
-        known.insert(schedule_id, concert);
-        Ok(concert)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Uuid>> {
-        self.known.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+use crate::infra::postgres::{catalog, outbox, reservations as repo};
+use crate::infra::redis::seat_gates;
 
 fn count(outcome: &'static str) {
     metrics::counter!("holds_total", "outcome" => outcome).increment(1);
@@ -146,11 +69,17 @@ pub async fn hold_once(
     key: &IdempotencyKey,
 ) -> Result<Answer, AppError> {
     // Before the transaction: a cache miss must not need a second connection inside it.
-    deps.schedule_concerts.concert_of(deps, schedule_id).await?;
+    deps.schedule_concerts.concert_of(&deps.db, schedule_id).await?;
     let request = serde_json::json!({ "schedule_id": schedule_id, "seat_ids": seats });
-    let once = match start(deps, pass.pass.user_id, Some(key), "reservation.hold", &request).await? {
-        Start::Replay(answer) => return Ok(answer),
-        Start::Fresh(once) => once,
+    let keyed = Keyed {
+        user_id: pass.pass.user_id,
+        key,
+        scope: Scope::Hold,
+        request: &request,
+    };
+    let once = match Once::begin(deps, keyed).await? {
+        Begun::AnsweredBefore(answer) => return Ok(answer),
+        Begun::FirstTime(once) => once,
     };
     let reservation = hold_with(deps, pass, schedule_id, seats, Some(once)).await?;
     Ok(Answer {
@@ -174,7 +103,7 @@ async fn hold_with(
     once: Option<Once>,
 ) -> Result<Reservation, AppError> {
     check_seats(deps, seats)?;
-    let concert_id = deps.schedule_concerts.concert_of(deps, schedule_id).await?;
+    let concert_id = deps.schedule_concerts.concert_of(&deps.db, schedule_id).await?;
     let pass = pass.for_concert(concert_id)?;
     let user_id = pass.pass.user_id;
     let id = Uuid::now_v7();
@@ -195,9 +124,9 @@ async fn hold_with(
     }
     let held = match once {
         // The key's transaction: the hold and the stored answer commit together.
-        Some(mut once) => match hold_in_tx(deps, once.conn(), id, user_id, schedule_id, seats).await {
+        Some(mut once) => match hold_in_tx(deps, once.tx(), id, user_id, schedule_id, seats).await {
             Ok(held) => match serde_json::to_value(&held.reservation) {
-                Ok(body) => once.finish(201, body).await.map(|_| held),
+                Ok(body) => once.commit_with(201, body).await.map(|_| held),
                 Err(e) => Err(AppError::internal(
                     anyhow::Error::new(e).context("serialize reservation"),
                 )),
@@ -330,7 +259,7 @@ fn held_reservation(
     sorted.sort_unstable();
     Reservation {
         id,
-        status: "held".into(),
+        status: ReservationStatus::Held,
         schedule_id,
         seat_ids: sorted,
         amount,
@@ -414,89 +343,4 @@ async fn general_hold(
 fn missing_from(seats: &[Uuid], got: &[(Uuid, i64)]) -> Vec<Uuid> {
     let won: HashSet<Uuid> = got.iter().map(|(id, _)| *id).collect();
     seats.iter().filter(|s| !won.contains(s)).copied().collect()
-}
-
-fn not_found() -> AppError {
-    AppError::not_found("reservation_not_found", "no such reservation")
-}
-
-/// `GET /reservations/{id}`: the caller's own reservation (another user's is 404: its existence
-/// does not leak).
-pub async fn get(deps: &Deps, user_id: Uuid, id: Uuid) -> Result<Reservation, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
-    let row = repo::find(&mut conn, id, false).await?.filter(|r| r.user_id == user_id);
-    row.map(Reservation::from).ok_or_else(not_found)
-}
-
-/// A page of the caller's reservations, newest first (their tickets).
-pub struct ReservationPage {
-    pub items: Vec<Reservation>,
-    pub page: u32,
-    pub size: u32,
-    pub total: i64,
-}
-
-/// `GET /users/me/reservations`.
-pub async fn of_user(
-    deps: &Deps,
-    user_id: Uuid,
-    page: crate::domain::catalog::PageRequest,
-) -> Result<ReservationPage, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
-    let (rows, total) = repo::of_user(&mut conn, user_id, i64::from(page.size), page.offset()).await?;
-    Ok(ReservationPage {
-        items: rows.into_iter().map(Reservation::from).collect(),
-        page: page.page,
-        size: page.size,
-        total,
-    })
-}
-
-/// `DELETE /reservations/{id}`: releases a held reservation of the caller; 409 once paid.
-/// Cancelling one that already ended (cancelled, expired) changes nothing.
-pub async fn cancel(deps: &Deps, pass: ActivePass, id: Uuid) -> Result<(), AppError> {
-    let user_id = pass.pass.user_id;
-    let mut tx = deps.db.begin().await.context("begin cancel")?;
-    let row = repo::find(&mut tx, id, true)
-        .await?
-        .filter(|r| r.user_id == user_id)
-        .ok_or_else(not_found)?;
-    let concert_id = deps.schedule_concerts.concert_of_in(&mut tx, row.schedule_id).await?;
-    pass.for_concert(concert_id)?;
-    match row.status.as_str() {
-        "paid" | "confirmed" => {
-            return Err(AppError::conflict(
-                "reservation_paid",
-                "a paid reservation cannot be cancelled",
-            ));
-        }
-        "held" => {
-            let freed = repo::release_held(&mut tx, id, "cancelled").await?;
-            if freed > 0 {
-                catalog::add_available(&mut tx, row.schedule_id, freed as i32).await?;
-            }
-        }
-        _ => {}
-    }
-    tx.commit().await.context("commit cancel")?;
-    if row.status == "held" {
-        released(deps, &row, concert_id, "cancelled").await;
-    }
-    Ok(())
-}
-
-/// After the commit that ended a held reservation (`why`: cancelled, expired): its seat gates
-/// go and its seats show available. Redis errors are logged (gates expire with the hold TTL;
-/// the seat states are rebuilt within theirs).
-pub(crate) async fn released(deps: &Deps, row: &repo::ReservationRow, concert_id: Uuid, why: &str) {
-    if let Err(err) = seat_gates::release(&deps.redis, &deps.keys, row.schedule_id, &row.seat_ids, row.id).await {
-        tracing::warn!(error = %format!("{err:#}"), why, "could not release the seat gates of an ended hold");
-    }
-    seats_changed(
-        deps,
-        row.schedule_id,
-        concert_id,
-        &[SeatChange::available(&row.seat_ids)],
-    )
-    .await;
 }

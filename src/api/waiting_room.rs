@@ -17,6 +17,7 @@ use super::extract::AuthUser;
 use crate::app::tokens::QueuePass;
 use crate::app::waiting_room::{self, ActivePass, QueueView};
 use crate::app::{AppError, Deps};
+use crate::domain::queue::QueueStatus;
 
 /// The header that carries a queue token.
 pub const QUEUE_TOKEN_HEADER: &str = "x-queue-token";
@@ -25,9 +26,7 @@ pub const QUEUE_TOKEN_HEADER: &str = "x-queue-token";
 pub struct QueueJoined {
     /// Send it as `X-Queue-Token` to `/queue/status`, `DELETE /queue` and the booking endpoints.
     pub queue_token: String,
-    /// `pre_queue`, `waiting`, `active`, `sold_out`, `expired` (the slot's time ran out, or
-    /// the entry left) or `done` (a payment released the slot; joining again starts a new entry).
-    pub status: String,
+    pub status: QueueStatus,
     /// 1-based among the waiting; 0 when active; null in the pre-queue.
     pub position: Option<u64>,
     pub eta_seconds: Option<u64>,
@@ -36,9 +35,7 @@ pub struct QueueJoined {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueStatusBody {
-    /// `pre_queue`, `waiting`, `active`, `sold_out`, `expired` (the slot's time ran out, or
-    /// the entry left) or `done` (a payment released the slot; joining again starts a new entry).
-    pub status: String,
+    pub status: QueueStatus,
     pub position: Option<u64>,
     pub eta_seconds: Option<u64>,
     /// When the active slot ends (null unless active).
@@ -49,7 +46,7 @@ pub struct QueueStatusBody {
 impl From<QueueView> for QueueStatusBody {
     fn from(v: QueueView) -> Self {
         Self {
-            status: v.status.as_str().to_owned(),
+            status: v.status,
             position: v.position,
             eta_seconds: v.eta_seconds,
             active_until: v.active_until,
