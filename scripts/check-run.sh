@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks scripts/run.sh the way a new user meets it (issue #10): a verbatim copy of
+# Checks scripts/run.sh the way a new user meets it: a verbatim copy of
 # .env.example works; a second run on the same data directory, or with a port already taken,
 # refuses with one line and leaves the first run alone; a process that dies before or after
 # readiness is named at once and the run exits non-zero after stopping everything.
@@ -124,8 +124,8 @@ for taken in "IMTICKET_PG_PORT=$first_pg" "IMTICKET_REDIS_PORT=$first_redis" \
   ended 60 "$RUN_PID"
   value=${taken#*=}
   if [ "$ENDED_STATUS" -ne 0 ] && [ "$ENDED_STATUS" -ne 124 ] && grep -q "port ${value##*:} .*(${taken%%=*}) is already in use" "$work/port.out" \
-    && healthy "$first_http"; then
-    pass "${taken%%=*} taken: $(grep -o 'port .* in use' "$work/port.out")"
+    && healthy "$first_http" && [ ! -e "$IMTICKET_DATA_DIR/run.pid" ] && [ ! -e "$IMTICKET_DATA_DIR/run.env" ]; then
+    pass "${taken%%=*} taken: $(grep -o 'port .* in use' "$work/port.out"); nothing left in its data directory"
   else
     fail "${taken%%=*} taken (exit $ENDED_STATUS):"; cat "$work/port.out"
   fi

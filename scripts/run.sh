@@ -53,6 +53,8 @@ if ! flock -n 9; then
 fi
 echo $$ >"$data_dir/run.pid"
 rm -f "$data_dir/run.env"
+# Until the servers start (and `cleanup` takes over), a refusal leaves nothing behind.
+trap 'rm -f "$data_dir/run.pid"' EXIT
 
 ensure_system_packages
 ensure_rust

@@ -2,9 +2,10 @@
 //!
 //! Layers, in one direction: [`api`] (actix handlers, DTOs, auth extractors) → [`app`] (use
 //! cases; own the transaction) → [`domain`] (pure types) ← [`infra`] (PostgreSQL, Redis).
-//! Beside them: [`events`] (streams and typed payloads), [`keys`] (every Redis key name),
-//! [`cache`] (look-aside and near cache), [`stream`] (the consumer runtime) and [`worker`]
-//! (roles and their stream handlers). [`root`] builds every dependency of a process once.
+//! Beside them: [`config`] (typed settings, one section per concern), [`events`] (streams and
+//! typed payloads), [`cache`] (look-aside and near cache), [`stream`] (the consumer runtime),
+//! [`worker`] (roles and their stream handlers) and [`admin`] (the operator CLI). [`root`]
+//! builds every dependency of a process once. docs/layout.md says where new code goes.
 //! The binaries are thin: they parse configuration, install telemetry and call one `run`.
 
 pub mod admin;

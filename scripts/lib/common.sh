@@ -137,8 +137,8 @@ bench_binaries() {
   else
     local profile=${BENCH_PROFILE:-release}
     log "building the binaries and imticket-bench ($profile)"
-    cargo build --quiet --profile "$profile" --bin imticket-api --bin imticket-worker --bin imticket-admin \
-      --package imticket-bench
+    cargo build --quiet --profile "$profile" --package imticket --package imticket-bench \
+      --bin imticket-api --bin imticket-worker --bin imticket-admin --bin imticket-bench
     bin=target/$([ "$profile" = dev ] && echo debug || echo "$profile")
   fi
   local b

@@ -1,5 +1,5 @@
 //! Requests made at most once per `Idempotency-Key` (api.md "Idempotency"): a key is scoped to
-//! the user and the endpoint; a replay with the same request returns the stored status and
+//! the user and the endpoint ([`Scope`]: the same key on another endpoint is another key); a replay with the same request returns the stored status and
 //! body without running the effect again; the same key with another request is 409
 //! `idempotency_key_reused`; concurrent requests with one key are answered once (the others
 //! wait for the first, then replay its answer). The answer is stored in the transaction of the
@@ -89,10 +89,10 @@ impl Once {
         } = keyed;
         let mut tx = deps.db.begin().await.context("begin")?;
         let hash = request_hash(request);
-        repo::lock(&mut tx, user_id, key.as_str()).await?;
-        if let Some(stored) = repo::find(&mut tx, user_id, key.as_str()).await? {
+        repo::lock(&mut tx, user_id, scope.as_str(), key.as_str()).await?;
+        if let Some(stored) = repo::find(&mut tx, user_id, scope.as_str(), key.as_str()).await? {
             let scope = scope.as_str();
-            if stored.scope != scope || stored.request_hash != hash {
+            if stored.request_hash != hash {
                 metrics::counter!("idempotency_conflicts_total", "scope" => scope).increment(1);
                 return Err(AppError::conflict(
                     "idempotency_key_reused",

@@ -158,7 +158,7 @@ pub async fn leave(deps: &Deps, pass: QueuePass) -> Result<(), AppError> {
 /// completes, so the next fan in line gets the slot. Returns whether there was one.
 pub async fn release(deps: &Deps, concert_id: Uuid, user_id: Uuid) -> Result<bool, AppError> {
     WaitingRoom::new(&deps.redis, &deps.keys, concert_id)
-        .release(user_id)
+        .release(user_id, admission(deps).active_ttl_ms)
         .await
         .map_err(unavailable)
 }

@@ -20,11 +20,14 @@ pub struct DatabaseSettings {
 
 impl DatabaseSettings {
     pub(super) fn read(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
+        let settings = Self {
             url: SecretString::from(env.required("DATABASE_URL")?),
             max_connections: env.number("IMTICKET_DB_MAX_CONNECTIONS", 20, 1..=1000)?,
             acquire_timeout: acquire_timeout(env)?,
-        })
+        };
+        // A URL that cannot be parsed stops the process at start, like any other bad value.
+        settings.connect_options()?;
+        Ok(settings)
     }
 
     /// Where to connect; the error names `DATABASE_URL` (never its value: it may hold a

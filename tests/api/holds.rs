@@ -497,6 +497,9 @@ async fn a_retried_hold_with_its_key_returns_the_same_reservation_never_a_second
         .await
         .unwrap();
     assert_eq!(count, 1);
+    // The same seats in another order are the same request: the same answer.
+    let reordered = send("hold-1", vec![seats[1], seats[0]]).await;
+    assert_eq!(reordered, answers[0]);
     let (status, body) = send("hold-1", seats[2..3].to_vec()).await;
     assert_eq!(
         (status, body["code"].as_str()),

@@ -34,7 +34,7 @@ async fn ledger_rows(app: &TestApp, fan: &Fan, kind: &str) -> i64 {
 
 #[tokio::test]
 async fn charging_is_once_per_key_and_bad_charges_change_nothing() {
-    let (app, concert, _, _) = sale(|_| {}).await;
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
     let fan = fans(&app, &concert, 1).await.remove(0);
     let balance = expect_status(
         app.get_authed("/api/v1/users/me/points", &fan.access).await,
@@ -56,6 +56,19 @@ async fn charging_is_once_per_key_and_bad_charges_change_nothing() {
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("idempotency_key_reused"))
     );
+    // A key is scoped to the user and the endpoint: the same key on another endpoint is
+    // another key, with its own effect.
+    let held = app
+        .client
+        .post(app.url("/api/v1/reservations"))
+        .bearer_auth(&fan.access)
+        .header("x-queue-token", &fan.queue)
+        .header("idempotency-key", "k1")
+        .json(&json!({"schedule_id": schedule, "seat_ids": &seats[..1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::CREATED, "the charge's key holds seats too");
     let (status, body) = charge(&app, &fan, None, json!(5)).await;
     assert_eq!(
         (status, body["code"].as_str()),

@@ -33,11 +33,12 @@ fn stderr_lines(output: &Output) -> Vec<String> {
 async fn configuration_errors_stop_the_process_with_one_line_naming_the_variable() {
     let redis = Redis::start();
     let env = test_env(&redis).await;
-    let cases: [(&str, Option<&str>); 5] = [
+    let cases: [(&str, Option<&str>); 6] = [
         ("IMTICKET_HOLD_TTL_SECONDS", Some("five minutes")),
         ("IMTICKET_MAX_SEATS_PER_RESERVATION", Some("-1")),
         ("IMTICKET_HTTP_ADDR", Some("not-an-address")),
         ("DATABASE_URL", None),
+        ("DATABASE_URL", Some("not a url")),
         ("JWT_SECRET", None),
     ];
     for (var, value) in cases {

@@ -70,7 +70,10 @@ pub async fn hold_once(
 ) -> Result<Answer, AppError> {
     // Before the transaction: a cache miss must not need a second connection inside it.
     deps.schedule_concerts.concert_of(&deps.db, schedule_id).await?;
-    let request = serde_json::json!({ "schedule_id": schedule_id, "seat_ids": seats });
+    // The same seats in another order are the same request.
+    let mut seat_ids = seats.to_vec();
+    seat_ids.sort_unstable();
+    let request = serde_json::json!({ "schedule_id": schedule_id, "seat_ids": seat_ids });
     let keyed = Keyed {
         user_id: pass.pass.user_id,
         key,

@@ -93,8 +93,9 @@ pub async fn cancel(deps: &Deps, pass: ActivePass, id: Uuid) -> Result<(), AppEr
             "a paid reservation cannot be cancelled",
         ));
     }
-    // Held (due or not: a due hold is released by whoever gets there first) → cancelled.
-    let was_held = row.status == ReservationStatus::Held;
+    // Only a live hold is cancelled. A due one is already expired (it reads so); the expiry
+    // path releases it and writes its `reservation.expired` fact, so cancelling changes nothing.
+    let was_held = row.status.at(row.expires_at, Utc::now()) == ReservationStatus::Held;
     if was_held {
         let freed = repo::release_held(&mut tx, id, ReservationStatus::Cancelled).await?;
         if freed > 0 {

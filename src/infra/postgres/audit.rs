@@ -1,6 +1,6 @@
 //! The invariant checks of `imticket-admin audit` (architecture.md I1–I5), as SQL over the live
 //! database. Runtime queries on purpose: each is a diagnostic over several tables whose text is
-//! the specification of one check, and `tests/backbone/audit.rs` plants a violation of each.
+//! the specification of one check, and `tests/api/audit.rs` plants a violation of each.
 
 use anyhow::Context;
 use sqlx::PgConnection;

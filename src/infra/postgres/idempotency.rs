@@ -6,24 +6,31 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub struct StoredAnswer {
-    pub scope: String,
     pub request_hash: String,
     pub status: i16,
     pub body: Value,
 }
 
-/// Serializes the requests of one (user, key) until the transaction ends: a concurrent request
-/// with the same key waits here for the first one's commit, then finds its answer.
-pub async fn lock(conn: &mut PgConnection, user_id: Uuid, key: &str) -> anyhow::Result<()> {
-    super::advisory_xact_lock(conn, &format!("idempotency:{user_id}:{key}")).await
+/// Serializes the requests of one (user, endpoint, key) until the transaction ends: a
+/// concurrent request with the same key waits here for the first one's commit, then finds its
+/// answer.
+pub async fn lock(conn: &mut PgConnection, user_id: Uuid, scope: &str, key: &str) -> anyhow::Result<()> {
+    super::advisory_xact_lock(conn, &format!("idempotency:{user_id}:{scope}:{key}")).await
 }
 
-pub async fn find(conn: &mut PgConnection, user_id: Uuid, key: &str) -> anyhow::Result<Option<StoredAnswer>> {
+/// The answer stored for the user's `key` on the endpoint `scope`.
+pub async fn find(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    scope: &str,
+    key: &str,
+) -> anyhow::Result<Option<StoredAnswer>> {
     sqlx::query_as!(
         StoredAnswer,
-        r#"SELECT scope, request_hash, response_status AS status, response_body AS body
-           FROM idempotency_keys WHERE user_id = $1 AND idempotency_key = $2"#,
+        r#"SELECT request_hash, response_status AS status, response_body AS body
+           FROM idempotency_keys WHERE user_id = $1 AND scope = $2 AND idempotency_key = $3"#,
         user_id,
+        scope,
         key
     )
     .fetch_optional(conn)

@@ -20,6 +20,7 @@
 //! | `queue:{c<id>}:meta` | hash | `opens_at` (ms, 0: open), `sold_out` (0/1) |
 //! | `queue:{c<id>}:done` | sorted set | entry id → when a payment released its slot (ms), kept one active TTL |
 //! | `hold:{s<schedule id>}:<seat id>` | string (PX) | a seat's hold gate: the holding reservation's id |
+//! | `seat-states:{s<schedule id>}` | string | one byte a seat in seat-map order (`a`, `h`, `s`), written through, rebuilt after `IMTICKET_SEAT_STATES_TTL_SECONDS` |
 //! | `expiry:due` | sorted set | held reservation id → its `expires_at` (ms), for the expiry scheduler |
 //!
 //! Every key of one concert's waiting room shares the hash tag `{c<id>}`, so each multi-key

@@ -1,7 +1,8 @@
 //! Every Lua script ImTicket runs, each in its own file under `lua/`, compiled in with
-//! `include_str!` and sent by SHA (`EVALSHA`, loaded on first use). Each script touches the
-//! keys of one hash tag only (one Cluster slot) and reads the time from Redis (`TIME`), never
-//! from the caller.
+//! `include_str!` and sent by SHA (`EVALSHA`, loaded on first use). The waiting-room and seat
+//! scripts touch the keys of one hash tag only (one Cluster slot: a concert's `{c<id>}`, a
+//! schedule's `{s<id>}`); the cache's two keys of an entry do not share a tag yet. A script
+//! reads the time from Redis (`TIME`), never from its caller.
 
 use std::sync::LazyLock;
 

@@ -97,11 +97,12 @@ impl<'a> WaitingRoom<'a> {
     }
 
     /// Ends `user`'s active slot (their payment completed; the entry then reads `done`);
-    /// returns whether there was one.
-    pub async fn release(&self, user: Uuid) -> anyhow::Result<bool> {
+    /// returns whether there was one. `done_for_ms`: how long the entry reads `done` at most.
+    pub async fn release(&self, user: Uuid, done_for_ms: u64) -> anyhow::Result<bool> {
         let mut conn = self.redis.connection().await?;
         let removed: i64 = invoke(&QUEUE_RELEASE, &self.keys)
             .arg(user.to_string())
+            .arg(done_for_ms.max(1))
             .invoke_async(&mut conn)
             .await
             .context("waiting room: release")?;
