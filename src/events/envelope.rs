@@ -59,11 +59,6 @@ impl Envelope {
         fields
     }
 
-    /// [`Self::to_fields`] with owned names, as the stream commands take them.
-    pub fn into_fields(self) -> Vec<(String, String)> {
-        self.to_fields().into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-    }
-
     /// Parses an entry's fields, as returned by XREADGROUP/XCLAIM/XRANGE.
     pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, Unparsable> {
         let (mut id, mut kind, mut version, mut occurred, mut payload, mut trace) =

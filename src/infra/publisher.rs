@@ -47,9 +47,9 @@ enum Claim<'a> {
 
 /// XADDs the rows in one pipeline; returns the entry ids in row order.
 async fn xadd_all(redis: &Redis, keys: &Keys, rows: &[OutboxRow]) -> anyhow::Result<Vec<String>> {
-    let entries: Vec<(String, Vec<(String, String)>)> = rows
+    let entries: Vec<(String, Vec<(&str, String)>)> = rows
         .iter()
-        .map(|row| (keys.stream_named(&row.stream), row.envelope().into_fields()))
+        .map(|row| (keys.stream_named(&row.stream), row.envelope().to_fields()))
         .collect();
     let mut conn = redis.connection().await?;
     streams::add_all(&mut conn, &entries)

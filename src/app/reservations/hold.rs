@@ -110,6 +110,12 @@ async fn hold_with(
     let pass = pass.for_concert(concert_id)?;
     let user_id = pass.pass.user_id;
     let id = Uuid::now_v7();
+    let wanted = Wanted {
+        id,
+        user_id,
+        schedule_id,
+        seats,
+    };
     let ttl = deps.config.booking.hold_ttl;
     let taken = seat_gates::take(&deps.redis, &deps.keys, schedule_id, seats, id, ttl)
         .await
@@ -127,7 +133,7 @@ async fn hold_with(
     }
     let held = match once {
         // The key's transaction: the hold and the stored answer commit together.
-        Some(mut once) => match hold_in_tx(deps, once.tx(), id, user_id, schedule_id, seats).await {
+        Some(mut once) => match hold_in_tx(deps, once.tx(), &wanted).await {
             Ok(held) => match serde_json::to_value(&held.reservation) {
                 Ok(body) => once.commit_with(201, body).await.map(|_| held),
                 Err(e) => Err(AppError::internal(
@@ -140,11 +146,11 @@ async fn hold_with(
         None => {
             async {
                 let mut conn = deps.db.acquire().await.context("acquire connection")?;
-                if let Some(held) = fast_hold(deps, &mut conn, id, user_id, schedule_id, seats).await? {
+                if let Some(held) = fast_hold(deps, &mut conn, &wanted).await? {
                     return Ok(held);
                 }
                 let mut tx = sqlx::Connection::begin(&mut *conn).await.context("begin hold")?;
-                let held = general_hold(deps, &mut tx, id, user_id, schedule_id, seats).await?;
+                let held = general_hold(deps, &mut tx, &wanted).await?;
                 tx.commit().await.context("commit hold")?;
                 Ok(held)
             }
@@ -187,19 +193,22 @@ struct Held {
     outbox_ids: Vec<i64>,
 }
 
-/// The PostgreSQL part of a hold, in the caller's transaction (committed by the caller): the
-/// one-statement hold, and the general path if a seat was not available.
-async fn hold_in_tx(
-    deps: &Deps,
-    tx: &mut sqlx::PgConnection,
+/// What a hold asks PostgreSQL for: reservation `id` of `user_id`, holding `seats` of
+/// `schedule_id`.
+#[derive(Clone, Copy)]
+struct Wanted<'a> {
     id: Uuid,
     user_id: Uuid,
     schedule_id: Uuid,
-    seats: &[Uuid],
-) -> Result<Held, AppError> {
-    match fast_hold(deps, tx, id, user_id, schedule_id, seats).await? {
+    seats: &'a [Uuid],
+}
+
+/// The PostgreSQL part of a hold, in the caller's transaction (committed by the caller): the
+/// one-statement hold, and the general path if a seat was not available.
+async fn hold_in_tx(deps: &Deps, tx: &mut sqlx::PgConnection, wanted: &Wanted<'_>) -> Result<Held, AppError> {
+    match fast_hold(deps, tx, wanted).await? {
         Some(held) => Ok(held),
-        None => general_hold(deps, tx, id, user_id, schedule_id, seats).await,
+        None => general_hold(deps, tx, wanted).await,
     }
 }
 
@@ -227,14 +236,13 @@ fn lost_at_the_guard(err: anyhow::Error, seats: &[Uuid]) -> AppError {
 
 /// The common hold in one round trip (`hold_seats` in PostgreSQL: lock, cap, seats, insert).
 /// `None` if not every seat was available: nothing changed, and [`general_hold`] decides.
-async fn fast_hold(
-    deps: &Deps,
-    conn: &mut sqlx::PgConnection,
-    id: Uuid,
-    user_id: Uuid,
-    schedule_id: Uuid,
-    seats: &[Uuid],
-) -> Result<Option<Held>, AppError> {
+async fn fast_hold(deps: &Deps, conn: &mut sqlx::PgConnection, wanted: &Wanted<'_>) -> Result<Option<Held>, AppError> {
+    let Wanted {
+        id,
+        user_id,
+        schedule_id,
+        seats,
+    } = *wanted;
     let cap = deps.config.booking.max_seats_per_user;
     let expires_at = hold_expires_at(deps)?;
     let outcome = repo::hold_seats(conn, id, user_id, schedule_id, seats, i32::from(cap), expires_at)
@@ -275,14 +283,13 @@ fn held_reservation(
 /// hold: the user's lock, the user's live seats, the seats taken; for the missing ones, due
 /// holds expired and the seats tried again; then a taken seat (409) is told from one that is
 /// not the schedule's (422); else the reservation inserted (with its seats and the count).
-async fn general_hold(
-    deps: &Deps,
-    tx: &mut sqlx::PgConnection,
-    id: Uuid,
-    user_id: Uuid,
-    schedule_id: Uuid,
-    seats: &[Uuid],
-) -> Result<Held, AppError> {
+async fn general_hold(deps: &Deps, tx: &mut sqlx::PgConnection, wanted: &Wanted<'_>) -> Result<Held, AppError> {
+    let Wanted {
+        id,
+        user_id,
+        schedule_id,
+        seats,
+    } = *wanted;
     let tx = &mut *tx;
     repo::lock_user_schedule(tx, user_id, schedule_id).await?;
     let live = repo::live_seats_of_user(tx, user_id, schedule_id).await?;

@@ -34,7 +34,7 @@ pub async fn publish(redis: &Redis, keys: &Keys, reservations: &[Uuid]) -> anyho
     let key = keys.stream(crate::events::Stream::Expiry);
     let entries = reservations
         .iter()
-        .map(|id| Ok((key.clone(), encode(&HoldExpired { reservation_id: *id })?.into_fields())))
+        .map(|id| Ok((key.clone(), encode(&HoldExpired { reservation_id: *id })?.to_fields())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut conn = redis.connection().await?;
     streams::add_all(&mut conn, &entries)

@@ -29,6 +29,25 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
+/// As [`items`], taking the reply over.
+fn into_items(value: Value) -> Option<Vec<Value>> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Some(items),
+        Value::Map(pairs) => Some(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+        _ => None,
+    }
+}
+
+/// As [`text`], taking the bytes over instead of copying them (the consumer's hot path).
+fn into_text(value: Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(
+            String::from_utf8(bytes).unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
+        ),
+        other => text(&other),
+    }
+}
+
 fn int(value: &Value) -> Option<i64> {
     match value {
         Value::Int(n) => Some(*n),
@@ -72,6 +91,26 @@ impl FromRedisValue for StreamEntry {
             .collect();
         Ok(Self { id, fields })
     }
+
+    fn from_owned_redis_value(v: Value) -> RedisResult<Self> {
+        let Value::Array(parts) = v else {
+            return Self::from_redis_value(&v);
+        };
+        let mut parts = parts.into_iter();
+        let id = parts
+            .next()
+            .and_then(into_text)
+            .ok_or_else(|| type_error("a stream entry id", &Value::Nil))?;
+        let flat = parts.next().and_then(into_items).unwrap_or_default();
+        let mut fields = Vec::with_capacity(flat.len() / 2);
+        let mut flat = flat.into_iter();
+        while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+            if let (Some(name), Some(value)) = (into_text(name), into_text(value)) {
+                fields.push((name, value));
+            }
+        }
+        Ok(Self { id, fields })
+    }
 }
 
 /// The entries of an `XREADGROUP` reply, `[[key, [entry, …]], …]`; nil (nothing new within the
@@ -98,6 +137,36 @@ impl FromRedisValue for ReadEntries {
         for list in per_stream {
             for entry in items(list).unwrap_or_default() {
                 entries.push(StreamEntry::from_redis_value(entry)?);
+            }
+        }
+        Ok(Self(entries))
+    }
+
+    fn from_owned_redis_value(v: Value) -> RedisResult<Self> {
+        if matches!(v, Value::Nil) {
+            return Ok(Self::default());
+        }
+        let resp3 = matches!(v, Value::Map(_));
+        let Some(streams) = into_items(v) else {
+            return Err(type_error("an XREADGROUP reply", &Value::Nil));
+        };
+        let per_stream: Vec<Value> = if resp3 {
+            let mut lists = Vec::new();
+            let mut flat = streams.into_iter();
+            while let (Some(_key), Some(list)) = (flat.next(), flat.next()) {
+                lists.push(list);
+            }
+            lists
+        } else {
+            streams
+                .into_iter()
+                .filter_map(|s| into_items(s).and_then(|parts| parts.into_iter().nth(1)))
+                .collect()
+        };
+        let mut entries = Vec::new();
+        for list in per_stream {
+            for entry in into_items(list).unwrap_or_default() {
+                entries.push(StreamEntry::from_owned_redis_value(entry)?);
             }
         }
         Ok(Self(entries))
@@ -233,6 +302,13 @@ mod tests {
             ])]),
         ])]);
         assert_eq!(ReadEntries::from_redis_value(&read).unwrap().0.len(), 1);
+        let owned = ReadEntries::from_owned_redis_value(read.clone()).unwrap();
+        assert_eq!(
+            owned,
+            ReadEntries::from_redis_value(&read).unwrap(),
+            "owned and borrowed agree"
+        );
+        assert_eq!(owned.0[0].fields, vec![("f".to_owned(), "v".to_owned())]);
     }
 
     #[test]

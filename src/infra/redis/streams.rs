@@ -129,9 +129,9 @@ pub async fn claim(
 }
 
 /// `XADD key * fields…`, one per `(key, fields)` in one pipeline; the new ids in order.
-pub async fn add_all(
+pub async fn add_all<F: redis::ToRedisArgs>(
     conn: &mut impl ConnectionLike,
-    entries: &[(String, Vec<(String, String)>)],
+    entries: &[(String, F)],
 ) -> anyhow::Result<Vec<String>> {
     if entries.is_empty() {
         return Ok(Vec::new());
