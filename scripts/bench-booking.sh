@@ -38,7 +38,7 @@ addr="127.0.0.1:$api_port"
 base="http://$addr"
 # Every joiner active at once; holds and slots outlive the whole run (payments come minutes
 # after the holds). The API and the bench share JWT_SECRET.
-export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_HTTP_ADDR="$addr" \
+export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_HTTP_ADDR="$addr" IMTICKET_RATE_LIMITS=off \
   JWT_SECRET="bench-booking-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
   IMTICKET_QUEUE_ACTIVE_CAPACITY=1000000 IMTICKET_QUEUE_PROMOTE_PER_SECOND=1000000 \
   IMTICKET_QUEUE_ACTIVE_TTL_SECONDS=7200 IMTICKET_HOLD_TTL_SECONDS=7200 \

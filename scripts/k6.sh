@@ -37,6 +37,11 @@ export IMTICKET_DATA_DIR="$system_dir" IMTICKET_ENV=development RUST_LOG=${RUST_
 export JWT_SECRET="k6-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export IMTICKET_QUEUE_PROMOTE_PER_SECOND=${RATE:-200} IMTICKET_QUEUE_ACTIVE_CAPACITY=${CAPACITY:-300}
 export IMTICKET_JWT_TTL_SECONDS=7200
+# Every virtual user comes from this one address: the per-IP limit would count them as one
+# client. The on-sale keeps the per-user limits on (honest fans are never limited); the other
+# scenarios send more than a person would, and turn every limit off.
+export IMTICKET_RATE_LIMIT_IP_ALL=${IMTICKET_RATE_LIMIT_IP_ALL:-off}
+[ "$scenario" = onsale ] || export IMTICKET_RATE_LIMITS=${IMTICKET_RATE_LIMITS:-off}
 http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080}
 stop() {
   trap - EXIT INT TERM

@@ -23,7 +23,7 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
 fi
 
 http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080}
-metrics_addr=${IMTICKET_WORKER_METRICS_ADDR:-127.0.0.1:9100}
+targets_dir=$(mkdir -p "${IMTICKET_DATA_DIR:-.data}" && cd "${IMTICKET_DATA_DIR:-.data}" && pwd)/targets
 prom_port=${IMTICKET_PROMETHEUS_PORT:-59090}
 prom="http://127.0.0.1:$prom_port"
 (exec 3<>"/dev/tcp/127.0.0.1/$prom_port") 2>/dev/null && die "port $prom_port is taken (IMTICKET_PROMETHEUS_PORT)"
@@ -47,7 +47,7 @@ trap 'exit 143' TERM
 # 1. The system, as scripts/run.sh runs it (its output goes to a log; its logs to .data/logs).
 log "starting scripts/run.sh (output in $work/run.log)"
 start_system "$work/run.log"
-log "the API ($http_addr) and the workers ($metrics_addr) are up"
+log "the API ($http_addr) and the workers are up; their metrics: $(targets_summary "$targets_dir")"
 
 # 2. Prometheus with the repository's rules and the local targets.
 cp scripts/observability/alerts.yml "$work/alerts.yml"
@@ -58,13 +58,17 @@ global:
   evaluation_interval: 5s
 rule_files:
   - alerts.yml
+# Every API and worker process of the run names its own metrics address in $targets_dir
+# (file discovery): one process or ten, whichever ports they took.
 scrape_configs:
   - job_name: imticket-api
-    static_configs:
-      - targets: ['$http_addr']
+    file_sd_configs:
+      - files: ['$targets_dir/imticket-api-*.json']
+        refresh_interval: 5s
   - job_name: imticket-worker
-    static_configs:
-      - targets: ['$metrics_addr']
+    file_sd_configs:
+      - files: ['$targets_dir/imticket-worker-*.json']
+        refresh_interval: 5s
 EOF
 promtool check config "$work/prometheus.yml" >/dev/null
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \

@@ -11,11 +11,17 @@
 #   IMTICKET_PG_PORT    (55432)   the local PostgreSQL's port
 #   IMTICKET_REDIS_PORT (56379)   the local Redis's port
 #   IMTICKET_PROFILE    (release) cargo profile to build: release or dev
-#   IMTICKET_HTTP_ADDR (127.0.0.1:8080), IMTICKET_WORKER_METRICS_ADDR (127.0.0.1:9100)
+#   IMTICKET_HTTP_ADDR (127.0.0.1:8080), IMTICKET_WORKER_METRICS_ADDR (127.0.0.1:9470-9489),
+#   IMTICKET_API_METRICS_ADDR (127.0.0.1:9490-9509): each process takes a free port of its range
+#
+# Every process names its metrics address in <data dir>/targets/<service>-<pid>.json (Prometheus
+# file discovery, as scripts/observe.sh uses it), so more API or worker processes started by
+# hand with <data dir>/run.env sourced are found too.
 #
 # One run per data directory: a second run.sh on the same IMTICKET_DATA_DIR refuses to start
-# and touches nothing. While it runs, <data dir>/run.env holds DATABASE_URL, REDIS_URL and
-# IMTICKET_REDIS_KEY_PREFIX; `imticket-admin` reads ./.data/run.env by itself. If the API, the
+# and touches nothing. While it runs, <data dir>/run.env holds what another process of the run
+# needs (DATABASE_URL, REDIS_URL, IMTICKET_REDIS_KEY_PREFIX, IMTICKET_ENV, the addresses);
+# `imticket-admin` reads ./.data/run.env by itself. If the API, the
 # workers or Redis stop on their own, everything is stopped and the script exits 1 naming it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +46,7 @@ data_dir=$(mkdir -p "${IMTICKET_DATA_DIR:-.data}" && cd "${IMTICKET_DATA_DIR:-.d
 pg_port=${IMTICKET_PG_PORT:-55432}
 redis_port=${IMTICKET_REDIS_PORT:-56379}
 http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080}
-metrics_addr=${IMTICKET_WORKER_METRICS_ADDR:-127.0.0.1:9100}
+metrics_addr=${IMTICKET_WORKER_METRICS_ADDR:-127.0.0.1:9470-9489}
 key_prefix=${IMTICKET_REDIS_KEY_PREFIX:-imticket:}
 profile=${IMTICKET_PROFILE:-release}
 target_dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
@@ -79,8 +85,11 @@ addr_in_use() {
   [ "$host" = 0.0.0.0 ] && host=127.0.0.1
   (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
 }
-for check in "127.0.0.1:$pg_port PostgreSQL (IMTICKET_PG_PORT)" "127.0.0.1:$redis_port Redis (IMTICKET_REDIS_PORT)" \
-  "$http_addr the API (IMTICKET_HTTP_ADDR)" "$metrics_addr the worker metrics (IMTICKET_WORKER_METRICS_ADDR)"; do
+# (A range of ports needs no check: a process takes whichever of them is free.)
+checks=("127.0.0.1:$pg_port PostgreSQL (IMTICKET_PG_PORT)" "127.0.0.1:$redis_port Redis (IMTICKET_REDIS_PORT)"
+  "$http_addr the API (IMTICKET_HTTP_ADDR)")
+[[ ${metrics_addr##*:} == *-* ]] || checks+=("$metrics_addr the worker metrics (IMTICKET_WORKER_METRICS_ADDR)")
+for check in "${checks[@]}"; do
   addr=${check%% *}
   addr_in_use "$addr" && die "port ${addr##*:} for ${check#* } is already in use by another process; free it or choose another port"
 done
@@ -135,10 +144,23 @@ export IMTICKET_REDIS_KEY_PREFIX=$key_prefix
 export IMTICKET_ENV=${IMTICKET_ENV:-development}
 export IMTICKET_HTTP_ADDR=$http_addr
 export IMTICKET_WORKER_METRICS_ADDR=$metrics_addr
+export IMTICKET_METRICS_TARGETS_DIR=$data_dir/targets
+rm -rf "$IMTICKET_METRICS_TARGETS_DIR"
 export IMTICKET_BOOTSTRAP_ADMIN_EMAIL=${IMTICKET_BOOTSTRAP_ADMIN_EMAIL:-admin@imticket.local}
 export IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=${IMTICKET_BOOTSTRAP_ADMIN_PASSWORD:-admin-password}
-printf '# Written by scripts/run.sh (pid %s) while it runs; read by imticket-admin.\nDATABASE_URL=%s\nREDIS_URL=%s\nIMTICKET_REDIS_KEY_PREFIX=%s\n' \
-  $$ "$DATABASE_URL" "$REDIS_URL" "$IMTICKET_REDIS_KEY_PREFIX" >"$data_dir/run.env"
+# What another process of this run needs: imticket-admin reads it by itself; `set -a; source
+# .data/run.env; set +a` before starting one more imticket-api or imticket-worker by hand.
+{
+  echo "# Written by scripts/run.sh (pid $$) while it runs; read by imticket-admin."
+  for name in DATABASE_URL REDIS_URL IMTICKET_REDIS_KEY_PREFIX IMTICKET_ENV IMTICKET_HTTP_ADDR \
+    IMTICKET_WORKER_METRICS_ADDR IMTICKET_METRICS_TARGETS_DIR; do
+    echo "$name=${!name}"
+  done
+  if [ -n "${IMTICKET_API_METRICS_ADDR:-}" ]; then echo "IMTICKET_API_METRICS_ADDR=$IMTICKET_API_METRICS_ADDR"; fi
+  # A second API must verify the first one's tokens (the file is the owner's only).
+  if [ -n "${JWT_SECRET:-}" ]; then echo "JWT_SECRET=$JWT_SECRET"; fi
+} >"$data_dir/run.env"
+chmod 600 "$data_dir/run.env"
 
 "$bin/imticket-admin" migrate 9>&-
 
@@ -184,7 +206,8 @@ fi
 
 if [ "$data_dir" = "$PWD/.data" ]; then admin="$bin/imticket-admin"; else admin="$bin/imticket-admin --env-file $data_dir/run.env"; fi
 log "ImTicket is running at $url  (OpenAPI: $url/openapi.json, metrics: $url/metrics)"
-log "worker metrics: http://$IMTICKET_WORKER_METRICS_ADDR/metrics; logs in $logs"
+log "each process's own metrics: $(targets_summary "$IMTICKET_METRICS_TARGETS_DIR"); logs in $logs"
+log "one more API or worker on this host: set -a; source $data_dir/run.env; set +a; $bin/imticket-worker payment"
 log "admin account: $IMTICKET_BOOTSTRAP_ADMIN_EMAIL / $IMTICKET_BOOTSTRAP_ADMIN_PASSWORD (development only)"
 log "operator tools (addresses in $data_dir/run.env):"
 log "  $admin streams"

@@ -9,4 +9,5 @@ ensure_system_packages
 ensure_rust
 # The delivery files (compose, Prometheus rules and their unit tests, dashboard, Dockerfile).
 bash scripts/check-delivery.sh
-exec cargo test --all-targets "$@"
+# Every test binary runs even when one fails, so one red test never hides the others.
+exec cargo test --all-targets --no-fail-fast "$@"

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::app::Deps;
 use crate::app::password::PasswordHasher;
+use crate::app::rate_limits::RateLimiter;
 use crate::app::tokens::TokenService;
 use crate::cache::{CacheStore, LookAside, NearCache};
 use crate::config::Config;
@@ -23,10 +24,21 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
     let db = crate::infra::postgres::pool(&config.database)?;
     let redis = Redis::new(&config.redis.url, config.redis.timeout)?;
     let keys = Keys::new(config.redis.key_prefix.clone());
-    let tokens = Arc::new(TokenService::new(&config.auth.jwt_secret, config.auth.jwt_ttl));
+    // Only the API signs or verifies tokens and it refuses to start without `JWT_SECRET`
+    // (`Application::build`); a worker without one gets a key of its own that nothing shares.
+    let secret = match config.auth.signing_secret() {
+        Ok(secret) => secret.clone(),
+        Err(_) => secrecy::SecretString::from(uuid::Uuid::new_v4().simple().to_string().repeat(2)),
+    };
+    let tokens = Arc::new(TokenService::new(&secret, config.auth.jwt_ttl));
     let hasher = PasswordHasher::for_this_machine()?;
     let cache = LookAside::new(CacheStore::new(redis.clone(), keys.clone()));
     let outbox = Publisher::new(db.clone(), redis.clone(), keys.clone());
+    let limits = Arc::new(RateLimiter::new(
+        config.rate_limits.clone(),
+        redis.clone(),
+        keys.clone(),
+    ));
     Ok(Deps {
         config: Arc::new(config),
         db,
@@ -36,6 +48,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         hasher,
         cache,
         outbox,
+        limits,
         sale_windows: Arc::default(),
         schedule_concerts: Arc::default(),
         seat_layouts: Arc::default(),

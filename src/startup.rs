@@ -23,6 +23,8 @@ impl Application {
     /// (`IMTICKET_HTTP_ADDR`; port 0 picks a free port, see [`Application::port`]).
     /// Connections that arrive before [`Application::run_until_stopped`] wait in the backlog.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // The API signs and verifies tokens: without a key it does not start.
+        config.auth.signing_secret()?;
         let addr = config.http.addr;
         let deps = crate::root::api_deps(config)?;
         crate::infra::postgres::migrate(&deps.db).await?;
@@ -33,7 +35,8 @@ impl Application {
         // Touch the recorder now so /metrics lists the process from the first scrape.
         crate::telemetry::metrics_handle();
 
-        let listener = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
+        let listener = crate::infra::listen::listener(addr, deps.config.http.reuse_port)
+            .with_context(|| format!("bind {addr} (IMTICKET_HTTP_ADDR)"))?;
         let local = listener.local_addr().context("local address")?;
         tracing::info!(addr = %local, "HTTP API listening");
         Ok(Self {
@@ -73,14 +76,39 @@ impl Application {
             ));
         }
         let shutdown_timeout = deps.config.shutdown_timeout.as_secs();
+        let http = deps.config.http.clone();
+        // This process's own /metrics (several processes may share the API's port).
+        let probes = match &http.metrics_addr {
+            Some(range) => Some(crate::telemetry::probes::ProbeServer::start(
+                range,
+                crate::telemetry::probes::Service {
+                    name: "imticket-api",
+                    roles: "api",
+                    variable: "IMTICKET_API_METRICS_ADDR",
+                },
+                deps.config.metrics_targets_dir.as_deref(),
+            )?),
+            None => None,
+        };
+        let admission = web::Data::from(api::admission::Admission::new(&http));
         let server = HttpServer::new(move || {
             // Called once per worker thread: each gets its own Redis connection, driven there.
             let deps = deps.for_this_thread();
+            // Outermost first: observe every request, then admit it (body read, a turn), then
+            // the per-IP limit (a Redis call, so only for admitted requests), then the routes.
             App::new()
+                .app_data(admission.clone())
+                .wrap(from_fn(api::rate_limits::limit_every_request))
+                .wrap(from_fn(api::admission::admit))
                 .wrap(from_fn(api::middleware::observe))
                 .configure(api::configure(deps))
                 .default_service(web::to(api::error::not_found))
         })
+        .workers(http.workers)
+        // Per worker thread in actix; the setting is per process.
+        .max_connections(http.max_connections.div_ceil(http.workers))
+        .client_request_timeout(http.header_timeout)
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
         // Fans in a line poll every 2–30 s (poll_after_seconds) on one connection: with actix's
         // 5 s default the server closed idle connections just as clients reused them (k6 saw
         // EOFs in the on-sale). Longer than any poll interval, as load balancers do (60–75 s).
@@ -93,6 +121,9 @@ impl Application {
         .context("listen")?
         .run();
         let result = server.await.context("HTTP server");
+        if let Some(probes) = probes {
+            probes.stop().await?;
+        }
         retries_stop.cancel();
         let _ = retries.await;
         tracing::info!("HTTP API stopped");

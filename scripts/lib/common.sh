@@ -174,16 +174,41 @@ bench_services_start() {
   export BENCH_PG_PORT BENCH_REDIS_PORT
 }
 
+# targets_summary DIR: the metrics addresses the processes wrote into DIR (Prometheus file
+# discovery), as "imticket-api 127.0.0.1:9490, imticket-worker 127.0.0.1:9470".
+targets_summary() {
+  local dir=$1 file list=()
+  for file in "$dir"/*.json; do
+    [ -e "$file" ] || continue
+    list+=("$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))[0]; print(t["labels"]["service"], t["targets"][0])' "$file")")
+  done
+  local IFS=,
+  echo "${list[*]:-none yet} (in $dir)"
+}
+
+# worker_metrics_addr DIR: the metrics address of a worker of the run whose targets are in DIR.
+worker_metrics_addr() {
+  local file
+  for file in "$1"/imticket-worker-*.json; do
+    [ -e "$file" ] || continue
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["targets"][0])' "$file"
+    return 0
+  done
+  return 1
+}
+
 # start_system LOG: scripts/run.sh in the background (pid in SYSTEM_PID, output in LOG), waited
 # for until the API is ready and the workers live; dies showing run.sh's output if it stops
 # first. The first run builds the release binaries, hence the long deadline.
 start_system() {
   local log=$1
-  local http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080} metrics_addr=${IMTICKET_WORKER_METRICS_ADDR:-127.0.0.1:9100}
+  local http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080} metrics_addr
+  local targets=${IMTICKET_DATA_DIR:-.data}/targets
   scripts/run.sh >"$log" 2>&1 &
   SYSTEM_PID=$!
   local deadline=$((SECONDS + 900))
   until curl -fsS "http://$http_addr/health/ready" >/dev/null 2>&1 &&
+    metrics_addr=$(worker_metrics_addr "$targets") &&
     curl -fsS "http://$metrics_addr/health/live" >/dev/null 2>&1; do
     kill -0 "$SYSTEM_PID" 2>/dev/null || { tail -20 "$log" >&2; die "scripts/run.sh stopped before the system was ready"; }
     [ $SECONDS -lt $deadline ] || die "the system was not ready after 900 s (see $log)"

@@ -1,5 +1,6 @@
 //! `/api/v1/auth/*` and `/api/v1/users/me`.
 
+use actix_web::HttpRequest;
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 use secrecy::SecretString;
@@ -9,8 +10,11 @@ use uuid::Uuid;
 
 use super::error::Problem;
 use super::extract::{AuthUser, Json};
+use super::rate_limits::{ask, client_of, limit};
 use crate::app::auth::{self, Signup, User};
+use crate::app::rate_limits::account_subject;
 use crate::app::{AppError, Deps};
+use crate::domain::rate_limit::Policy;
 use crate::domain::user::Role;
 
 #[derive(Deserialize, ToSchema)]
@@ -76,7 +80,12 @@ impl From<User> for MeResponse {
         (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn signup(deps: Data<Deps>, Json(body): Json<SignupRequest>) -> Result<HttpResponse, AppError> {
+pub async fn signup(
+    req: HttpRequest,
+    deps: Data<Deps>,
+    Json(body): Json<SignupRequest>,
+) -> Result<HttpResponse, AppError> {
+    limit(&req, &deps, Policy::SignupIp, &client_of(&req, &deps)).await?;
     let user = auth::signup(
         &deps,
         Signup {
@@ -100,8 +109,23 @@ pub async fn signup(deps: Data<Deps>, Json(body): Json<SignupRequest>) -> Result
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn login(deps: Data<Deps>, Json(body): Json<LoginRequest>) -> Result<HttpResponse, AppError> {
-    let token = auth::login(&deps, &body.email, &body.password).await?;
+pub async fn login(
+    req: HttpRequest,
+    deps: Data<Deps>,
+    Json(body): Json<LoginRequest>,
+) -> Result<HttpResponse, AppError> {
+    limit(&req, &deps, Policy::LoginIp, &client_of(&req, &deps)).await?;
+    // Brute force on one account: refused at its limit before the password is looked at,
+    // whoever is asking; only failures count.
+    let account = account_subject(&body.email);
+    ask(&req, &deps, Policy::LoginAccount, &account).await?;
+    let token = match auth::login(&deps, &body.email, &body.password).await {
+        Err(err) if err.code == "invalid_credentials" => {
+            limit(&req, &deps, Policy::LoginAccount, &account).await?;
+            return Err(err);
+        }
+        other => other?,
+    };
     Ok(HttpResponse::Ok().json(LoginResponse {
         access_token: token.access_token,
         token_type: "Bearer",

@@ -66,7 +66,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
-fn too_large() -> AppError {
+pub(super) fn too_large() -> AppError {
     AppError::bad_request(
         "body_too_large",
         format!("the body exceeds the limit of {MAX_BODY_BYTES} bytes"),

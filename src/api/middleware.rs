@@ -1,5 +1,6 @@
 //! Per-request observability: a request id, a named span, an access log line and the
-//! `http_requests_total` / `http_request_duration_seconds` metrics labelled by route template.
+//! `http_requests_total` / `http_request_duration_seconds` metrics labelled by route template,
+//! and the security headers every response carries.
 
 use std::time::Instant;
 
@@ -62,5 +63,29 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
+    secure(res.headers_mut());
     Ok(res)
+}
+
+/// Headers every response carries: the API serves JSON only, never a page to frame, sniff or
+/// cache in a shared cache. A handler that chose its own `Cache-Control` keeps it.
+/// (`Strict-Transport-Security` belongs to the TLS-terminating proxy in front.)
+fn secure(headers: &mut actix_web::http::header::HeaderMap) {
+    use actix_web::http::header;
+    let fixed = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
 }

@@ -1,6 +1,7 @@
 //! The HTTP interface: routes, DTOs, extractors and the mapping of errors to problem+json.
 //! The only layer that knows actix-web.
 
+pub mod admission;
 pub mod auth;
 pub mod catalog;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod operational;
+pub mod rate_limits;
 pub mod reservations;
 mod schemas;
 pub mod waiting_room;

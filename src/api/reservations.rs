@@ -1,8 +1,8 @@
 //! Reservations over HTTP: hold seats, read a reservation, cancel a hold. Holding and
 //! cancelling pass the waiting-room gate ([`super::waiting_room::ActiveQueue`]).
 
-use actix_web::HttpResponse;
 use actix_web::web::{Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,10 +10,12 @@ use uuid::Uuid;
 
 use super::error::Problem;
 use super::extract::{AuthUser, IdempotencyHeader, Json, answer};
+use super::rate_limits::limit;
 use super::waiting_room::{ActiveQueue, QueueToken};
 use crate::app::payments;
 use crate::app::reservations::{self, Reservation, hold};
 use crate::app::{AppError, Deps};
+use crate::domain::rate_limit::Policy;
 use crate::domain::reservation::ReservationStatus;
 
 #[derive(Deserialize, ToSchema)]
@@ -62,11 +64,13 @@ impl From<Reservation> for ReservationBody {
         (status = 409, body = Problem, description = "`seat_unavailable` (with `taken_seat_ids`) or `seat_limit_reached`"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn hold(
+    req: HttpRequest,
     deps: Data<Deps>,
     ActiveQueue(pass): ActiveQueue,
     key: IdempotencyHeader,
     Json(body): Json<NewReservation>,
 ) -> Result<HttpResponse, AppError> {
+    limit(&req, &deps, Policy::UserWrites, &pass.pass.user_id.to_string()).await?;
     if let Some(key) = key.0 {
         let stored = hold::hold_once(&deps, pass, body.schedule_id, &body.seat_ids, &key).await?;
         return Ok(answer(stored.status, stored.body));
@@ -92,10 +96,12 @@ pub async fn get(deps: Data<Deps>, AuthUser(user): AuthUser, id: Path<Uuid>) -> 
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel(
+    req: HttpRequest,
     deps: Data<Deps>,
     ActiveQueue(pass): ActiveQueue,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
+    limit(&req, &deps, Policy::UserWrites, &pass.pass.user_id.to_string()).await?;
     reservations::cancel(&deps, pass, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -122,12 +128,14 @@ pub struct PaymentBody {
         (status = 409, body = Problem, description = "`hold_expired`, `reservation_paid`, `idempotency_key_reused`",
             content_type = "application/problem+json")))]
 pub async fn pay(
+    req: HttpRequest,
     deps: Data<Deps>,
     AuthUser(user): AuthUser,
     QueueToken(pass): QueueToken,
     key: IdempotencyHeader,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
+    limit(&req, &deps, Policy::UserWrites, &user.user_id.to_string()).await?;
     let key = key.required()?;
     let stored = payments::pay(&deps, user.user_id, pass, *id, &key).await?;
     Ok(answer(stored.status, stored.body))

@@ -14,10 +14,12 @@ use uuid::Uuid;
 
 use super::error::Problem;
 use super::extract::AuthUser;
+use super::rate_limits::limit;
 use crate::app::tokens::QueuePass;
 use crate::app::waiting_room::{self, ActivePass, QueueView};
 use crate::app::{AppError, Deps};
 use crate::domain::queue::QueueStatus;
+use crate::domain::rate_limit::Policy;
 
 /// The header that carries a queue token.
 pub const QUEUE_TOKEN_HEADER: &str = "x-queue-token";
@@ -114,7 +116,13 @@ impl FromRequest for ActiveQueue {
     security(("bearer" = [])),
     responses((status = 200, body = QueueJoined), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
-pub async fn join(deps: Data<Deps>, AuthUser(user): AuthUser, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
+pub async fn join(
+    req: HttpRequest,
+    deps: Data<Deps>,
+    AuthUser(user): AuthUser,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    limit(&req, &deps, Policy::UserWrites, &user.user_id.to_string()).await?;
     let joined = waiting_room::join(&deps, user.user_id, *id).await?;
     let view = QueueStatusBody::from(joined.view);
     Ok(HttpResponse::Ok().json(QueueJoined {
@@ -131,7 +139,13 @@ pub async fn join(deps: Data<Deps>, AuthUser(user): AuthUser, id: Path<Uuid>) ->
     params(("X-Queue-Token" = String, Header, description = "from the join")),
     responses((status = 200, body = QueueStatusBody), (status = 401, body = Problem),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
-pub async fn status(deps: Data<Deps>, QueueToken(pass): QueueToken) -> Result<HttpResponse, AppError> {
+pub async fn status(
+    req: HttpRequest,
+    deps: Data<Deps>,
+    QueueToken(pass): QueueToken,
+) -> Result<HttpResponse, AppError> {
+    // Beyond what `poll_after_seconds` asks for.
+    limit(&req, &deps, Policy::QueueStatus, &pass.user_id.to_string()).await?;
     let view = waiting_room::status(&deps, pass).await?;
     Ok(HttpResponse::Ok().json(QueueStatusBody::from(view)))
 }

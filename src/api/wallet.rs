@@ -1,13 +1,15 @@
 //! `/api/v1/users/me/points`: the balance and charging it.
 
-use actix_web::HttpResponse;
 use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::Problem;
 use super::extract::{AuthUser, IdempotencyHeader, Json, answer};
+use super::rate_limits::limit;
 use crate::app::{AppError, Deps, wallet};
+use crate::domain::rate_limit::Policy;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Balance {
@@ -38,11 +40,13 @@ pub async fn balance(deps: Data<Deps>, AuthUser(user): AuthUser) -> Result<HttpR
         (status = 409, body = Problem, description = "`idempotency_key_reused`"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn charge(
+    req: HttpRequest,
     deps: Data<Deps>,
     AuthUser(user): AuthUser,
     key: IdempotencyHeader,
     Json(body): Json<Charge>,
 ) -> Result<HttpResponse, AppError> {
+    limit(&req, &deps, Policy::UserWrites, &user.user_id.to_string()).await?;
     let key = key.required()?;
     let stored = wallet::charge(&deps, user.user_id, &key, body.amount).await?;
     Ok(answer(stored.status, stored.body))

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use super::error::AppError;
 use super::kept::{SaleWindows, ScheduleConcerts, SeatLayouts};
 use super::password::PasswordHasher;
+use super::rate_limits::RateLimiter;
 use super::tokens::TokenService;
 use crate::cache::{JsonBody, LookAside};
 use crate::config::Config;
@@ -27,6 +28,8 @@ pub struct Deps {
     pub hasher: PasswordHasher,
     pub cache: LookAside,
     pub outbox: Publisher,
+    /// The rate limits (their decisions live in Redis).
+    pub limits: Arc<RateLimiter>,
     /// When each concert's sale opens, kept per process (joins need it).
     pub sale_windows: Arc<SaleWindows>,
     /// Which concert each schedule belongs to, kept per process (holds need it).
@@ -43,10 +46,12 @@ impl Deps {
         let redis = self.redis.own_connection();
         let cache = self.cache.with_store(self.cache.store().with_redis(redis.clone()));
         let outbox = self.outbox.with_redis(redis.clone());
+        let limits = Arc::new(self.limits.with_redis(redis.clone()));
         Self {
             redis,
             cache,
             outbox,
+            limits,
             ..self.clone()
         }
     }

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::domain::InvalidField;
+use crate::domain::rate_limit::Limited;
 use crate::infra::postgres::error::{database_unavailable, violated_constraint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub enum ErrorKind {
     /// Well-formed input that breaks a rule (422).
     Validation,
     Unauthorized,
+    /// The client did not send its request in time (408; the connection is closed).
+    RequestTimeout,
     Forbidden,
     NotFound,
     MethodNotAllowed,
@@ -34,6 +37,8 @@ pub struct AppError {
     pub retry_after: Option<u64>,
     /// Extension members of the problem document (RFC 9457 §3.2), e.g. `taken_seat_ids`.
     pub extensions: Vec<(&'static str, serde_json::Value)>,
+    /// For 429 `rate_limited`: the decision, for the `RateLimit` headers.
+    pub rate_limit: Option<Box<Limited>>,
     source: Option<anyhow::Error>,
 }
 
@@ -45,6 +50,7 @@ impl AppError {
             detail: detail.into(),
             retry_after: None,
             extensions: Vec::new(),
+            rate_limit: None,
             source: None,
         }
     }

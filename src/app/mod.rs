@@ -25,6 +25,7 @@ pub mod idempotency;
 pub mod kept;
 pub mod password;
 pub mod payments;
+pub mod rate_limits;
 pub mod reservations;
 pub mod tokens;
 pub mod waiting_room;

@@ -8,6 +8,11 @@ use imticket::startup::Application;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::from_env_or_exit("imticket-api");
+    // Workers read the same configuration without a key; the API signs tokens and needs one.
+    if let Err(err) = config.auth.signing_secret() {
+        eprintln!("imticket-api: {err}");
+        return ExitCode::from(2);
+    }
     imticket::telemetry::init("imticket-api", &config);
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,8 +13,10 @@ const MIN_JWT_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
-    /// `JWT_SECRET`: the HS256 key of access and queue tokens.
-    pub jwt_secret: SecretString,
+    /// `JWT_SECRET`: the HS256 key of access and queue tokens. Only the API signs and
+    /// verifies tokens, so only it requires one ([`AuthSettings::signing_secret`]); a worker
+    /// starts without it.
+    pub jwt_secret: Result<SecretString, ConfigError>,
     /// `IMTICKET_JWT_TTL_SECONDS`: access-token lifetime.
     pub jwt_ttl: Duration,
     /// The admin account created at start when both of its variables are set.
@@ -41,10 +43,18 @@ impl AuthSettings {
             _ => None,
         };
         Ok(Self {
-            jwt_secret: SecretString::from(jwt_secret(env, environment)?),
+            jwt_secret: jwt_secret(env, environment).map(SecretString::from),
             jwt_ttl: jwt_ttl(env)?,
             bootstrap_admin,
         })
+    }
+}
+
+impl AuthSettings {
+    /// The key tokens are signed and verified with, or the error naming `JWT_SECRET` (unset in
+    /// production, or too short).
+    pub fn signing_secret(&self) -> Result<&SecretString, ConfigError> {
+        self.jwt_secret.as_ref().map_err(Clone::clone)
     }
 }
 

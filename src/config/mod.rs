@@ -1,7 +1,7 @@
 //! The one typed configuration, read once from the environment and passed explicitly, in one
 //! section per concern: [`HttpSettings`], [`DatabaseSettings`], [`RedisSettings`],
 //! [`AuthSettings`], [`BookingSettings`], [`WaitingRoomSettings`], [`CacheSettings`],
-//! [`StreamSettings`], [`WorkerSettings`]. Each section reads its own variables (one file
+//! [`StreamSettings`], [`WorkerSettings`], [`RateLimitSettings`]. Each section reads its own variables (one file
 //! each) and builds what it configures.
 //!
 //! Every variable, its default and its meaning is listed in `.env.example`, in the same
@@ -15,6 +15,8 @@ pub mod cache;
 pub mod database;
 pub mod env;
 pub mod http;
+pub mod listen;
+pub mod rate_limits;
 pub mod redis;
 pub mod streams;
 pub mod waiting_room;
@@ -28,6 +30,8 @@ pub use cache::CacheSettings;
 pub use database::DatabaseSettings;
 pub use env::{ConfigError, Environment, parse_env_file, url_without_password};
 pub use http::HttpSettings;
+pub use listen::PortRange;
+pub use rate_limits::RateLimitSettings;
 pub use redis::RedisSettings;
 pub use streams::{ConsumerSettings, MaintenanceSettings, RelaySettings, StreamSettings};
 pub use waiting_room::WaitingRoomSettings;
@@ -55,10 +59,14 @@ pub struct Config {
     pub cache: CacheSettings,
     pub streams: StreamSettings,
     pub worker: WorkerSettings,
+    pub rate_limits: RateLimitSettings,
     /// `IMTICKET_SHUTDOWN_TIMEOUT_SECONDS`: how long in-flight requests and handlers may take
     /// to finish after SIGTERM.
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    /// `IMTICKET_METRICS_TARGETS_DIR`: where each process writes a Prometheus file-discovery
+    /// target (`<service>-<pid>.json`) for its metrics address while it runs.
+    pub metrics_targets_dir: Option<std::path::PathBuf>,
     /// `IMTICKET_*` variables that were set but that nothing reads, each with the closest name
     /// that is read (a likely typo).
     pub unread: Vec<(String, Option<String>)>,
@@ -106,11 +114,13 @@ impl Config {
             cache: CacheSettings::read(&env)?,
             streams: StreamSettings::read(&env)?,
             worker: WorkerSettings::read(&env)?,
+            rate_limits: RateLimitSettings::read(&env)?,
             shutdown_timeout: env.seconds("IMTICKET_SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=3600)?,
             log_format: match env.choice("IMTICKET_LOG_FORMAT", "text", &["text", "json"])? {
                 "json" => LogFormat::Json,
                 _ => LogFormat::Text,
             },
+            metrics_targets_dir: http::metrics_targets_dir(&env),
             unread: Vec::new(),
         };
         config.unread = env::unread_variables(present, &env.asked());
@@ -160,7 +170,10 @@ mod tests {
         assert_eq!(config.streams.max_deliveries, 5);
         assert_eq!(config.streams.claim_idle, Duration::from_millis(30_000));
         assert_eq!(config.http.addr, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(config.auth.jwt_secret.expose_secret(), auth::DEV_JWT_SECRET);
+        assert_eq!(
+            config.auth.signing_secret().unwrap().expose_secret(),
+            auth::DEV_JWT_SECRET
+        );
         assert!(config.auth.bootstrap_admin.is_none());
         assert_eq!(config.log_format, LogFormat::Text);
         let admission = config.waiting_room.admission();
@@ -171,13 +184,15 @@ mod tests {
     }
 
     #[test]
-    fn production_requires_a_jwt_secret() {
-        let err = load(&[DB]).unwrap_err();
-        assert_eq!(err.var, "JWT_SECRET");
-        let err = load(&[DB, ("JWT_SECRET", "short")]).unwrap_err();
-        assert_eq!(err.var, "JWT_SECRET");
+    fn production_requires_a_jwt_secret_of_whoever_signs() {
+        // A worker signs nothing: it reads the configuration without one.
+        let worker = load(&[DB]).unwrap();
+        assert_eq!(worker.auth.signing_secret().unwrap_err().var, "JWT_SECRET");
+        let short = load(&[DB, ("JWT_SECRET", "short")]).unwrap();
+        assert_eq!(short.auth.signing_secret().unwrap_err().var, "JWT_SECRET");
         let ok = load(&[DB, ("JWT_SECRET", &"x".repeat(32))]).unwrap();
         assert_eq!(ok.environment, Environment::Production);
+        assert!(ok.auth.signing_secret().is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod idempotency;
 pub mod queue;
+pub mod rate_limit;
 pub mod reservation;
 pub mod user;
 

@@ -4,6 +4,7 @@
 //! Beside them, the two pieces that use both: the outbox [`publisher::Publisher`] (claims rows in
 //! PostgreSQL, adds them to Redis streams) and the [`resource_gauges`] of a process.
 
+pub mod listen;
 pub mod postgres;
 pub mod publisher;
 pub mod redis;

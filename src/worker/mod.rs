@@ -1,10 +1,9 @@
 //! The `imticket-worker` process: runs the requested roles until shutdown and serves its own
-//! `/metrics` and `/health/live` on `IMTICKET_WORKER_METRICS_ADDR` ([`probes`]). Stream
+//! `/metrics` and `/health/live` on `IMTICKET_WORKER_METRICS_ADDR` ([`crate::telemetry::probes`]). Stream
 //! handlers live in [`handlers`], one file per stream.
 
 pub mod expiry_scheduler;
 pub mod handlers;
-pub mod probes;
 pub mod promoter;
 
 use std::fmt;
@@ -101,7 +100,16 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
     }
     tracing::info!(roles = ?roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "worker starting");
 
-    let probes = probes::ProbeServer::start(config.worker.metrics_addr)?;
+    let role_names = roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(",");
+    let probes = crate::telemetry::probes::ProbeServer::start(
+        &config.worker.metrics_addr,
+        crate::telemetry::probes::Service {
+            name: "imticket-worker",
+            roles: &role_names,
+            variable: "IMTICKET_WORKER_METRICS_ADDR",
+        },
+        config.metrics_targets_dir.as_deref(),
+    )?;
 
     let deps = crate::root::deps(config.clone())?;
     let streams = crate::root::stream_runtime(&deps);

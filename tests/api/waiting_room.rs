@@ -44,10 +44,11 @@ async fn concert(app: &TestApp, admin: &str, sale_opens_at: Option<chrono::DateT
 }
 
 /// Joins as a client would: a request the server did not read in time (408, or a connection
-/// closed before the answer) is sent again. Joining is idempotent, so a retry can never make a
-/// second entry: the tests below would see it as a duplicate or a gap.
+/// closed before the answer) is sent again, and one the server shed (503 `overloaded`) is sent
+/// again after its `Retry-After`. Joining is idempotent, so a retry can never make a second
+/// entry: the tests below would see it as a duplicate or a gap.
 async fn join(app: &TestApp, token: &str, concert: &str) -> Value {
-    for _ in 0..5 {
+    for _ in 0..30 {
         let sent = app
             .client
             .post(app.url(&format!("/api/v1/concerts/{concert}/queue")))
@@ -56,23 +57,32 @@ async fn join(app: &TestApp, token: &str, concert: &str) -> Value {
             .await;
         match sent {
             Ok(response) if response.status() == StatusCode::REQUEST_TIMEOUT => continue,
-            Ok(response) => return expect_status(response, StatusCode::OK).await,
+            Ok(response) => match shed(response).await {
+                Ok(response) => return expect_status(response, StatusCode::OK).await,
+                Err(wait) => tokio::time::sleep(wait).await,
+            },
             Err(err) if err.is_request() || err.is_connect() => continue,
             Err(err) => panic!("join: {err}"),
         }
     }
-    panic!("join: no answer after 5 tries");
+    panic!("join: no answer after 30 tries");
 }
 
 async fn queue_status(app: &TestApp, queue_token: &str) -> Value {
-    let response = app
-        .client
-        .get(app.url("/api/v1/queue/status"))
-        .header("x-queue-token", queue_token)
-        .send()
-        .await
-        .unwrap();
-    expect_status(response, StatusCode::OK).await
+    for _ in 0..30 {
+        let response = app
+            .client
+            .get(app.url("/api/v1/queue/status"))
+            .header("x-queue-token", queue_token)
+            .send()
+            .await
+            .unwrap();
+        match shed(response).await {
+            Ok(response) => return expect_status(response, StatusCode::OK).await,
+            Err(wait) => tokio::time::sleep(wait).await,
+        }
+    }
+    panic!("queue status: shed 30 times");
 }
 
 async fn leave(app: &TestApp, queue_token: &str) -> reqwest::Response {
@@ -244,7 +254,9 @@ async fn the_pre_queue_is_shuffled_once_at_the_opening_ahead_of_late_joiners() {
     })
     .await;
     let admin = app.admin_token().await;
-    let opens = chrono::Utc::now() + chrono::Duration::seconds(15);
+    // Far enough ahead that the early joins land before it however slow the machine; then the
+    // room's clock is brought forward (its `opens_at`, which the room's scripts read).
+    let opens = chrono::Utc::now() + chrono::Duration::seconds(600);
     let concert = concert(&app, &admin, Some(opens)).await;
     let tokens = tokens(&app);
     // 1,000 early joiners, 50 at a time; their join order is the order of their entry ids
@@ -268,13 +280,16 @@ async fn the_pre_queue_is_shuffled_once_at_the_opening_ahead_of_late_joiners() {
         .collect();
     early.sort();
     let early: Vec<String> = early.into_iter().map(|(_, token)| token).collect();
-    assert!(
-        chrono::Utc::now() < opens,
-        "the early joins took too long for this test"
-    );
     let waiting = queue_status(&app, &early[0]).await;
     assert_eq!(waiting["status"], "pre_queue");
-    tokio::time::sleep((opens - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(200)).await;
+    let observer = deps_with(&app, &[]);
+    let _: () = redis::cmd("HSET")
+        .arg(observer.keys.queue(concert.parse().unwrap()).meta)
+        .arg("opens_at")
+        .arg(chrono::Utc::now().timestamp_millis())
+        .query_async(&mut observer.redis.connection().await.unwrap())
+        .await
+        .unwrap();
 
     let mut late = Vec::new();
     for _ in 0..50 {
@@ -582,12 +597,23 @@ async fn a_promoter_killed_during_the_opening_admits_nobody_twice_and_loses_nobo
     })
     .await;
     let admin = app.admin_token().await;
-    let opens = chrono::Utc::now() + chrono::Duration::seconds(4);
+    // The opening is far enough ahead that 2,000 joins land before it however slow the machine;
+    // then the room's clock is brought forward (its `opens_at`, which the promoter reads).
+    let opens = chrono::Utc::now() + chrono::Duration::seconds(600);
     let concert = concert(&app, &admin, Some(opens)).await;
     let tokens = tokens(&app);
     let users: Vec<String> = (0..2000).map(|_| user_token(&tokens).1).collect();
     let joined = join_all(users.iter().map(|t| join(&app, t, &concert))).await;
     assert!(joined.iter().all(|j| j["status"] == "pre_queue"));
+    let concert_id: Uuid = concert.parse().unwrap();
+    let deps = deps_with(&app, &[]);
+    let _: () = redis::cmd("HSET")
+        .arg(deps.keys.queue(concert_id).meta)
+        .arg("opens_at")
+        .arg(chrono::Utc::now().timestamp_millis())
+        .query_async(&mut deps.redis.connection().await.unwrap())
+        .await
+        .unwrap();
 
     let mut env = app.env.clone();
     env.insert("IMTICKET_QUEUE_PROMOTE_PER_SECOND".into(), "300".into());
@@ -600,8 +626,6 @@ async fn a_promoter_killed_during_the_opening_admits_nobody_twice_and_loses_nobo
         KillOnDrop(cmd.spawn().unwrap())
     };
     let first = worker();
-    let concert_id: Uuid = concert.parse().unwrap();
-    let deps = deps_with(&app, &[]);
     let room = || imticket::infra::redis::waiting_room::WaitingRoom::new(&deps.redis, &deps.keys, concert_id);
     eventually("the opening has begun admitting", Duration::from_secs(20), || async {
         room().stats(concert_id).await.unwrap().active > 0

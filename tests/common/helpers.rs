@@ -41,12 +41,20 @@ pub async fn test_env(redis: &Redis) -> HashMap<String, String> {
         ("JWT_SECRET".into(), format!("test-secret-{}", uuid::Uuid::new_v4())),
         ("IMTICKET_HTTP_ADDR".into(), "127.0.0.1:0".into()),
         ("IMTICKET_WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into()),
+        // One "listening" line per process (the API's HTTP port); the processes tests turn it on.
+        ("IMTICKET_API_METRICS_ADDR".into(), "off".into()),
         ("IMTICKET_REDIS_TIMEOUT_MS".into(), "500".into()),
         // Off unless a test turns it on: invalidations reach a near cache asynchronously, and
         // most tests read right after a change made by another component.
         ("IMTICKET_CACHE_NEAR_TTL_MS".into(), "0".into()),
         ("IMTICKET_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
         ("IMTICKET_BOOTSTRAP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        // Tests send far more than a person would from one address; the rate-limit tests
+        // turn the limits on.
+        ("IMTICKET_RATE_LIMITS".into(), "off".into()),
+        // The concurrency tests count what hundreds of simultaneous requests did; on a loaded
+        // machine a 2 s wait for a turn would shed some of them. The overload tests set their own.
+        ("IMTICKET_HTTP_QUEUE_TIMEOUT_MS".into(), "30000".into()),
     ])
 }
 
@@ -90,6 +98,16 @@ pub struct TestUser {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Another API instance of this deployment (same database, Redis and settings, its own
+    /// port), running until the guard is dropped. Returns its base URL.
+    pub async fn another_instance(&self) -> (String, tokio_util::sync::DropGuard) {
+        let app = Application::build(config_from(&self.env)).await.unwrap();
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        (address, shutdown.drop_guard())
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -257,6 +275,30 @@ impl TestApp {
 }
 
 /// Asserts the status (showing the body when it differs) and returns the JSON body.
+/// A response the server shed (503 `overloaded`) as `Err(its Retry-After)`, for clients that
+/// send again as they are told; any other response as it is.
+pub async fn shed(response: Response) -> Result<Response, std::time::Duration> {
+    let overloaded = response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/problem+json");
+    if !overloaded {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let problem: Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(problem["code"], "overloaded", "unexpected {status}: {body}");
+    Err(std::time::Duration::from_secs(
+        retry_after.expect("a shed request says when to retry"),
+    ))
+}
+
 pub async fn expect_status(response: Response, status: StatusCode) -> Value {
     let actual = response.status();
     let text = response.text().await.unwrap();

@@ -21,6 +21,7 @@
 //! | `queue:{c<id>}:done` | sorted set | entry id → when a payment released its slot (ms), kept one active TTL |
 //! | `hold:{s<schedule id>}:<seat id>` | string (PX) | a seat's hold gate: the holding reservation's id |
 //! | `seat-states:{s<schedule id>}` | string | one byte a seat in seat-map order (`a`, `h`, `s`), written through, rebuilt after `IMTICKET_SEAT_STATES_TTL_SECONDS` |
+//! | `ratelimit:<policy>:<key>` | string (PX) | a rate-limit key's theoretical arrival time (ms); `<key>` is an IP, a user id or a hashed e-mail |
 //! | `expiry:due` | sorted set | held reservation id → its `expires_at` (ms), for the expiry scheduler |
 //!
 //! Every key of one concert's waiting room shares the hash tag `{c<id>}`, so each multi-key
@@ -115,6 +116,12 @@ impl Keys {
     /// seats of one schedule share a hash tag, so one script can take several at once.
     pub fn seat_gate(&self, schedule_id: Uuid, seat_id: Uuid) -> String {
         format!("{}hold:{{s{schedule_id}}}:{seat_id}", self.prefix)
+    }
+
+    /// A rate-limit key of `policy` (`subject`: an IP, a user id, a hashed e-mail address).
+    /// One key a script, so no hash tag: the keys spread over the Cluster's slots.
+    pub fn rate_limit(&self, policy: &str, subject: &str) -> String {
+        format!("{}ratelimit:{policy}:{subject}", self.prefix)
     }
 
     /// The states of a schedule's seats, one byte a seat in seat-map order (`a` available,

@@ -12,6 +12,7 @@
 //! | `seat_gates.rs`, `seat_states.rs` | a seat's hold gate; a schedule's seat states |
 //! | `expiry_due.rs` | holds by due time, turned into `hold.expired` events |
 //! | `cache_store.rs` | the look-aside cache's values, generations and invalidation channel |
+//! | `rate_limits.rs` | one rate-limit decision per request, shared by every API instance |
 //!
 //! Every function takes a connection it does not name the type of (`impl ConnectionLike`) or
 //! the [`Redis`] handle, so another kind of connection (Redis Cluster) changes this folder only.
@@ -20,6 +21,7 @@ pub mod cache_store;
 pub mod expiry_due;
 pub mod keys;
 pub mod protocol;
+pub mod rate_limits;
 pub mod reply;
 pub mod scripts;
 pub mod seat_gates;

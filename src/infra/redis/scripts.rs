@@ -37,6 +37,8 @@ pub static SEAT_STATES_WRITE: LazyLock<Script> =
 /// Stores a cached value unless it was invalidated since it was read.
 pub static CACHE_SET_IF_GENERATION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/cache_set_if_generation.lua")));
+/// One rate-limit decision (GCRA) on Redis's clock.
+pub static RATE_LIMIT_GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rate_limit_gcra.lua")));
 /// Removes a group's idle consumers that own no pending entry.
 pub static STREAM_REMOVE_IDLE_CONSUMERS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/stream_remove_idle_consumers.lua")));

@@ -1,5 +1,8 @@
 //! Logging (tracing) and the process-wide Prometheus recorder.
 
+pub mod probes;
+pub mod targets;
+
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 

@@ -1,0 +1,163 @@
+//! Slow clients and overload, decided before any work is done for a request:
+//!
+//! - its body is read in full first, within `IMTICKET_HTTP_BODY_TIMEOUT_MS` and at most
+//!   [`MAX_BODY_BYTES`]: a client trickling a body holds no turn (408 `request_timeout`, and the
+//!   connection is closed). Slow request heads are actix's `client_request_timeout`
+//!   (`IMTICKET_HTTP_HEADER_TIMEOUT_MS`).
+//! - then it takes a turn: at most `IMTICKET_HTTP_MAX_IN_FLIGHT` requests are served at once per
+//!   process; the rest wait, for at most `IMTICKET_HTTP_QUEUE_TIMEOUT_MS`, then are answered
+//!   503 `overloaded` with `Retry-After`. So past what the machine can serve, requests are
+//!   refused early and on purpose, instead of all being accepted and all queueing behind each
+//!   other into the Redis and PostgreSQL timeouts (which measure from the moment a command is
+//!   sent, queueing included).
+//!
+//! The operational routes (`/health/*`, `/metrics`) are never held back: an overloaded instance
+//! must still say so.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::web::{Bytes, BytesMut, Data};
+use actix_web::{HttpMessage, ResponseError};
+
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+
+use super::extract::{MAX_BODY_BYTES, too_large};
+use crate::app::AppError;
+use crate::app::error::ErrorKind;
+use crate::config::HttpSettings;
+
+/// One per process, shared by its HTTP worker threads.
+pub struct Admission {
+    turns: Semaphore,
+    capacity: usize,
+    queue_timeout: Duration,
+    body_timeout: Duration,
+    waiting: AtomicUsize,
+}
+
+impl Admission {
+    pub fn new(settings: &HttpSettings) -> Arc<Self> {
+        Arc::new(Self {
+            turns: Semaphore::new(settings.max_in_flight),
+            capacity: settings.max_in_flight,
+            queue_timeout: settings.queue_timeout,
+            body_timeout: settings.body_timeout,
+            waiting: AtomicUsize::new(0),
+        })
+    }
+
+    fn gauges(&self) {
+        let in_flight = self.capacity - self.turns.available_permits();
+        metrics::gauge!("http_requests_in_flight").set(in_flight as f64);
+        metrics::gauge!("http_requests_waiting").set(self.waiting.load(Ordering::Relaxed) as f64);
+    }
+}
+
+fn is_operational(path: &str) -> bool {
+    path.starts_with("/health/") || path == "/metrics"
+}
+
+pub async fn admit(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(admission) = req.app_data::<Data<Admission>>().cloned() else {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    };
+    if is_operational(req.path()) {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Ok(refuse(req, too_large(), true));
+    }
+    if has_body(&req) {
+        let payload = req.take_payload();
+        match tokio::time::timeout(admission.body_timeout, read_body(payload)).await {
+            Ok(Ok(body)) => req.set_payload(Payload::from(body)),
+            Ok(Err(err)) => return Ok(refuse(req, err, false)),
+            Err(_) => {
+                metrics::counter!("http_shed_total", "reason" => "body_timeout").increment(1);
+                let err = AppError::new(
+                    ErrorKind::RequestTimeout,
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {} ms",
+                        admission.body_timeout.as_millis()
+                    ),
+                );
+                return Ok(refuse(req, err, true));
+            }
+        }
+    }
+
+    admission.waiting.fetch_add(1, Ordering::Relaxed);
+    admission.gauges();
+    let turn = tokio::time::timeout(admission.queue_timeout, admission.turns.acquire()).await;
+    admission.waiting.fetch_sub(1, Ordering::Relaxed);
+    let Ok(Ok(_turn)) = turn else {
+        metrics::counter!("http_shed_total", "reason" => "overloaded").increment(1);
+        admission.gauges();
+        let err = AppError::unavailable(
+            "overloaded",
+            "the server is at capacity; retry after the time in Retry-After",
+            1,
+        );
+        return Ok(refuse(req, err, false));
+    };
+    admission.gauges();
+    let res = next.call(req).await;
+    drop(_turn);
+    admission.gauges();
+    res.map(ServiceResponse::map_into_left_body)
+}
+
+fn has_body(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// The whole body, or `body_too_large` past [`MAX_BODY_BYTES`] (without reading further).
+async fn read_body(mut payload: Payload) -> Result<Bytes, AppError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| AppError::bad_request("invalid_body", format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Answers `err` without calling the handler; `close` ends the connection (a client that
+/// cannot send its body in time is not kept for another request).
+fn refuse<B>(req: ServiceRequest, err: AppError, close: bool) -> ServiceResponse<EitherBody<B>> {
+    let mut response = err.error_response();
+    if close {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        response
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    req.into_response(response).map_into_right_body()
+}
