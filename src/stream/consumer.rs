@@ -266,6 +266,8 @@ impl<H: Handler> Consumer<H> {
         let max = self.settings.max_deliveries;
         let mut to_ack: Vec<String> = Vec::new();
         let mut to_dead_letter: Vec<(Delivery, String)> = Vec::new();
+        // Deliveries that did not count (a dependency was down), by the count to set back.
+        let mut uncounted: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
         let mut runnable: Vec<(Delivery, Envelope)> = Vec::new();
         for delivery in deliveries {
             if delivery.deliveries > max {
@@ -310,6 +312,15 @@ impl<H: Handler> Consumer<H> {
                             deliveries = delivery.deliveries, error = %error, "handler failed; will retry after back-off");
                         report.retried += 1;
                     }
+                    Outcome::Unavailable(error) => {
+                        tracing::warn!(stream = %self.stream_label, group = %self.group, event_id = %envelope.event_id,
+                            error = %error, "a dependency is down; the event stays pending and this delivery does not count");
+                        uncounted
+                            .entry(delivery.deliveries.saturating_sub(1))
+                            .or_default()
+                            .push(delivery.id);
+                        report.retried += 1;
+                    }
                 }
             }
         }
@@ -318,6 +329,9 @@ impl<H: Handler> Consumer<H> {
         if !to_ack.is_empty() {
             streams::ack(&mut conn, &self.stream_key, &self.group, &to_ack).await?;
             report.acked = to_ack.len();
+        }
+        for (count, ids) in &uncounted {
+            streams::set_delivery_count(&mut conn, &self.stream_key, &self.group, &self.name, ids, *count).await?;
         }
         if !to_dead_letter.is_empty() {
             for (delivery, error) in &to_dead_letter {

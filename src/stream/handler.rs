@@ -14,6 +14,22 @@ pub enum Outcome {
     Retry(String),
     /// Permanent failure (payload the handler cannot use, unknown type): dead-letter now.
     DeadLetter(String),
+    /// A dependency (PostgreSQL, Redis) could not be reached: the event was not even tried.
+    /// It stays pending, this delivery does not count towards `max_deliveries` (an outage of
+    /// any length dead-letters nothing), and the consumer backs off.
+    Unavailable(String),
+}
+
+impl Outcome {
+    /// The outcome of a handler's error: [`Outcome::Unavailable`] when it says a dependency
+    /// could not be reached, [`Outcome::Retry`] otherwise.
+    pub fn failed(err: &anyhow::Error) -> Self {
+        if crate::infra::postgres::error::database_unavailable(err) || crate::infra::redis::unreachable(err) {
+            Self::Unavailable(format!("{err:#}"))
+        } else {
+            Self::Retry(format!("{err:#}"))
+        }
+    }
 }
 
 /// The work done for one stream. Implementations must commit their effect (and the

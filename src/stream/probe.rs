@@ -90,7 +90,7 @@ impl Handler for ProbeHandler {
         }
         match self.apply(batch).await {
             Ok(()) => vec![Outcome::Ack; batch.len()],
-            Err(err) => vec![Outcome::Retry(format!("{err:#}")); batch.len()],
+            Err(err) => vec![Outcome::failed(&err); batch.len()],
         }
     }
 }

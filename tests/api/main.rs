@@ -17,6 +17,7 @@ mod holds;
 mod hosts;
 mod observability;
 mod operational;
+mod outages;
 mod payments;
 mod processes;
 mod rate_limits;

@@ -57,7 +57,7 @@ impl Scratch {
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
              for p in $(cat '{dir}/pids'); do kill -9 $p 2>/dev/null; done; \
-             [ -f '{dir}/pg/data/postmaster.pid' ] && kill -9 $(head -1 '{dir}/pg/data/postmaster.pid') 2>/dev/null; \
+             for f in '{dir}'/pg*/data/postmaster.pid; do [ -f \"$f\" ] && kill -9 $(head -1 \"$f\") 2>/dev/null; done; \
              rm -rf '{dir}'",
             pid = std::process::id(),
             dir = dir.display()
@@ -141,25 +141,40 @@ fn pg_bindir() -> PathBuf {
 /// The PostgreSQL cluster of this test process, started on first use.
 pub fn postgres() -> &'static Postgres {
     static PG: OnceLock<Postgres> = OnceLock::new();
-    PG.get_or_init(|| {
+    PG.get_or_init(|| Cluster::create("pg").start())
+}
+
+fn as_owner(program: PathBuf) -> Command {
+    if scratch().root {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A PostgreSQL cluster in the scratch directory (initdb'd once), which can be stopped and
+/// started again on the same port.
+pub struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    /// `synchronous_commit=on`: a commit survives `pg_ctl stop -m immediate` (the shared
+    /// cluster, never crashed, trades that for speed).
+    durable: bool,
+}
+
+impl Cluster {
+    /// `initdb` into `<scratch>/<name>`.
+    fn create(name: &str) -> Self {
         let scratch = scratch();
         let bin = pg_bindir();
-        let pg_dir = scratch.dir.join("pg");
+        let pg_dir = scratch.dir.join(name);
         std::fs::create_dir_all(&pg_dir).unwrap();
-        let as_owner = |program: PathBuf| {
-            if scratch.root {
-                let mut cmd = Command::new("runuser");
-                cmd.args(["-u", "postgres", "--"]).arg(program);
-                cmd
-            } else {
-                Command::new(program)
-            }
-        };
         if scratch.root {
             run(Command::new("chown").arg("postgres:").arg(&pg_dir));
         }
-        let data = pg_dir.join("data");
-        run(as_owner(bin.join("initdb")).arg("-D").arg(&data).args([
+        run(as_owner(bin.join("initdb")).arg("-D").arg(pg_dir.join("data")).args([
             "-U",
             "postgres",
             "--auth=trust",
@@ -168,45 +183,111 @@ pub fn postgres() -> &'static Postgres {
             "UTF8",
             "--no-instructions",
         ]));
-        let mut port = free_port();
-        let options = |port: u16| {
-            format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+        Self {
+            dir: pg_dir,
+            port: 0,
+            durable: false,
+        }
+    }
+
+    fn options(&self, port: u16) -> String {
+        let synchronous_commit = if self.durable { "on" } else { "off" };
+        format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit={synchronous_commit} \
              -c full_page_writes=off -c max_connections=1000 -c shared_buffers=128MB \
              -c shared_preload_libraries=pg_stat_statements",
-                pg_dir.display()
-            )
-        };
-        // Retry on another port if a parallel process took this one first.
+            self.dir.display()
+        )
+    }
+
+    /// Starts it on a free port (retrying on another if a parallel process took this one).
+    fn start(&mut self) -> Postgres {
         let mut attempts = 0;
         loop {
-            let started = as_owner(bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(pg_dir.join("server.log"))
-                .args(["-w", "-t", "60", "-o", &options(port), "start"])
-                .output()
-                .unwrap();
-            if started.status.success() {
-                break;
+            let port = free_port();
+            if self.pg_ctl_start(port) {
+                self.port = port;
+                return Postgres { port };
             }
             attempts += 1;
             assert!(
                 attempts < 5,
                 "PostgreSQL did not start: {}",
-                std::fs::read_to_string(pg_dir.join("server.log")).unwrap_or_default()
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
             );
-            port = free_port();
         }
-        Postgres { port }
-    })
+    }
+
+    fn pg_ctl_start(&self, port: u16) -> bool {
+        as_owner(pg_bindir().join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &self.options(port), "start"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+}
+
+/// A PostgreSQL cluster of one test's own, for the tests that stop it: the shared one serves
+/// every other test of the process.
+pub struct OwnPostgres {
+    cluster: Cluster,
+    pub server: Postgres,
+}
+
+impl OwnPostgres {
+    pub fn start() -> Self {
+        let name = format!("pg-{}", uuid::Uuid::new_v4().simple());
+        let mut cluster = Cluster::create(&name);
+        cluster.durable = true;
+        let server = cluster.start();
+        Self { cluster, server }
+    }
+
+    /// `pg_ctl stop -m immediate`: every backend is killed at once, as in a crash.
+    pub fn stop_immediately(&self) {
+        run(as_owner(pg_bindir().join("pg_ctl"))
+            .arg("-D")
+            .arg(self.cluster.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"]));
+    }
+
+    /// Starts it again on the same port (crash recovery replays its WAL).
+    pub fn restart(&self) {
+        assert!(
+            self.cluster.pg_ctl_start(self.cluster.port),
+            "PostgreSQL did not restart: {}",
+            std::fs::read_to_string(self.cluster.dir.join("server.log")).unwrap_or_default()
+        );
+    }
+
+    /// A fresh database in it; returns its URL.
+    pub async fn fresh_database(&self) -> String {
+        create_database(&self.server).await
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = as_owner(pg_bindir().join("pg_ctl"))
+            .arg("-D")
+            .arg(self.cluster.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
 }
 
 /// A fresh, empty database in the test cluster; returns its URL.
 pub async fn fresh_database() -> String {
+    create_database(postgres()).await
+}
+
+async fn create_database(pg: &Postgres) -> String {
     use sqlx::Connection;
-    let pg = postgres();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&pg.admin_url()).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))

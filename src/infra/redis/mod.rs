@@ -42,6 +42,16 @@ use tokio::sync::OnceCell;
 pub use redis::aio::ConnectionLike;
 
 /// The shared connection of a handle (multiplexed, reconnecting by itself).
+/// Whether `err` says Redis could not be reached (refused, dropped, timed out): the command
+/// was not done and may be retried once Redis is back.
+pub fn unreachable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<redis::RedisError>().is_some_and(|e| {
+            e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout()
+        }) || cause.downcast_ref::<tokio::time::error::Elapsed>().is_some()
+    })
+}
+
 pub type Connection = ConnectionManager;
 /// A connection of its own, for blocking reads.
 pub type DedicatedConnection = MultiplexedConnection;

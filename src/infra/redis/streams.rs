@@ -128,6 +128,33 @@ pub async fn claim(
         .context("XCLAIM")
 }
 
+/// `XCLAIM key group consumer 0 ids… RETRYCOUNT count JUSTID`: keeps the entries pending under
+/// `consumer` with their delivery count set to `count` (and their idle time reset, so their
+/// back-off starts again). Used to take back a delivery that did not count: the handler could
+/// not even try, a dependency being down.
+pub async fn set_delivery_count(
+    conn: &mut impl ConnectionLike,
+    key: &str,
+    group: &str,
+    consumer: &str,
+    ids: &[String],
+    count: u32,
+) -> anyhow::Result<()> {
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(key)
+        .arg(group)
+        .arg(consumer)
+        .arg(0)
+        .arg(ids)
+        .arg("RETRYCOUNT")
+        .arg(count)
+        .arg("JUSTID")
+        .query_async(conn)
+        .await
+        .context("XCLAIM RETRYCOUNT")?;
+    Ok(())
+}
+
 /// `XADD key * fields…`, one per `(key, fields)` in one pipeline; the new ids in order.
 pub async fn add_all<F: redis::ToRedisArgs>(
     conn: &mut impl ConnectionLike,

@@ -34,7 +34,7 @@ impl ExpiryHandler {
         {
             Ok(Expired::Released(_) | Expired::Nothing) => Outcome::Ack,
             Ok(Expired::Missing) => Outcome::DeadLetter(format!("no reservation {}", event.reservation_id)),
-            Err(err) => Outcome::Retry(format!("{err:#}")),
+            Err(err) => Outcome::failed(&err),
         }
     }
 }

@@ -22,7 +22,7 @@ impl PaymentHandler {
         match confirm(&self.deps, &event, Stream::Payments.group(), envelope.event_id).await {
             Ok(Confirmed::Now(_) | Confirmed::Already) => Outcome::Ack,
             Ok(Confirmed::Missing) => Outcome::DeadLetter(format!("no reservation {}", event.reservation_id)),
-            Err(err) => Outcome::Retry(format!("{err:#}")),
+            Err(err) => Outcome::failed(&err),
         }
     }
 }

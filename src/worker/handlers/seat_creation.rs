@@ -26,7 +26,7 @@ impl SeatCreationHandler {
         match execute_seat_job(&self.deps, event.job_id, processed).await {
             Ok(JobEnd::Done | JobEnd::Failed) => Outcome::Ack,
             Ok(JobEnd::Missing) => Outcome::DeadLetter(format!("no job {}", event.job_id)),
-            Err(err) => Outcome::Retry(format!("{err:#}")),
+            Err(err) => Outcome::failed(&err),
         }
     }
 }
