@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use super::postgres::outbox::{self as table, OutboxRow};
 use super::redis::keys::Keys;
 use super::redis::{Redis, streams};
+use crate::events::Stream;
 
 /// What a use case needs to publish the events it just committed.
 #[derive(Clone)]
@@ -112,4 +113,93 @@ pub async fn prune(db: &PgPool, retention: Duration) -> anyhow::Result<u64> {
             return Ok(total);
         }
     }
+}
+
+/// What a relay knows of the Redis it publishes to. Redis keeps its data with AOF `everysec`: a
+/// Redis killed mid-run comes back without up to a second of writes (or with none, its files
+/// lost), and a stream entry XADDed in that second is gone although its outbox row says
+/// published. So the relays note each Redis they see (`run_id`, in `redis_epochs`); one that
+/// finds a Redis other than the latest noted publishes again every event its consumer group has
+/// not recorded as processed — except those in the dead-letter stream. Handlers absorb what is
+/// delivered twice.
+#[derive(Default)]
+pub struct RedisWatch {
+    run_id: Option<String>,
+    noted: Option<std::time::Instant>,
+}
+
+/// How often a relay notes that the Redis it sees is still the same one.
+const NOTE_EVERY: Duration = Duration::from_secs(1);
+/// Serializes the relays' checks of a new Redis (`pg_advisory_xact_lock`).
+const EPOCH_LOCK: i64 = 0x1d71_c4e7_0ed0_5e01;
+
+impl RedisWatch {
+    /// Once per relay round. Returns how many rows were marked for publishing again (0 unless
+    /// this Redis is new).
+    pub async fn check(&mut self, db: &PgPool, redis: &Redis, keys: &Keys) -> anyhow::Result<u64> {
+        let mut conn = redis.connection().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .context("INFO server")?;
+        let run_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned())
+            .context("INFO server has no run_id")?;
+        if self.run_id.as_deref() == Some(run_id.as_str()) {
+            if self.noted.is_none_or(|at| at.elapsed() >= NOTE_EVERY) {
+                let mut pg = db.acquire().await.context("acquire connection to note Redis")?;
+                table::saw_redis(&mut pg, &run_id).await?;
+                self.noted = Some(std::time::Instant::now());
+            }
+            return Ok(0);
+        }
+        let mut tx = db.begin().await.context("begin Redis epoch check")?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(EPOCH_LOCK)
+            .execute(&mut *tx)
+            .await
+            .context("lock Redis epochs")?;
+        let latest = table::latest_redis(&mut tx).await?;
+        let mut marked = 0;
+        if latest.as_deref().is_some_and(|latest| latest != run_id) {
+            let keep = dead_lettered_events(&mut conn, keys).await?;
+            let streams: Vec<String> = Stream::ALL.iter().map(|s| s.name().to_owned()).collect();
+            let groups: Vec<String> = Stream::ALL.iter().map(|s| s.group().to_owned()).collect();
+            marked = table::unpublish_unprocessed(&mut tx, &streams, &groups, &keep).await?;
+            tracing::warn!(
+                run_id = %run_id,
+                events = marked,
+                "Redis is not the one last published to (restarted, may have lost its last writes): publishing again every event not processed yet"
+            );
+            metrics::counter!("outbox_republished_total").increment(marked);
+        }
+        table::saw_redis(&mut tx, &run_id).await?;
+        tx.commit().await.context("commit Redis epoch check")?;
+        self.run_id = Some(run_id);
+        self.noted = Some(std::time::Instant::now());
+        Ok(marked)
+    }
+}
+
+/// The `event_id`s in the dead-letter stream (they were delivered; an operator decides).
+async fn dead_lettered_events(conn: &mut super::redis::Connection, keys: &Keys) -> anyhow::Result<Vec<uuid::Uuid>> {
+    let mut ids = Vec::new();
+    let mut start = "-".to_owned();
+    loop {
+        let page = streams::range(conn, &keys.dead_letter(), &start, "+", Some(1000)).await?;
+        let Some(last) = page.last() else { break };
+        start = super::redis::protocol::after(&last.id);
+        let full = page.len() == 1000;
+        ids.extend(
+            page.iter()
+                .filter_map(|e| e.field("event_id")?.parse::<uuid::Uuid>().ok()),
+        );
+        if !full {
+            break;
+        }
+    }
+    Ok(ids)
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RelaySettings;
 use crate::infra::postgres::outbox;
-use crate::infra::publisher::{prune, publish_oldest};
+use crate::infra::publisher::{RedisWatch, prune, publish_oldest};
 use crate::infra::redis::Redis;
 use crate::infra::redis::keys::Keys;
 use crate::retry::retry_delay;
@@ -32,7 +32,12 @@ pub async fn run(db: PgPool, redis: Redis, keys: Keys, settings: RelaySettings, 
     tracing::info!("outbox relay started");
     let mut failures = 0u32;
     let mut last_housekeeping: Option<Instant> = None;
+    let mut watch = RedisWatch::default();
     while !shutdown.is_cancelled() {
+        // A Redis that restarted may have lost its last writes: what it lost is published again.
+        if let Err(err) = watch.check(&db, &redis, &keys).await {
+            tracing::debug!(error = %format!("{err:#}"), "checking which Redis this is failed");
+        }
         if last_housekeeping.is_none_or(|at| at.elapsed() >= settings.housekeeping_interval) {
             last_housekeeping = Some(Instant::now());
             match prune(&db, settings.retention).await {

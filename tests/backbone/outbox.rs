@@ -211,3 +211,77 @@ async fn pruning_removes_old_published_rows_only() {
         .unwrap();
     assert_eq!(total, 1);
 }
+
+/// Redis killed and back without its files (or without its last second, AOF `everysec`): the
+/// stream entries are gone though their rows say published. A relay that finds a Redis it has
+/// not published to before publishes again every event not yet processed by its group.
+#[tokio::test]
+async fn a_redis_that_lost_its_data_gets_every_unprocessed_event_again() {
+    let mut b = backbone().await;
+    let events = commit_events(&b, 6).await;
+    let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
+    publisher::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    let key = b.keys.stream(Stream::Expiry);
+    assert_eq!(b.xlen(&key).await, 6);
+    // Two of them were handled already.
+    let processed: Vec<uuid::Uuid> = events[..2].iter().map(|(_, e)| e.event_id).collect();
+    sqlx::query("INSERT INTO processed_events (event_id, consumer_group) SELECT unnest($1::uuid[]), 'expiry'")
+        .bind(&processed)
+        .execute(&b.db)
+        .await
+        .unwrap();
+    let mut watch = publisher::RedisWatch::default();
+    assert_eq!(
+        watch.check(&b.db, &b.deps.redis, &b.keys).await.unwrap(),
+        0,
+        "the first Redis seen"
+    );
+
+    // Every file lost: a Redis with a new run id and no data.
+    b.redis.kill();
+    for lost in ["appendonlydir", "dump.rdb"] {
+        let path = b.redis.dir().join(lost);
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = std::fs::remove_file(&path);
+    }
+    b.redis.restart();
+    // The test's own connection finds Redis back on its next command.
+    while redis::cmd("PING")
+        .query_async::<String>(&mut b.conn().await)
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.xlen(&key).await, 0, "the stream is gone");
+    let marked = loop {
+        match watch.check(&b.db, &b.deps.redis, &b.keys).await {
+            Ok(marked) => break marked,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await, // reconnecting
+        }
+    };
+    assert_eq!(marked, 4, "the unprocessed events are marked for publishing again");
+    assert_eq!(
+        publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+            .await
+            .unwrap(),
+        4
+    );
+    let entries: Vec<imticket::infra::redis::reply::StreamEntry> = redis::cmd("XRANGE")
+        .arg(&key)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut b.conn().await)
+        .await
+        .unwrap();
+    let again: Vec<uuid::Uuid> = entries
+        .iter()
+        .map(|e| e.field("event_id").unwrap().parse().unwrap())
+        .collect();
+    let expected: Vec<uuid::Uuid> = events[2..].iter().map(|(_, e)| e.event_id).collect();
+    assert_eq!(again, expected);
+    // The same Redis again: nothing more.
+    assert_eq!(watch.check(&b.db, &b.deps.redis, &b.keys).await.unwrap(), 0);
+    let mut fresh_relay = publisher::RedisWatch::default();
+    assert_eq!(fresh_relay.check(&b.db, &b.deps.redis, &b.keys).await.unwrap(), 0);
+}

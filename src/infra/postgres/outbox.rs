@@ -167,3 +167,53 @@ pub async fn status(conn: &mut PgConnection) -> anyhow::Result<OutboxStatus> {
         last_published_at: row.last_published_at,
     })
 }
+
+/// Marks unpublished again every published row whose event the consumer group of its stream
+/// (`streams[i]` is consumed by `groups[i]`) has not recorded as processed, except `keep` (the
+/// events in the dead-letter stream): after a Redis restart that may have lost entries, the
+/// relay publishes them again. Returns how many.
+pub async fn unpublish_unprocessed(
+    conn: &mut PgConnection,
+    streams: &[String],
+    groups: &[String],
+    keep: &[uuid::Uuid],
+) -> anyhow::Result<u64> {
+    let result = sqlx::query!(
+        "UPDATE outbox o SET published_at = NULL, stream_id = NULL
+         WHERE o.published_at IS NOT NULL
+           AND o.event_id <> ALL($3::uuid[])
+           AND NOT EXISTS (
+               SELECT 1 FROM UNNEST($1::text[], $2::text[]) AS g(stream, consumer_group)
+               JOIN processed_events p ON p.consumer_group = g.consumer_group AND p.event_id = o.event_id
+               WHERE g.stream = o.stream)",
+        streams,
+        groups,
+        keep
+    )
+    .execute(conn)
+    .await
+    .context("unpublish unprocessed outbox rows")?;
+    Ok(result.rows_affected())
+}
+
+/// The Redis the relays saw last (`redis_epochs`), if any.
+pub async fn latest_redis(conn: &mut PgConnection) -> anyhow::Result<Option<String>> {
+    let run_id = sqlx::query_scalar!("SELECT run_id FROM redis_epochs ORDER BY last_seen_at DESC LIMIT 1")
+        .fetch_optional(conn)
+        .await
+        .context("latest Redis epoch")?;
+    Ok(run_id)
+}
+
+/// Records that the Redis `run_id` is the one being published to, now.
+pub async fn saw_redis(conn: &mut PgConnection, run_id: &str) -> anyhow::Result<()> {
+    sqlx::query!(
+        "INSERT INTO redis_epochs (run_id) VALUES ($1)
+         ON CONFLICT (run_id) DO UPDATE SET last_seen_at = now()",
+        run_id
+    )
+    .execute(conn)
+    .await
+    .context("record Redis epoch")?;
+    Ok(())
+}

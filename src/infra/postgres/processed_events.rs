@@ -24,7 +24,13 @@ pub async fn record_new(conn: &mut PgConnection, group: &str, event_ids: &[Uuid]
     .fetch_all(conn)
     .await
     .context("record processed events")?;
-    Ok(fresh.into_iter().collect())
+    let fresh: HashSet<Uuid> = fresh.into_iter().collect();
+    // A redelivery (a reclaim after a crash, a publish repeated by the relay): absorbed here.
+    for duplicate in event_ids.iter().filter(|id| !fresh.contains(id)) {
+        metrics::counter!("stream_duplicates_total", "group" => group.to_owned()).increment(1);
+        tracing::info!(group, event_id = %duplicate, "duplicate delivery absorbed");
+    }
+    Ok(fresh)
 }
 
 /// Deletes up to `limit` records older than `before`, oldest first; returns how many. One
