@@ -5,6 +5,7 @@
 mod backbone;
 mod booking;
 mod catalog;
+mod chaos;
 mod load;
 mod queue;
 
@@ -38,6 +39,8 @@ enum Command {
     BookingCharge(booking::pay::BookingCharge),
     BookingPay(booking::pay::BookingPay),
     BookingFlow(booking::pay::BookingFlow),
+    ChaosLoad(chaos::ChaosLoad),
+    ChaosCheck(chaos::ChaosCheck),
 }
 
 #[tokio::main]
@@ -73,5 +76,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::BookingCharge(args) => booking::pay::charge(&args).await,
         Command::BookingPay(args) => booking::pay::pay(&deps, &args).await,
         Command::BookingFlow(args) => booking::pay::flow(&deps, &args).await,
+        Command::ChaosLoad(args) => chaos::load(&deps, &args).await,
+        Command::ChaosCheck(args) => chaos::check(&deps, &args).await,
     }
 }
