@@ -1,4 +1,5 @@
-//! Access tokens: HS256 JWTs with the algorithm pinned and `exp`, `iat`, `sub`, `role` checked.
+//! Access tokens: HS256 JWTs with the algorithm pinned and `exp`, `iat`, `sub`, `role` checked
+//! (and `nbf`, when a token carries one).
 //! Queue tokens (the waiting room's): the same key, their own audience `queue`. An access token
 //! carries no audience, and a token with an audience is refused as an access token, so neither
 //! kind can pass as the other.
@@ -79,6 +80,9 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = LEEWAY_SECS;
+        // We never issue `nbf`, but a token that says it is not valid yet must not be accepted
+        // (RFC 7519 §4.1.5); jsonwebtoken ignores the claim unless told otherwise.
+        validation.validate_nbf = true;
         // jsonwebtoken refuses a token that carries an audience when none is expected: a queue
         // token can never pass as an access token.
         let mut queue_validation = validation.clone();
@@ -209,6 +213,36 @@ mod tests {
         let forged = service(&"x".repeat(32), 60).issue_queue(pass).unwrap();
         assert!(tokens.verify_queue(&forged).is_err());
         assert!(tokens.verify_queue("not.a.token").is_err());
+    }
+
+    #[test]
+    fn a_token_before_its_nbf_is_rejected() {
+        let secret = "k".repeat(32);
+        let tokens = service(&secret, 60);
+        let now = chrono::Utc::now().timestamp();
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap()
+        };
+        let access = |nbf: i64| {
+            sign(
+                serde_json::json!({"sub": Uuid::now_v7(), "role": "user", "iat": now, "exp": now + 600,
+                                    "iss": ISSUER, "nbf": nbf}),
+            )
+        };
+        assert!(tokens.verify(&access(now + 3600)).is_err());
+        assert!(tokens.verify(&access(now + 10)).is_ok(), "within the leeway");
+        assert!(tokens.verify(&access(now - 10)).is_ok());
+        let queue = sign(
+            serde_json::json!({"sub": Uuid::now_v7(), "concert": Uuid::now_v7(), "jti": Uuid::now_v7(),
+                                            "aud": QUEUE_AUDIENCE, "iat": now, "exp": now + 600, "iss": ISSUER,
+                                            "nbf": now + 3600}),
+        );
+        assert!(tokens.verify_queue(&queue).is_err());
     }
 
     #[test]

@@ -47,6 +47,11 @@ impl Description {
         if text.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(InvalidField::new("description", "must be at most 5000 characters"));
         }
+        // Line breaks and tabs belong in a description; NUL is the one character PostgreSQL
+        // text cannot hold (it would fail the insert with a 500).
+        if text.contains('\0') {
+            return Err(InvalidField::new("description", "must not contain NUL characters"));
+        }
         Ok(Self(text.to_owned()))
     }
 
@@ -387,6 +392,8 @@ mod tests {
         assert!(ConcertTitle::parse("  ").is_err());
         assert_eq!(ConcertTitle::parse(" Live ").unwrap().as_str(), "Live");
         assert!(Description::parse(&"x".repeat(5001)).is_err());
+        assert_eq!(Description::parse("a\0b").unwrap_err().field, "description");
+        assert_eq!(Description::parse(" a\n\tb ").unwrap().as_str(), "a\n\tb");
         assert_eq!(
             PageRequest::parse(None, None).unwrap(),
             PageRequest { page: 1, size: 20 }

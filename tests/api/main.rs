@@ -24,5 +24,6 @@ mod rate_limits;
 mod schema;
 mod seat_crashes;
 mod seat_map;
+mod security;
 mod slow_clients;
 mod waiting_room;
