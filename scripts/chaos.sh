@@ -79,8 +79,9 @@ export JWT_SECRET="chaos-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d 
 export IMTICKET_HTTP_ADDR="127.0.0.1:$api_port" IMTICKET_HTTP_REUSE_PORT=on
 export IMTICKET_API_METRICS_ADDR="127.0.0.1:0" IMTICKET_WORKER_METRICS_ADDR="127.0.0.1:0"
 export IMTICKET_QUEUE_ACTIVE_CAPACITY=1000000 IMTICKET_QUEUE_PROMOTE_PER_SECOND=1000000
-# Abandoned holds expire within a cell; a stuck consumer's entries are reclaimed within seconds.
-export IMTICKET_HOLD_TTL_SECONDS=5 IMTICKET_STREAM_CLAIM_IDLE_MS=2000
+# Abandoned holds expire within a cell (a hold outlives every outage a cell injects); a stuck
+# consumer's entries are reclaimed within seconds.
+export IMTICKET_HOLD_TTL_SECONDS=15 IMTICKET_STREAM_CLAIM_IDLE_MS=2000
 # One address sends for every fan: the per-IP limit is off, the per-user ones stay on.
 export IMTICKET_RATE_LIMIT_IP_ALL=off IMTICKET_RATE_LIMIT_SIGNUP_IP=off IMTICKET_RATE_LIMIT_LOGIN_IP=off
 export IMTICKET_BOOTSTRAP_ADMIN_EMAIL=chaos@imticket.test IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=chaos-password

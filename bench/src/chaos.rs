@@ -95,12 +95,19 @@ struct Client {
     started: Instant,
     give_up: Instant,
     recorder: Arc<Recorder>,
+    /// Whether the last `send` lost a connection before it got its answer.
+    broke: bool,
 }
 
 impl Client {
+    fn broke_since_last_answer(&self) -> bool {
+        self.broke
+    }
+
     /// Sends `request` until it gets an answer that is not "try again" (503, 429, 408, a broken
     /// connection), as a client would. Every answer is recorded.
     async fn send(&mut self, request: &[u8]) -> anyhow::Result<(u16, Value)> {
+        self.broke = false;
         loop {
             anyhow::ensure!(Instant::now() < self.give_up, "gave up: no answer before the deadline");
             let conn = match self.conn.as_mut() {
@@ -134,6 +141,7 @@ impl Client {
                 }
                 _ => {
                     self.recorder.record(self.started, "connection_error".into());
+                    self.broke = true;
                     self.conn = None;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -172,8 +180,13 @@ pub async fn load(deps: &Deps, args: &ChaosLoad) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.connections {
         let (deps, seats, recorder, flows) = (deps.clone(), seats.clone(), recorder.clone(), flows.clone());
-        let (addr, concert, schedule, abandon, duplicate) =
-            (args.addr.clone(), args.concert, args.schedule, args.abandon, args.duplicate);
+        let (addr, concert, schedule, abandon, duplicate) = (
+            args.addr.clone(),
+            args.concert,
+            args.schedule,
+            args.abandon,
+            args.duplicate,
+        );
         tasks.spawn(async move {
             let mut client = Client {
                 addr: addr.clone(),
@@ -182,10 +195,24 @@ pub async fn load(deps: &Deps, args: &ChaosLoad) -> anyhow::Result<()> {
                 started,
                 give_up,
                 recorder,
+                broke: false,
             };
             while Instant::now() < stop_at {
-                let Some((seat, fan)) = seats.lock().ok().and_then(|mut s| s.pop()) else { break };
-                let outcome = flow(&deps, &mut client, &addr, concert, schedule, (seat, fan), abandon, duplicate).await;
+                let Some((seat, fan)) = seats.lock().ok().and_then(|mut s| s.pop()) else {
+                    break;
+                };
+                let outcome = flow(
+                    &deps,
+                    &mut client,
+                    &addr,
+                    concert,
+                    schedule,
+                    (seat, fan),
+                    abandon,
+                    duplicate,
+                    &seats,
+                )
+                .await;
                 let Ok(mut flows) = flows.lock() else { break };
                 match outcome {
                     Ok(Flow::Paid(id, dup)) => {
@@ -260,10 +287,16 @@ async fn flow(
     (seat, user): (Uuid, Uuid),
     abandon: f64,
     duplicate: f64,
+    spare_seats: &Mutex<Vec<(Uuid, Uuid)>>,
 ) -> anyhow::Result<Flow> {
     let access = deps.tokens.issue(user, Role::User)?.access_token;
     let bearer = format!("Bearer {access}");
-    let join = load::request("POST", &format!("/api/v1/concerts/{concert}/queue"), addr, &[("Authorization", &bearer)]);
+    let join = load::request(
+        "POST",
+        &format!("/api/v1/concerts/{concert}/queue"),
+        addr,
+        &[("Authorization", &bearer)],
+    );
     let (status, body) = client.send(&join).await?;
     anyhow::ensure!(status == 200 && body["status"] == "active", "join: {status} {body}");
     let queue = body["queue_token"].as_str().context("no queue token")?.to_owned();
@@ -271,25 +304,43 @@ async fn flow(
         "POST",
         "/api/v1/users/me/points/charge",
         addr,
-        &[("Authorization", &bearer), ("Idempotency-Key", &Uuid::new_v4().to_string())],
+        &[
+            ("Authorization", &bearer),
+            ("Idempotency-Key", &Uuid::new_v4().to_string()),
+        ],
         r#"{"amount":100000}"#,
     );
     let (status, body) = client.send(&charge).await?;
     anyhow::ensure!(status == 200, "charge: {status} {body}");
-    let hold = load::request_with_json(
-        "POST",
-        "/api/v1/reservations",
-        addr,
-        &[
-            ("Authorization", &bearer),
-            ("X-Queue-Token", &queue),
-            ("Idempotency-Key", &Uuid::new_v4().to_string()),
-        ],
-        &json!({"schedule_id": schedule, "seat_ids": [seat]}).to_string(),
-    );
-    // Each seat is given to one flow only, and a hold sent again carries its key: a 409 here
-    // would be a seat taken twice.
-    let (status, body) = client.send(&hold).await?;
+    // Each seat is given to one flow only, and a hold sent again carries its key. One answer
+    // other than 201 is expected: a hold sent again after its API process died between taking
+    // the seat's Redis gate and committing finds the gate taken (for up to 30 s) — that hold
+    // never happened; the fan takes another seat, as a real one would.
+    let mut seat = seat;
+    let (status, body) = loop {
+        let hold = load::request_with_json(
+            "POST",
+            "/api/v1/reservations",
+            addr,
+            &[
+                ("Authorization", &bearer),
+                ("X-Queue-Token", &queue),
+                ("Idempotency-Key", &Uuid::new_v4().to_string()),
+            ],
+            &json!({"schedule_id": schedule, "seat_ids": [seat]}).to_string(),
+        );
+        let (status, body) = client.send(&hold).await?;
+        if status == 409 && body["code"] == "seat_unavailable" && client.broke_since_last_answer() {
+            seat = spare_seats
+                .lock()
+                .ok()
+                .and_then(|mut s| s.pop())
+                .context("no seat left")?
+                .0;
+            continue;
+        }
+        break (status, body);
+    };
     anyhow::ensure!(status == 201, "hold: {status} {body}");
     let reservation: Uuid = body["id"].as_str().context("no reservation id")?.parse()?;
     if rand::random::<f64>() < abandon {
@@ -333,7 +384,12 @@ pub async fn check(deps: &Deps, args: &ChaosCheck) -> anyhow::Result<()> {
     let settled = loop {
         let state = state(deps, &paid, &abandoned).await;
         match state {
-            Ok(s) if s.confirmed == paid.len() as i64 && s.expired == abandoned.len() as i64 && s.unpublished == 0 && s.pending == 0 => {
+            Ok(s)
+                if s.confirmed == paid.len() as i64
+                    && s.expired == abandoned.len() as i64
+                    && s.unpublished == 0
+                    && s.pending == 0 =>
+            {
                 break Some(s);
             }
             _ if Instant::now() > deadline => break state.ok(),
@@ -359,10 +415,11 @@ pub async fn check(deps: &Deps, args: &ChaosCheck) -> anyhow::Result<()> {
     .bind(&abandoned)
     .fetch_one(&deps.db)
     .await?;
-    let processed: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE processed_at >= to_timestamp($1)")
-        .bind(args.since)
-        .fetch_one(&deps.db)
-        .await?;
+    let processed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE processed_at >= to_timestamp($1)")
+            .bind(args.since)
+            .fetch_one(&deps.db)
+            .await?;
     let ok = s.confirmed == paid.len() as i64
         && s.with_ticket == paid.len() as i64
         && charged_twice == 0
@@ -412,10 +469,11 @@ async fn state(deps: &Deps, paid: &[Uuid], abandoned: &[Uuid]) -> anyhow::Result
     .bind(paid)
     .fetch_one(&deps.db)
     .await?;
-    let expired: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE id = ANY($1) AND status = 'expired'")
-        .bind(abandoned)
-        .fetch_one(&deps.db)
-        .await?;
+    let expired: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reservations WHERE id = ANY($1) AND status = 'expired'")
+            .bind(abandoned)
+            .fetch_one(&deps.db)
+            .await?;
     let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(&deps.db)
         .await?;

@@ -594,3 +594,53 @@ async fn a_hold_short_of_a_seat_in_postgres_takes_none_of_them() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     check_invariants(&app, &schedule).await;
 }
+
+/// An API process killed between taking a seat's Redis gate and committing the hold leaves a
+/// gate with no hold behind it. Past a grace period the gate no longer refuses the seat: the
+/// next fan's hold goes to PostgreSQL, which finds the seat free. A fresh gate (a hold in
+/// progress) still refuses.
+#[tokio::test]
+async fn a_gate_left_by_a_hold_that_never_committed_does_not_block_its_seat() {
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let fans = fans(&app, &concert, 2).await;
+    let schedule_id: Uuid = schedule.parse().unwrap();
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    let mut redis = deps.redis.connection().await.unwrap();
+    let minted = |seconds_ago: u64| {
+        let at = std::time::SystemTime::now() - Duration::from_secs(seconds_ago);
+        let since = at.duration_since(std::time::UNIX_EPOCH).unwrap();
+        Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            since.as_secs(),
+            since.subsec_nanos(),
+        ))
+    };
+    for (seat, owner) in [(seats[0], minted(60)), (seats[1], minted(0))] {
+        let _: () = redis::cmd("SET")
+            .arg(deps.keys.seat_gate(schedule_id, seat))
+            .arg(owner.to_string())
+            .arg("PX")
+            .arg(300_000)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    let (status, body) = hold(&app, &fans[0], &schedule, &seats[..1]).await;
+    assert_eq!(status, StatusCode::CREATED, "a stale gate: {body}");
+    let owner: String = redis::cmd("GET")
+        .arg(deps.keys.seat_gate(schedule_id, seats[0]))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(owner, body["id"].as_str().unwrap(), "the gate is the new hold's");
+    let (status, body) = hold(&app, &fans[1], &schedule, &seats[1..2]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("seat_unavailable")),
+        "a fresh gate still refuses"
+    );
+    // And the stale gate's seat, now held for real, refuses the other fan.
+    let (status, _) = hold(&app, &fans[1], &schedule, &seats[..1]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    check_invariants(&app, &schedule).await;
+}

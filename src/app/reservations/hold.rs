@@ -127,7 +127,10 @@ async fn hold_with(
             )
             .with_source(e)
         })?;
-    if !taken.is_empty() {
+    // A gate held by a hold that never committed (its API process died in between) would
+    // refuse the seat for the whole hold TTL: such a gate is left to PostgreSQL to decide.
+    let past_stale_gates = !taken.is_empty() && stale_gates(deps, schedule_id, &taken).await;
+    if !taken.is_empty() && !past_stale_gates {
         count("lost_in_redis");
         return Err(seat_unavailable(&taken));
     }
@@ -169,6 +172,9 @@ async fn hold_with(
         outbox_ids,
     } = held?;
     count("won");
+    if past_stale_gates && let Err(err) = seat_gates::set(&deps.redis, &deps.keys, schedule_id, seats, id, ttl).await {
+        tracing::warn!(error = %format!("{err:#}"), "could not take over stale seat gates");
+    }
     if let Err(err) =
         crate::infra::redis::expiry_due::schedule(&deps.redis, &deps.keys, reservation.id, reservation.expires_at).await
     {
@@ -353,4 +359,38 @@ async fn general_hold(deps: &Deps, tx: &mut sqlx::PgConnection, wanted: &Wanted<
 fn missing_from(seats: &[Uuid], got: &[(Uuid, i64)]) -> Vec<Uuid> {
     let won: HashSet<Uuid> = got.iter().map(|(id, _)| *id).collect();
     seats.iter().filter(|s| !won.contains(s)).copied().collect()
+}
+
+/// How old a gate's owner must be before it can be stale: far longer than any hold request
+/// takes from taking its gates to committing (its timeouts are seconds).
+const GATE_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether every gate refusing `taken` is stale: its owner (a reservation id, UUID v7, minted
+/// when the gate was taken) is older than [`GATE_STALE_AFTER`] and is no committed hold (not in
+/// the due set; a sold seat's gate was released at the sale). PostgreSQL then decides, as it
+/// always does; a wrong "stale" costs one PostgreSQL refusal, never a double sale.
+async fn stale_gates(deps: &Deps, schedule_id: Uuid, taken: &[Uuid]) -> bool {
+    let Ok(owners) = seat_gates::owners(&deps.redis, &deps.keys, schedule_id, taken).await else {
+        return false;
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let old = |owner: &Uuid| {
+        owner.get_timestamp().is_some_and(|t| {
+            let (secs, nanos) = t.to_unix();
+            let minted = (secs as i64) * 1000 + i64::from(nanos / 1_000_000);
+            now - minted > GATE_STALE_AFTER.as_millis() as i64
+        })
+    };
+    let owners: Vec<Uuid> = owners.into_iter().flatten().collect();
+    if owners.len() != taken.len() || !owners.iter().all(old) {
+        return false;
+    }
+    let stale = matches!(
+        crate::infra::redis::expiry_due::any_scheduled(&deps.redis, &deps.keys, &owners).await,
+        Ok(false)
+    );
+    if stale {
+        count("past_stale_gate");
+    }
+    stale
 }

@@ -26,6 +26,21 @@ pub async fn schedule(redis: &Redis, keys: &Keys, reservation_id: Uuid, due: Dat
     Ok(())
 }
 
+/// Whether any of these reservations is in the due set (a committed hold not expired yet).
+pub async fn any_scheduled(redis: &Redis, keys: &Keys, reservations: &[Uuid]) -> anyhow::Result<bool> {
+    if reservations.is_empty() {
+        return Ok(false);
+    }
+    let mut conn = redis.connection().await?;
+    let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
+        .arg(keys.expiry_due())
+        .arg(reservations.iter().map(Uuid::to_string).collect::<Vec<_>>())
+        .query_async(&mut conn)
+        .await
+        .context("look up hold expiries")?;
+    Ok(scores.iter().any(Option::is_some))
+}
+
 /// Publishes `hold.expired` for these reservations on the expiry stream.
 pub async fn publish(redis: &Redis, keys: &Keys, reservations: &[Uuid]) -> anyhow::Result<()> {
     if reservations.is_empty() {

@@ -59,3 +59,49 @@ pub async fn release(redis: &Redis, keys: &Keys, schedule_id: Uuid, seats: &[Uui
         .context("release seat gates")?;
     Ok(())
 }
+
+/// Who holds the gates of `seats` (`MGET`), in order; `None` for a free gate or an owner that
+/// is not a UUID.
+pub async fn owners(
+    redis: &Redis,
+    keys: &Keys,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+) -> anyhow::Result<Vec<Option<Uuid>>> {
+    if seats.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = redis.connection().await?;
+    let owners: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(keys_of(keys, schedule_id, seats))
+        .query_async(&mut conn)
+        .await
+        .context("read seat gate owners")?;
+    Ok(owners
+        .into_iter()
+        .map(|owner| owner.and_then(|o| o.parse().ok()))
+        .collect())
+}
+
+/// Sets the gates of `seats` to `owner` whoever held them (a hold PostgreSQL granted past a
+/// stale gate).
+pub async fn set(
+    redis: &Redis,
+    keys: &Keys,
+    schedule_id: Uuid,
+    seats: &[Uuid],
+    owner: Uuid,
+    ttl: Duration,
+) -> anyhow::Result<()> {
+    let mut conn = redis.connection().await?;
+    let mut pipe = redis::pipe();
+    for key in keys_of(keys, schedule_id, seats) {
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(owner.to_string())
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut conn).await.context("set seat gates")
+}
