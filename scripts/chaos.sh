@@ -128,6 +128,11 @@ inject() {
       pg_as_owner "$(pg_bindir)/pg_ctl" -D "$pg_data" -m immediate -w stop >/dev/null
       sleep 4; pg_start "$pg_data" "$pg_port" ;;
     zombie)
+      # Stopped while it has entries pending (its consumer name carries its pid), so the other
+      # payment worker reclaims them and this one, woken, finishes them late: duplicates.
+      local until=$((SECONDS + 10))
+      while [ $SECONDS -lt $until ] && ! redis-cli -p "$redis_port" XPENDING imticket:stream:payments payment \
+          | grep -A1 -- "-${pid[payment-1]}-" | tail -1 | grep -qv '^0$'; do sleep 0.05; done
       kill -STOP "${pid[payment-1]}"; sleep 6; kill -CONT "${pid[payment-1]}" ;;
     slow-redis)
       for _ in $(seq 12); do redis-cli -p "$redis_port" DEBUG SLEEP 0.3 >/dev/null; sleep 0.2; done ;;
