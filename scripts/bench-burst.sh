@@ -17,7 +17,8 @@ ensure_rust
 burst=${BURST:-5000}
 rounds=${ROUNDS:-3}
 # Both ends hold a socket per connection.
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -gt $((burst + 1000)) ] || die "ulimit -n $(ulimit -n) is too low for $burst connections"
 pgbench=$(pg_bindir)/pgbench
 [ -x "$pgbench" ] || pgbench=$(command -v pgbench) || die "pgbench not found"
 bench_binaries
@@ -67,7 +68,7 @@ for round in $(seq 1 "$rounds"); do
   echo "== round $round: reference redis-benchmark, $burst clients, EVALSHA of one HGET"
   redis-benchmark -p "$BENCH_REDIS_PORT" -c "$burst" -n $((burst * 10)) -q EVALSHA "$status_script" 1 burst:ref 2>&1 | tr '\r' '\n' | grep -E 'requests per second' | tail -1
   echo "== round $round: $burst GET /queue/status at once, over $burst connections"
-  bench queue-status --addr "$addr" --tokens-file "$bench_work/line.tokens" --connections "$burst" | grep -E '^status|answers'
+  bench queue-status --addr "$addr" --tokens-file "$bench_work/line.tokens" --connections "$burst" | grep -E '^GET /queue/status|answers'
   echo "== round $round: reference pgbench TPC-B, 100 clients, 10 s"
   "$pgbench" -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c 100 -j 2 -T 10 pgbench 2>&1 | grep -E 'latency average|^tps'
   echo "== round $round: $burst holds at once (a distinct seat each), over $burst connections"

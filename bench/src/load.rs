@@ -42,6 +42,8 @@ pub struct Report {
     pub elapsed: Duration,
     /// Sorted.
     pub latencies: Vec<Duration>,
+    /// The latencies of the 2xx answers alone, sorted (what was served, when some were shed).
+    pub served: Vec<Duration>,
     /// Answers other than 2xx, and requests that failed on the connection.
     pub errors: usize,
     /// In request order, when bodies were kept.
@@ -62,7 +64,7 @@ impl Report {
     }
 
     pub fn summary(&self, what: &str, connections: usize) -> String {
-        format!(
+        let mut line = format!(
             "{what}: {} requests over {connections} connections in {:.2}s: {:.0} requests/s, p50 {:.0} us, p99 {:.0} us, errors {}",
             self.requests,
             self.elapsed.as_secs_f64(),
@@ -70,7 +72,20 @@ impl Report {
             self.quantile_us(0.5),
             self.quantile_us(0.99),
             self.errors
-        )
+        );
+        if self.errors > 0 && !self.served.is_empty() {
+            let q = |q: f64| {
+                let i = ((self.served.len() as f64 * q) as usize).min(self.served.len() - 1);
+                self.served[i].as_secs_f64() * 1e6
+            };
+            line.push_str(&format!(
+                "; the {} served (2xx): p50 {:.0} us, p99 {:.0} us",
+                self.served.len(),
+                q(0.5),
+                q(0.99)
+            ));
+        }
+        line
     }
 }
 
@@ -98,7 +113,7 @@ pub async fn run(
         let (requests, next) = (requests.clone(), next.clone());
         tasks.spawn(async move {
             let mut conn = BufReader::new(stream);
-            let mut done: Vec<(usize, Duration, Option<Answer>)> = Vec::new();
+            let mut done: Vec<(usize, Duration, bool, Option<Answer>)> = Vec::new();
             let mut errors = 0;
             let mut line = String::new();
             loop {
@@ -109,10 +124,11 @@ pub async fn run(
                 let at = Instant::now();
                 match exchange(&mut conn, &requests[i], &mut line).await {
                     Ok(answer) => {
-                        if !(200..300).contains(&answer.status) {
+                        let served = (200..300).contains(&answer.status);
+                        if !served {
                             errors += 1;
                         }
-                        done.push((i, at.elapsed(), keep_bodies.then_some(answer)));
+                        done.push((i, at.elapsed(), served, keep_bodies.then_some(answer)));
                     }
                     Err(_) => {
                         // The connection is unusable after a failed exchange.
@@ -128,6 +144,7 @@ pub async fn run(
         requests: 0,
         elapsed: Duration::ZERO,
         latencies: Vec::with_capacity(requests.len()),
+        served: Vec::new(),
         errors: 0,
         answers: Vec::new(),
     };
@@ -137,8 +154,11 @@ pub async fn run(
     while let Some(result) = tasks.join_next().await {
         let (done, errors) = result.context("load task")?;
         report.errors += errors;
-        for (i, latency, answer) in done {
+        for (i, latency, served, answer) in done {
             report.latencies.push(latency);
+            if served {
+                report.served.push(latency);
+            }
             if keep_bodies {
                 report.answers[i] = answer;
             }
@@ -147,6 +167,7 @@ pub async fn run(
     report.elapsed = started.elapsed();
     report.requests = report.latencies.len();
     report.latencies.sort();
+    report.served.sort();
     Ok(report)
 }
 

@@ -55,7 +55,9 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        // A request shed on purpose is counted (`http_shed_total`), not logged: under overload a
+        // line per refusal would add to the load it sheds.
+        if status.is_server_error() && self.code != "overloaded" {
             // The only place a failed request's cause is logged; the body stays opaque.
             tracing::error!(error.code = self.code, error.cause_chain = ?self.source_chain(), "request failed");
         }

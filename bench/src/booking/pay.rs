@@ -242,6 +242,7 @@ pub async fn flow(deps: &Deps, args: &BookingFlow) -> anyhow::Result<()> {
     let report = Report {
         requests: paid,
         elapsed: paid_after,
+        served: latencies.clone(),
         latencies,
         errors: failed.len(),
         answers: Vec::new(),
