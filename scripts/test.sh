@@ -9,5 +9,11 @@ ensure_system_packages
 ensure_rust
 # The delivery files (compose, Prometheus rules and their unit tests, dashboard, Dockerfile).
 bash scripts/check-delivery.sh
-# Every test binary runs even when one fails, so one red test never hides the others.
-exec cargo test --all-targets --no-fail-fast "$@"
+# Every test binary runs even when one fails, so one red test never hides the others; the
+# fuzz run too, whatever the tests said. Either failing fails the whole.
+status=0
+cargo test --all-targets --no-fail-fast "$@" || status=$?
+# The running system against its OpenAPI document: schemathesis, bounded to 2.5 minutes of
+# fuzzing (scripts/fuzz.sh --minutes 10 for a long run; docs/RELIABILITY.md).
+bash scripts/fuzz.sh || status=1
+exit "$status"
