@@ -5,7 +5,7 @@
 # document's links chain create → read → delete). Exits non-zero on any failure, server error
 # or schemathesis error, and when `imticket-admin audit` finds a broken invariant afterwards.
 #
-#   scripts/fuzz.sh                 a bounded run: 2.5 minutes of fuzzing in all (scripts/test.sh)
+#   scripts/fuzz.sh                 a bounded run: 2 minutes of fuzzing in all (scripts/test.sh)
 #   scripts/fuzz.sh --minutes 10    a long run (the time is split between the two identities)
 #   scripts/fuzz.sh --seed 42       replay a run (schemathesis's --seed)
 #
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 
 SCHEMATHESIS_VERSION=4.32.5
-minutes=2.5
+minutes=2
 seed=()
 while [ $# -gt 0 ]; do
   case $1 in

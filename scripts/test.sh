@@ -13,7 +13,7 @@ bash scripts/check-delivery.sh
 # fuzz run too, whatever the tests said. Either failing fails the whole.
 status=0
 cargo test --all-targets --no-fail-fast "$@" || status=$?
-# The running system against its OpenAPI document: schemathesis, bounded to 2.5 minutes of
+# The running system against its OpenAPI document: schemathesis, bounded to 2 minutes of
 # fuzzing (scripts/fuzz.sh --minutes 10 for a long run; docs/RELIABILITY.md).
 bash scripts/fuzz.sh || status=1
 exit "$status"
