@@ -215,9 +215,12 @@ mod tests {
         out
     }
 
+    /// Whether the domain accepts a text.
+    type Rule = fn(&str) -> bool;
+
     #[test]
     fn text_patterns_accept_exactly_what_the_domain_accepts() {
-        let rules: [(&str, Schema, fn(&str) -> bool); 5] = [
+        let rules: [(&str, Schema, Rule); 5] = [
             ("title", concert_title(), |t| ConcertTitle::parse(t).is_ok()),
             ("description", concert_description(), |t| {
                 Description::parse(t).is_ok() && !t.contains('\0')
