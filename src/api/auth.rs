@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::Problem;
-use super::extract::{AuthUser, Json};
+use super::extract::{AuthUser, ComparedJson, Json};
 use super::rate_limits::{ask, client_of, limit};
+use super::schemas;
 use crate::app::auth::{self, Signup, User};
 use crate::app::rate_limits::account_subject;
 use crate::app::{AppError, Deps};
@@ -20,12 +21,11 @@ use crate::domain::user::Role;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
-    #[schema(example = "fan@example.com")]
+    #[schema(schema_with = schemas::email)]
     email: String,
-    /// At least 8 characters.
-    #[schema(value_type = String, min_length = 8, max_length = 128)]
+    #[schema(schema_with = schemas::password)]
     password: SecretString,
-    #[schema(example = "Ada")]
+    #[schema(schema_with = schemas::user_name, example = "Ada")]
     name: String,
 }
 
@@ -76,9 +76,8 @@ impl From<User> for MeResponse {
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses(
         (status = 201, body = SignupResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`", body = Problem),
+        (status = 422, description = "`invalid_field`: a rule of the body (the detail names the field)", body = Problem),
     ))]
 pub async fn signup(
     req: HttpRequest,
@@ -106,13 +105,12 @@ pub async fn signup(
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`: a wrong, unknown or malformed e-mail address or password", body = Problem),
     ))]
 pub async fn login(
     req: HttpRequest,
     deps: Data<Deps>,
-    Json(body): Json<LoginRequest>,
+    ComparedJson(body): ComparedJson<LoginRequest>,
 ) -> Result<HttpResponse, AppError> {
     limit(&req, &deps, Policy::LoginIp, &client_of(&req, &deps)).await?;
     // Brute force on one account: refused at its limit before the password is looked at,
@@ -137,7 +135,6 @@ pub async fn login(
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, body = MeResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn me(deps: Data<Deps>, AuthUser(principal): AuthUser) -> Result<HttpResponse, AppError> {
     let user = auth::current_user(&deps, principal).await?;

@@ -19,7 +19,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A JSON body. Unlike `actix_web::web::Json`, its errors say which field is wrong
 /// (`email: invalid type: integer, expected a string`) and distinguish malformed JSON (400)
-/// from well-formed JSON of the wrong shape (422).
+/// from well-formed JSON of the wrong shape (422). No text in it may contain U+0000, which
+/// PostgreSQL cannot store (422 `description: must not contain U+0000`), so no handler has to
+/// remember that rule.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -27,42 +29,68 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        let declared_len = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let body = read_json(req, payload);
         Box::pin(async move {
-            if !is_json {
-                return Err(AppError::bad_request(
-                    "unsupported_media_type",
-                    "the body must be JSON (Content-Type: application/json)",
-                ));
-            }
-            if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) {
+            let body = body.await?;
+            let value = parse_json(&body)?;
+            refuse_nul(&body)?;
+            Ok(Json(value))
+        })
+    }
+}
+
+/// A JSON body whose text is only compared, never stored (the log-in's e-mail address and
+/// password): U+0000 is let through, so such a log-in fails as any wrong address or password
+/// does (401 `invalid_credentials`, as api.md promises for every failed log-in).
+pub struct ComparedJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ComparedJson<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_json(req, payload);
+        Box::pin(async move { parse_json(&body.await?).map(ComparedJson) })
+    }
+}
+
+/// The body's bytes, once its content type and size are acceptable.
+fn read_json(req: &HttpRequest, payload: &mut Payload) -> impl Future<Output = Result<BytesMut, AppError>> + use<> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    async move {
+        if !is_json {
+            return Err(AppError::bad_request(
+                "unsupported_media_type",
+                "the body must be JSON (Content-Type: application/json)",
+            ));
+        }
+        if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) {
+            return Err(too_large());
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| AppError::bad_request("invalid_body", format!("could not read the body: {e}")))?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(too_large());
             }
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|e| AppError::bad_request("invalid_body", format!("could not read the body: {e}")))?;
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse_json(&body).map(Json)
-        })
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 }
 
@@ -100,6 +128,50 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     })?;
     deserializer.end().map_err(|e| malformed(&e))?;
     Ok(value)
+}
+
+/// The refusal of text PostgreSQL cannot store. Said once, for bodies and query strings alike.
+fn nul_refused(path: &str) -> AppError {
+    AppError::validation("invalid_field", format!("{path}: must not contain U+0000"))
+}
+
+/// 422 naming the first string of a parsed body that contains U+0000. JSON can only spell that
+/// character as the escape `\u0000` (a raw control byte is a syntax error), so a body without
+/// the escape needs no second look.
+fn refuse_nul(body: &[u8]) -> Result<(), AppError> {
+    const ESCAPE: &[u8] = br"\u0000";
+    if !body.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
+        return Ok(());
+    }
+    // The escape may be a literal `\\u0000` (an escaped backslash), so look at the text itself.
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+    match nul_path(&value, String::new()) {
+        Some(path) => Err(nul_refused(&path)),
+        None => Ok(()),
+    }
+}
+
+/// The path (`description`, `sections[2].name`) of a string holding U+0000, in serde's spelling.
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    let inside = |key: &str| {
+        let key = key.escape_debug().to_string();
+        if path.is_empty() { key } else { format!("{path}.{key}") }
+    };
+    match value {
+        serde_json::Value::String(text) => text.contains('\0').then_some(path),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{path}[{i}]"))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(inside(key))
+            } else {
+                nul_path(item, inside(key))
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn malformed(err: &serde_json::Error) -> AppError {
@@ -154,6 +226,51 @@ fn field_detail(path: &str, message: &str) -> String {
     }
 }
 
+/// A whole number for a body field with a range (`#[serde(deserialize_with = "whole::<1, 10_000_000, _>")]`).
+/// serde's own refusal of a fraction or of a number past `i64` reads `invalid type: floating
+/// point 1e+20, expected i64`; this one names the range instead:
+/// `amount: must be a whole number from 1 to 10000000`. A number with no fraction written as
+/// one (`5.0`, which JSON Schema counts as an integer) is that integer. In-range checks stay with
+/// the rule that owns them (the domain, or the use case), with their own messages.
+pub fn whole<'de, const MIN: i64, const MAX: i64, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<i64, D::Error> {
+    struct Whole<const MIN: i64, const MAX: i64>;
+
+    impl<const MIN: i64, const MAX: i64> Whole<MIN, MAX> {
+        fn refuse<E: serde::de::Error>() -> E {
+            E::custom(format_args!("must be a whole number from {MIN} to {MAX}"))
+        }
+    }
+
+    impl<const MIN: i64, const MAX: i64> serde::de::Visitor<'_> for Whole<MIN, MAX> {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a whole number from {MIN} to {MAX}")
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| Self::refuse())
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            // Whole and inside i64 (whose maximum rounds up to 2^63, itself outside).
+            if v.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(&v) {
+                #[allow(clippy::cast_possible_truncation)]
+                return Ok(v as i64);
+            }
+            Err(Self::refuse())
+        }
+    }
+
+    deserializer.deserialize_any(Whole::<MIN, MAX>)
+}
+
 /// A query string. Unlike `actix_web::web::Query`, whose errors only say "Query deserialize
 /// error", a bad value is named (`page: invalid digit found in string`, 400 `invalid_query`).
 pub struct Query<T>(pub T);
@@ -175,12 +292,20 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
     }
 }
 
+/// The parameters, or 400 `invalid_query` naming the one that does not parse; a parameter
+/// holding U+0000 is 422 `invalid_field`, as in a body (checked once the values parse, so a
+/// number that does not is still the 400 api.md promises).
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
-    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    let pairs = form_urlencoded::parse(query.as_bytes());
+    let deserializer = serde_urlencoded::Deserializer::new(pairs);
+    let value = serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
         AppError::bad_request("invalid_query", field_detail(&path, &err.into_inner().to_string()))
-    })
+    })?;
+    if let Some((name, _)) = pairs.into_iter().find(|(_, value)| value.contains('\0')) {
+        return Err(nul_refused(&name.escape_debug().to_string()));
+    }
+    Ok(value)
 }
 
 /// An authenticated caller (`Authorization: Bearer <jwt>`).
@@ -377,6 +502,63 @@ mod tests {
         assert_eq!((err.code, err.detail.as_str()), ("invalid_query", "kind: is required"));
         let ok = parse_query::<Params>("kind=a%20b&page=2&other=1").unwrap();
         assert_eq!((ok.kind.as_str(), ok.page, ok.mode), ("a b", Some(2), None));
+    }
+
+    #[test]
+    fn text_with_nul_is_refused_naming_the_field() {
+        let err = parse_json::<Nested>(br#"{"name": "a\u0000", "sections": []}"#)
+            .and_then(|_| refuse_nul(br#"{"name": "a\u0000", "sections": []}"#))
+            .unwrap_err();
+        assert_eq!(
+            (err.code, err.detail.as_str()),
+            ("invalid_field", "name: must not contain U+0000")
+        );
+        let err = refuse_nul(br#"{"sections": [{"name": "ok"}, {"name": "\u0000"}]}"#).unwrap_err();
+        assert_eq!(err.detail, "sections[1].name: must not contain U+0000");
+        // An escaped backslash followed by `u0000` is text, not the character.
+        assert!(refuse_nul(br#"{"name": "\\u0000"}"#).is_ok());
+        let err = parse_query::<Params>("kind=a%00b").unwrap_err();
+        assert_eq!(
+            (err.code, err.detail.as_str()),
+            ("invalid_field", "kind: must not contain U+0000")
+        );
+        // A number that does not parse is still the query's 400.
+        assert_eq!(
+            parse_query::<Params>("kind=a&page=%00").unwrap_err().code,
+            "invalid_query"
+        );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Amount {
+        #[serde(deserialize_with = "whole::<1, 10_000_000, _>")]
+        amount: i64,
+    }
+
+    #[test]
+    fn whole_numbers_name_their_range() {
+        for body in [
+            &br#"{"amount": 1e20}"#[..],
+            br#"{"amount": 100000000000000000000}"#,
+            br#"{"amount": 1.5}"#,
+        ] {
+            let err = parse_json::<Amount>(body).unwrap_err();
+            assert_eq!(
+                (err.code, err.detail.as_str()),
+                ("invalid_field", "amount: must be a whole number from 1 to 10000000"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let err = parse_json::<Amount>(br#"{"amount": "5"}"#).unwrap_err();
+        assert_eq!(
+            err.detail,
+            r#"amount: invalid type: string "5", expected a whole number from 1 to 10000000"#
+        );
+        // In i64, the value is the use case's to judge (with its own message); 5.0 is 5.
+        assert_eq!(parse_json::<Amount>(br#"{"amount": 5.0}"#).unwrap().amount, 5);
+        assert_eq!(parse_json::<Amount>(br#"{"amount": -3}"#).unwrap().amount, -3);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::domain::reservation::ReservationStatus;
 #[serde(deny_unknown_fields)]
 pub struct NewReservation {
     pub schedule_id: Uuid,
-    /// 1 to `IMTICKET_MAX_SEATS_PER_RESERVATION` seats of that schedule, all or nothing.
+    /// 1 to `IMTICKET_MAX_SEATS_PER_RESERVATION` distinct seats of that schedule, all or nothing.
     pub seat_ids: Vec<Uuid>,
 }
 
@@ -57,12 +57,16 @@ impl From<Reservation> for ReservationBody {
 /// `X-Queue-Token` for the schedule's concert.
 #[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = NewReservation,
     params(("X-Queue-Token" = String, Header, description = "an active queue entry"),
-        ("Idempotency-Key" = Option<String>, Header, description = "optional: a retried hold returns the same reservation")),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
+            description = "optional: a retried hold returns the same reservation")),
     security(("bearer" = [])),
-    responses((status = 201, body = ReservationBody), (status = 401, body = Problem),
+    responses((status = 201, body = ReservationBody),
         (status = 403, body = Problem, description = "`queue_not_active`"),
-        (status = 409, body = Problem, description = "`seat_unavailable` (with `taken_seat_ids`) or `seat_limit_reached`"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+        (status = 404, body = Problem, description = "`schedule_not_found`"),
+        (status = 409, body = Problem, description = "`seat_unavailable` (with `taken_seat_ids`), `seat_limit_reached`, \
+            `idempotency_key_reused`"),
+        (status = 422, body = Problem, description = "`invalid_field`, `too_many_seats`, `unknown_seats` (seats that are \
+            not the schedule's)")))]
 pub async fn hold(
     req: HttpRequest,
     deps: Data<Deps>,
@@ -82,8 +86,8 @@ pub async fn hold(
 /// One of the caller's reservations.
 #[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations", params(("id" = Uuid, Path)),
     security(("bearer" = [])),
-    responses((status = 200, body = ReservationBody), (status = 401, body = Problem),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ReservationBody),
+        (status = 404, body = Problem, description = "`reservation_not_found` (also another user's)")))]
 pub async fn get(deps: Data<Deps>, AuthUser(user): AuthUser, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
     let reservation = reservations::get(&deps, user.user_id, *id).await?;
     Ok(HttpResponse::Ok().json(ReservationBody::from(reservation)))
@@ -93,8 +97,10 @@ pub async fn get(deps: Data<Deps>, AuthUser(user): AuthUser, id: Path<Uuid>) -> 
 #[utoipa::path(delete, path = "/api/v1/reservations/{id}", tag = "reservations", params(("id" = Uuid, Path),
         ("X-Queue-Token" = String, Header, description = "an active queue entry")),
     security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "cancelled (or already cancelled or expired)"),
+        (status = 403, body = Problem, description = "`queue_not_active`"),
+        (status = 404, body = Problem, description = "`reservation_not_found`"),
+        (status = 409, body = Problem, description = "`reservation_paid`")))]
 pub async fn cancel(
     req: HttpRequest,
     deps: Data<Deps>,
@@ -120,13 +126,13 @@ pub struct PaymentBody {
 /// Pay a held reservation with points, once per `Idempotency-Key` (required). Needs an active
 /// `X-Queue-Token`; a replay returns the stored answer even after the slot was released.
 #[utoipa::path(post, path = "/api/v1/reservations/{id}/payments", tag = "reservations",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "required"),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", description = "required"),
         ("X-Queue-Token" = String, Header, description = "an active queue entry")),
     security(("bearer" = [])),
     responses((status = 201, body = PaymentBody), (status = 402, body = Problem, description = "`insufficient_points`"),
-        (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem, description = "`hold_expired`, `reservation_paid`, `idempotency_key_reused`",
-            content_type = "application/problem+json")))]
+        (status = 403, body = Problem, description = "`queue_not_active`"),
+        (status = 404, body = Problem, description = "`reservation_not_found`"),
+        (status = 409, body = Problem, description = "`hold_expired`, `reservation_paid`, `idempotency_key_reused`")))]
 pub async fn pay(
     req: HttpRequest,
     deps: Data<Deps>,
@@ -152,8 +158,8 @@ pub struct ReservationPageBody {
 /// The caller's reservations (their tickets), newest first.
 #[utoipa::path(get, path = "/api/v1/users/me/reservations", tag = "reservations",
     params(super::catalog::dto::PageQuery), security(("bearer" = [])),
-    responses((status = 200, body = ReservationPageBody), (status = 401, body = Problem),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ReservationPageBody),
+        (status = 422, body = Problem, description = "`invalid_field`: `page` or `size` out of range")))]
 pub async fn mine(
     deps: Data<Deps>,
     AuthUser(user): AuthUser,

@@ -114,8 +114,7 @@ impl FromRequest for ActiveQueue {
 /// returns the same entry.
 #[utoipa::path(post, path = "/api/v1/concerts/{id}/queue", tag = "waiting room", params(("id" = Uuid, Path)),
     security(("bearer" = [])),
-    responses((status = 200, body = QueueJoined), (status = 401, body = Problem), (status = 404, body = Problem),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = QueueJoined), (status = 404, body = Problem, description = "`concert_not_found`")))]
 pub async fn join(
     req: HttpRequest,
     deps: Data<Deps>,
@@ -137,8 +136,7 @@ pub async fn join(
 /// Where the entry of `X-Queue-Token` stands.
 #[utoipa::path(get, path = "/api/v1/queue/status", tag = "waiting room",
     params(("X-Queue-Token" = String, Header, description = "from the join")),
-    responses((status = 200, body = QueueStatusBody), (status = 401, body = Problem),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = QueueStatusBody)))]
 pub async fn status(
     req: HttpRequest,
     deps: Data<Deps>,
@@ -153,8 +151,7 @@ pub async fn status(
 /// Leave the line, or give the active slot back. 204 also when the entry is already gone.
 #[utoipa::path(delete, path = "/api/v1/queue", tag = "waiting room",
     params(("X-Queue-Token" = String, Header, description = "from the join")),
-    responses((status = 204), (status = 401, body = Problem),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "left (or already ended)")))]
 pub async fn leave(deps: Data<Deps>, QueueToken(pass): QueueToken) -> Result<HttpResponse, AppError> {
     waiting_room::leave(&deps, pass).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -169,14 +169,14 @@ impl SeatLayout {
             if !names.insert(name.to_owned()) {
                 return Err(field("name", &format!("duplicate section name {name:?}")));
             }
-            let rows = u32::try_from(s.rows)
-                .ok()
-                .filter(|r| *r > 0)
-                .ok_or_else(|| field("rows", "must be a positive whole number"))?;
-            let seats = u32::try_from(s.seats_per_row)
-                .ok()
-                .filter(|r| *r > 0)
-                .ok_or_else(|| field("seats_per_row", "must be a positive whole number"))?;
+            // Past the seats of a request a count can only be refused; said so, not as a sum.
+            let count = |what: &str, n: i64| match u32::try_from(n) {
+                Ok(n) if n > 0 && u64::from(n) <= MAX_SEATS_PER_REQUEST => Ok(n),
+                _ if n > 0 => Err(field(what, "must be at most 200000")),
+                _ => Err(field(what, "must be a positive whole number")),
+            };
+            let rows = count("rows", s.rows)?;
+            let seats = count("seats_per_row", s.seats_per_row)?;
             if !(1..=MAX_PRICE).contains(&s.price) {
                 return Err(field("price", "must be from 1 to 10000000 points"));
             }

@@ -19,12 +19,15 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
-        let email = raw.trim().to_lowercase();
+        let trimmed = raw.trim();
+        let email = trimmed.to_lowercase();
         let invalid = |reason: &str| Err(InvalidField::new("email", reason));
         if email.is_empty() {
             return invalid("must not be empty");
         }
-        if email.len() > MAX_EMAIL_LEN {
+        // Characters as sent (api.md), not bytes, nor the lower-cased form (a few letters
+        // lower-case to two characters).
+        if trimmed.chars().count() > MAX_EMAIL_LEN {
             return invalid("must be at most 254 characters");
         }
         let Some((local, domain)) = email.split_once('@') else {

@@ -221,7 +221,7 @@ async fn body_errors_lead_with_the_field_path() {
     for (sections, detail) in [
         (
             json!([{"name": "A", "rows": 1, "seats_per_row": 1, "price": "x"}]),
-            r#"sections[0].price: invalid type: string "x", expected i64"#,
+            r#"sections[0].price: invalid type: string "x", expected a whole number from 1 to 10000000"#,
         ),
         (
             json!([{"name": "A", "rows": 1, "seats_per_row": 1}]),

@@ -16,6 +16,7 @@ mod expiry;
 mod holds;
 mod hosts;
 mod observability;
+mod openapi;
 mod operational;
 mod outages;
 mod payments;

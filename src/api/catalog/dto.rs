@@ -8,64 +8,87 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::api::extract::whole;
+use crate::api::schemas;
 use crate::app::catalog::{concerts, seat_creation};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConcert {
-    #[schema(example = "Aurora Live 2027")]
+    #[schema(schema_with = schemas::concert_title, example = "Aurora Live 2027")]
     pub title: String,
     #[serde(default)]
+    #[schema(schema_with = schemas::concert_description)]
     pub description: String,
     /// RFC 3339; when the sale opens (the waiting room holds early fans in a pre-queue until
-    /// then). At most 5 years ahead; a past time or `null`/absent means on sale now.
+    /// then). At most 5 years (5 × 365 days) ahead of the request, else 422; a past time or
+    /// `null`/absent means on sale now.
     #[serde(default)]
     #[schema(example = "2027-03-01T10:00:00Z")]
     pub sale_opens_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// 1-based page (default 1).
+    /// 1-based page (default 1). Not an integer: 400 `invalid_query`; out of range: 422.
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<i64>,
-    /// Items per page, 1 to 100 (default 20).
+    /// Items per page (default 20). Not an integer: 400 `invalid_query`; out of range: 422.
+    #[param(minimum = 1, maximum = 100)]
     pub size: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSchedule {
-    /// RFC 3339; in the future, at most 5 years ahead.
+    /// RFC 3339; after the time of the request and at most 5 years (5 × 365 days) ahead of it,
+    /// else 422 (a rule relative to now, which JSON Schema has no keyword for).
     pub starts_at: DateTime<Utc>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSection {
+    #[schema(schema_with = schemas::section_name)]
     pub name: String,
+    /// At most 200,000 (the seats of one request), and `rows × seats_per_row` over every
+    /// section is at most 200,000 too.
+    #[serde(deserialize_with = "whole::<1, 200_000, _>")]
+    #[schema(minimum = 1, maximum = 200_000)]
     pub rows: i64,
+    #[serde(deserialize_with = "whole::<1, 200_000, _>")]
+    #[schema(minimum = 1, maximum = 200_000)]
     pub seats_per_row: i64,
     /// Points per seat.
+    #[serde(deserialize_with = "whole::<1, 10_000_000, _>")]
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub price: i64,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSeats {
-    /// Non-empty, unique names; at most 200,000 seats in all.
+    /// At least one; unique names; at most 200,000 seats in all (422 otherwise: a sum and a
+    /// uniqueness of one property that JSON Schema cannot state).
+    #[schema(min_items = 1)]
     pub sections: Vec<NewSection>,
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SeatCreationQuery {
     /// `stream` (default): a worker does the job, surviving crashes. `inline`: the API does it
-    /// in-process (comparison mode; a crash leaves it unfinished).
+    /// in-process (comparison mode; a crash leaves it unfinished). Anything else: 422.
+    #[param(schema_with = schemas::seat_creation_mode)]
     pub mode: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SeatQuery {
-    /// Only seats with this status: `available`, `held` or `sold`.
+    /// Only seats with this status. Anything else: 422.
+    #[param(schema_with = schemas::seat_status)]
     pub status: Option<String>,
 }
 

@@ -26,8 +26,8 @@ fn json_body(body: JsonBody) -> HttpResponse {
 
 /// Create a concert (admin).
 #[utoipa::path(post, path = "/api/v1/concerts", tag = "catalog", request_body = NewConcert, security(("bearer" = [])),
-    responses((status = 201, body = Concert), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = Concert), (status = 403, description = "`admin_required`", body = Problem),
+        (status = 422, description = "`invalid_field`: a rule of the body (the detail names the field)", body = Problem)))]
 pub async fn create_concert(
     deps: Data<Deps>,
     _: AdminUser,
@@ -39,7 +39,7 @@ pub async fn create_concert(
 
 /// Concerts, oldest first (a stable order for paging).
 #[utoipa::path(get, path = "/api/v1/concerts", tag = "catalog", params(PageQuery),
-    responses((status = 200, body = ConcertPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ConcertPage), (status = 422, description = "`invalid_field`: `page` or `size` out of range", body = Problem)))]
 pub async fn list_concerts(deps: Data<Deps>, query: Query<PageQuery>) -> Result<HttpResponse, AppError> {
     let page = PageRequest::parse(query.page, query.size)?;
     Ok(HttpResponse::Ok().json(ConcertPage::from(concerts::list_concerts(&deps, page).await?)))
@@ -47,7 +47,7 @@ pub async fn list_concerts(deps: Data<Deps>, query: Query<PageQuery>) -> Result<
 
 /// A concert with its schedules and their total and available seats (cached 300 s ± 30 s).
 #[utoipa::path(get, path = "/api/v1/concerts/{id}", tag = "catalog", params(("id" = Uuid, Path)),
-    responses((status = 200, body = ConcertDetails), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ConcertDetails), (status = 404, description = "`concert_not_found`", body = Problem)))]
 pub async fn concert(deps: Data<Deps>, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
     Ok(json_body(concerts::concert_details(&deps, *id).await?))
 }
@@ -55,8 +55,9 @@ pub async fn concert(deps: Data<Deps>, id: Path<Uuid>) -> Result<HttpResponse, A
 /// Add a schedule (performance) to a concert (admin).
 #[utoipa::path(post, path = "/api/v1/concerts/{id}/schedules", tag = "catalog", params(("id" = Uuid, Path)),
     request_body = NewSchedule, security(("bearer" = [])),
-    responses((status = 201, body = Schedule), (status = 404, body = Problem), (status = 422, body = Problem,
-        content_type = "application/problem+json")))]
+    responses((status = 201, body = Schedule), (status = 403, description = "`admin_required`", body = Problem),
+        (status = 404, description = "`concert_not_found`", body = Problem),
+        (status = 422, description = "`invalid_field`: `starts_at` not in the future, or more than 5 years ahead", body = Problem)))]
 pub async fn create_schedule(
     deps: Data<Deps>,
     _: AdminUser,
@@ -71,7 +72,9 @@ pub async fn create_schedule(
 #[utoipa::path(post, path = "/api/v1/schedules/{id}/seats", tag = "catalog", params(("id" = Uuid, Path), SeatCreationQuery),
     request_body = NewSeats, security(("bearer" = [])),
     responses((status = 202, body = JobAccepted, headers(("Location" = String, description = "/api/v1/jobs/{job_id}"))),
-        (status = 404, body = Problem), (status = 422, body = Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "`admin_required`", body = Problem),
+        (status = 404, description = "`schedule_not_found`", body = Problem),
+        (status = 422, description = "`invalid_field`: a rule of the body or `mode`", body = Problem)))]
 pub async fn create_seats(
     deps: Data<Deps>,
     _: AdminUser,
@@ -111,15 +114,15 @@ pub async fn create_seats(
 
 /// A background job's status and progress.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "catalog", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Job), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Job), (status = 404, description = "`job_not_found`", body = Problem)))]
 pub async fn job(deps: Data<Deps>, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(Job::from(seat_creation::job(&deps, *id).await?)))
 }
 
 /// The seats of a schedule (cached 30 s ± 5 s, dropped on every seat change).
 #[utoipa::path(get, path = "/api/v1/schedules/{id}/seats", tag = "catalog", params(("id" = Uuid, Path), SeatQuery),
-    responses((status = 200, body = SeatMap), (status = 404, body = Problem), (status = 422, body = Problem,
-        content_type = "application/problem+json")))]
+    responses((status = 200, body = SeatMap), (status = 404, description = "`schedule_not_found`", body = Problem),
+        (status = 422, description = "`invalid_field`: `status` other than `available`, `held`, `sold`", body = Problem)))]
 pub async fn seats(deps: Data<Deps>, id: Path<Uuid>, query: Query<SeatQuery>) -> Result<HttpResponse, AppError> {
     Ok(json_body(
         seat_map::seat_map(&deps, *id, query.status.as_deref()).await?,
