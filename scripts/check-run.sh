@@ -84,7 +84,7 @@ launch first
 first=$RUN_PID
 first_dir=$IMTICKET_DATA_DIR first_http=$IMTICKET_HTTP_ADDR first_pg=$IMTICKET_PG_PORT
 first_redis=$IMTICKET_REDIS_PORT first_metrics=$IMTICKET_WORKER_METRICS_ADDR
-if await 300 "$first" "$work/first.out" "ImTicket is running" && healthy "$first_http"; then
+if await 300 "$first" "$work/first.out" "press Ctrl-C to stop" && healthy "$first_http"; then
   pass ".env.example copied verbatim: run.sh starts and the API is ready"
 else
   fail ".env.example copied verbatim: run.sh did not start (see below)"

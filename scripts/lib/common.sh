@@ -182,8 +182,13 @@ targets_summary() {
     [ -e "$file" ] || continue
     list+=("$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))[0]; print(t["labels"]["service"], t["targets"][0])' "$file")")
   done
-  local IFS=,
-  echo "${list[*]:-none yet} (in $dir)"
+  if [ ${#list[@]} -eq 0 ]; then
+    echo "none yet (in $dir)"
+    return
+  fi
+  local joined
+  joined=$(printf '%s, ' "${list[@]}")
+  echo "${joined%, } (in $dir)"
 }
 
 # worker_metrics_addr DIR: the metrics address of a worker of the run whose targets are in DIR.
