@@ -229,6 +229,17 @@ async fn login_issues_a_bearer_token_that_identifies_the_user() {
         me,
         json!({"id": created["id"], "email": "ada@example.com", "name": "Ada", "role": "user"})
     );
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let response = app
+            .client
+            .get(app.url("/api/v1/users/me"))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
 }
 
 #[tokio::test]
