@@ -22,13 +22,12 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::web::{Bytes, BytesMut, Data};
+use actix_web::web::Data;
 use actix_web::{HttpMessage, ResponseError};
 
-use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
-use super::extract::{MAX_BODY_BYTES, too_large};
+use super::extract::{MAX_BODY_BYTES, read_capped, too_large};
 use crate::app::AppError;
 use crate::app::error::ErrorKind;
 use crate::config::HttpSettings;
@@ -84,9 +83,9 @@ pub async fn admit(
         return Ok(refuse(req, too_large(), true));
     }
     if has_body(&req) {
-        let payload = req.take_payload();
-        match tokio::time::timeout(admission.body_timeout, read_body(payload)).await {
-            Ok(Ok(body)) => req.set_payload(Payload::from(body)),
+        let mut payload = req.take_payload();
+        match tokio::time::timeout(admission.body_timeout, read_capped(&mut payload)).await {
+            Ok(Ok(body)) => req.set_payload(Payload::from(body.freeze())),
             Ok(Err(err)) => return Ok(refuse(req, err, false)),
             Err(_) => {
                 metrics::counter!("http_shed_total", "reason" => "body_timeout").increment(1);
@@ -131,20 +130,6 @@ fn has_body(req: &ServiceRequest) -> bool {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0")
-}
-
-/// The whole body, or `body_too_large` past [`MAX_BODY_BYTES`] (without reading further).
-async fn read_body(mut payload: Payload) -> Result<Bytes, AppError> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| AppError::bad_request("invalid_body", format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// Answers `err` without calling the handler; `close` ends the connection (a client that

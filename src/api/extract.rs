@@ -81,17 +81,23 @@ fn read_json(req: &HttpRequest, payload: &mut Payload) -> impl Future<Output = R
         if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) {
             return Err(too_large());
         }
-        let mut body = BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|e| AppError::bad_request("invalid_body", format!("could not read the body: {e}")))?;
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        read_capped(&mut payload).await
     }
+}
+
+/// The whole body, or `body_too_large` past [`MAX_BODY_BYTES`] (without reading further).
+/// The admission middleware reads with it first; the extractors read what it buffered.
+pub(super) async fn read_capped(payload: &mut Payload) -> Result<BytesMut, AppError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| AppError::bad_request("invalid_body", format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 pub(super) fn too_large() -> AppError {
