@@ -22,7 +22,7 @@ const NEAR_CAPACITY: usize = 10_000;
 /// so a process starts while a dependency is down and reports itself not ready.
 pub fn deps(config: Config) -> anyhow::Result<Deps> {
     let db = crate::infra::postgres::pool(&config.database)?;
-    let redis = Redis::new(&config.redis.url, config.redis.timeout)?;
+    let redis = Redis::new(&config.redis)?;
     let keys = Keys::new(config.redis.key_prefix.clone());
     // Only the API signs or verifies tokens and it refuses to start without `JWT_SECRET`
     // (`Application::build`); a worker without one gets a key of its own that nothing shares.

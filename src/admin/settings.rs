@@ -123,7 +123,7 @@ impl AdminSettings {
     /// Connects and PINGs within `IMTICKET_REDIS_TIMEOUT_MS`; later commands have the same
     /// response timeout, so an unreachable Redis is one error line, never a silent wait.
     pub async fn connect_redis(&self) -> anyhow::Result<Redis> {
-        let redis = Redis::new(&self.redis.url, self.redis.timeout)?;
+        let redis = Redis::new(&self.redis)?;
         let connected = async {
             redis.ping().await?;
             redis.connection().await

@@ -11,8 +11,11 @@ const DEFAULT_KEY_PREFIX: &str = "imticket:";
 
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `REDIS_URL` (run Redis with `./redis.conf`).
+    /// `REDIS_URL` (run Redis with `./redis.conf`); with `cluster`, one or more seed nodes
+    /// separated by commas (`redis://127.0.0.1:7000,redis://127.0.0.1:7001`).
     pub url: SecretString,
+    /// `IMTICKET_REDIS_CLUSTER`: `true` = `REDIS_URL` names a Redis Cluster.
+    pub cluster: bool,
     /// `IMTICKET_REDIS_TIMEOUT_MS`: connect and response timeout.
     pub timeout: Duration,
     /// `IMTICKET_REDIS_KEY_PREFIX`: the prefix of every key, so deployments can share a Redis.
@@ -24,6 +27,7 @@ impl RedisSettings {
     pub(crate) fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             url: SecretString::from(env.get("REDIS_URL").unwrap_or_else(|| DEFAULT_URL.to_owned())),
+            cluster: env.choice("IMTICKET_REDIS_CLUSTER", "false", &["true", "false"])? == "true",
             timeout: env.millis("IMTICKET_REDIS_TIMEOUT_MS", 2000, 50..=60_000)?,
             key_prefix: key_prefix(env)?,
         })

@@ -137,17 +137,7 @@ impl RedisWatch {
     /// Once per relay round. Returns how many rows were marked for publishing again (0 unless
     /// this Redis is new).
     pub async fn check(&mut self, db: &PgPool, redis: &Redis, keys: &Keys) -> anyhow::Result<u64> {
-        let mut conn = redis.connection().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await
-            .context("INFO server")?;
-        let run_id = info
-            .lines()
-            .find_map(|l| l.strip_prefix("run_id:"))
-            .map(|id| id.trim().to_owned())
-            .context("INFO server has no run_id")?;
+        let run_id = redis_identity(redis).await?;
         if self.run_id.as_deref() == Some(run_id.as_str()) {
             if self.noted.is_none_or(|at| at.elapsed() >= NOTE_EVERY) {
                 let mut pg = db.acquire().await.context("acquire connection to note Redis")?;
@@ -165,6 +155,7 @@ impl RedisWatch {
         let latest = table::latest_redis(&mut tx).await?;
         let mut marked = 0;
         if latest.as_deref().is_some_and(|latest| latest != run_id) {
+            let mut conn = redis.connection().await?;
             let keep = dead_lettered_events(&mut conn, keys).await?;
             let streams: Vec<String> = Stream::ALL.iter().map(|s| s.name().to_owned()).collect();
             let groups: Vec<String> = Stream::ALL.iter().map(|s| s.group().to_owned()).collect();
@@ -185,6 +176,22 @@ impl RedisWatch {
 }
 
 /// The `event_id`s in the dead-letter stream (they were delivered; an operator decides).
+/// Which Redis this is: its `run_id`, or on a Cluster the `run_id`s of its masters (sorted),
+/// so a failover (a replica, maybe without the last writes, now serving a master's slots)
+/// reads as a new Redis too.
+async fn redis_identity(redis: &Redis) -> anyhow::Result<String> {
+    let mut run_ids = redis
+        .info("server")
+        .await?
+        .iter()
+        .map(|info| super::redis::info_field(info, "run_id").map(str::to_owned))
+        .collect::<Option<Vec<String>>>()
+        .context("INFO server has no run_id")?;
+    anyhow::ensure!(!run_ids.is_empty(), "INFO server answered for no node");
+    run_ids.sort();
+    Ok(run_ids.join(","))
+}
+
 async fn dead_lettered_events(conn: &mut super::redis::Connection, keys: &Keys) -> anyhow::Result<Vec<uuid::Uuid>> {
     let mut ids = Vec::new();
     let mut start = "-".to_owned();

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::delivery::Delivery;
 use crate::infra::redis::keys::Keys;
 use crate::infra::redis::reply::StreamEntry;
-use crate::infra::redis::streams;
+use crate::infra::redis::streams::{self, Topology};
 
 const ADDED: [&str; 6] = [
     "source_stream",
@@ -54,7 +54,7 @@ pub fn fields(
 /// atomically: an entry is never both lost and unacked, nor dead-lettered twice by one
 /// consumer.
 pub(super) async fn move_to_dead_letter(
-    conn: &mut impl ConnectionLike,
+    conn: &mut (impl ConnectionLike + Topology),
     dead_letter_key: &str,
     stream_key: &str,
     group: &str,
@@ -158,7 +158,7 @@ pub async fn show(conn: &mut impl ConnectionLike, keys: &Keys, id: &str) -> anyh
 /// Publishes the original entry again to its source stream (a fresh entry id, the same
 /// `event_id`, so a handler that did process it once still has no second effect) and removes
 /// the dead letter, atomically. Returns the new entry's id.
-pub async fn replay(conn: &mut impl ConnectionLike, keys: &Keys, letter: &DeadLetter) -> anyhow::Result<String> {
+pub async fn replay(conn: &mut (impl ConnectionLike + Topology), keys: &Keys, letter: &DeadLetter) -> anyhow::Result<String> {
     anyhow::ensure!(
         !letter.source_stream.is_empty(),
         "dead letter {} names no source stream",

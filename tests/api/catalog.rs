@@ -600,16 +600,18 @@ async fn change_title_behind_the_apis_back(app: &TestApp, concert: &str, title: 
         .execute(&app.db)
         .await
         .unwrap();
-    let mut conn = redis::Client::open(app.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
     let _: i64 = redis::cmd("DEL")
-        .arg(format!("imticket:cache:concert:{concert}"))
-        .query_async(&mut conn)
+        .arg(cached_key(&deps, concert))
+        .query_async(&mut deps.redis.connection().await.unwrap())
         .await
         .unwrap();
+}
+
+/// The Redis key of a concert's cached details in this deployment.
+fn cached_key(deps: &imticket::app::Deps, concert: &str) -> String {
+    deps.keys
+        .cache(&imticket::infra::redis::keys::CacheEntry::concert(concert.parse().unwrap()))
 }
 
 async fn title(app: &TestApp, concert: &str) -> String {
@@ -768,15 +770,15 @@ async fn the_api_warms_the_cache_for_schedules_of_the_coming_week() {
         Duration::from_secs(20),
         || {
             let (a, b) = (
-                exists(format!("imticket:cache:concert:{soon}")),
-                exists(format!("imticket:seat-states:{{s{soon_schedule}}}")),
+                exists(cached_key(&deps, &soon)),
+                exists(deps.keys.seat_states(soon_schedule.parse().unwrap())),
             );
             async move { a.await && b.await }
         },
     )
     .await;
     assert!(
-        !exists(format!("imticket:cache:concert:{later}")).await,
+        !exists(cached_key(&deps, &later)).await,
         "later schedules are not warmed"
     );
     let _: () = redis::cmd("PING")
@@ -820,15 +822,10 @@ async fn a_read_that_loaded_before_a_change_does_not_put_the_old_details_back_in
     assert_eq!(serde_json::from_slice::<Value>(&answered).unwrap()["title"], "Before");
     // But it did not store it: the API loads again and sees the change.
     assert_eq!(title(&app, &concert).await, "After");
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
     let cached: Option<String> = redis::cmd("GET")
-        .arg(format!("imticket:cache:concert:{concert}"))
-        .query_async(
-            &mut redis::Client::open(app.redis.url())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap(),
-        )
+        .arg(cached_key(&deps, &concert))
+        .query_async(&mut deps.redis.connection().await.unwrap())
         .await
         .unwrap();
     assert!(

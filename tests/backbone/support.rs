@@ -10,7 +10,7 @@ use imticket::events::Envelope;
 use imticket::infra::redis::keys::Keys;
 use imticket::stream::probe::ProbeHandler;
 use imticket::stream::{BatchReport, Consumer, ConsumerSettings, Handler, Subscription};
-use redis::aio::ConnectionManager;
+use imticket::infra::redis::Connection;
 use sqlx::PgPool;
 
 pub use crate::helpers::{KillOnDrop, signal, wait_exit};
@@ -66,7 +66,7 @@ pub async fn backbone() -> Backbone {
 }
 
 impl Backbone {
-    pub async fn conn(&self) -> ConnectionManager {
+    pub async fn conn(&self) -> Connection {
         self.deps.redis.connection().await.unwrap()
     }
 

@@ -34,10 +34,9 @@ impl Drop for TestApp {
 /// a random JWT secret, free ports, and a bootstrap admin.
 pub async fn test_env(redis: &Redis) -> HashMap<String, String> {
     let database_url = servers::fresh_database().await;
-    HashMap::from([
+    let mut env = HashMap::from([
         ("IMTICKET_ENV".into(), "production".into()),
         ("DATABASE_URL".into(), database_url),
-        ("REDIS_URL".into(), redis.url()),
         ("JWT_SECRET".into(), format!("test-secret-{}", uuid::Uuid::new_v4())),
         ("IMTICKET_HTTP_ADDR".into(), "127.0.0.1:0".into()),
         ("IMTICKET_WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into()),
@@ -55,7 +54,9 @@ pub async fn test_env(redis: &Redis) -> HashMap<String, String> {
         // The concurrency tests count what hundreds of simultaneous requests did; on a loaded
         // machine a 2 s wait for a turn would shed some of them. The overload tests set their own.
         ("IMTICKET_HTTP_QUEUE_TIMEOUT_MS".into(), "30000".into()),
-    ])
+    ]);
+    env.extend(redis.env());
+    env
 }
 
 pub fn config_from(env: &HashMap<String, String>) -> Config {

@@ -300,11 +300,21 @@ async fn create_database(pg: &Postgres) -> String {
 // ---------------------------------------------------------------------------------------------
 // Redis
 
-/// A `redis-server` owned by one test, listening on a Unix socket in its own directory and
-/// on no TCP port: after a test kills it, no other test's server can take its address (a
-/// freed TCP port could be, and clients would silently reconnect to the wrong server).
-/// Stopped (SIGKILL) when dropped.
+/// The Redis of one test. By default a `redis-server` of its own, listening on a Unix socket
+/// in its own directory and on no TCP port: after a test kills it, no other test's server can
+/// take its address (a freed TCP port could be, and clients would silently reconnect to the
+/// wrong server). Stopped (SIGKILL) when dropped.
+///
+/// With `IMTICKET_TEST_REDIS_CLUSTER=1` every test of the process shares one local Redis
+/// Cluster (3 masters + 3 replicas, `scripts/redis-cluster.sh`) under a key prefix of its own;
+/// a test that stops or kills its Redis cannot run so and fails saying it (`scripts/test.sh`
+/// leaves those out of the cluster pass).
 pub struct Redis {
+    own: Option<OwnRedis>,
+    prefix: String,
+}
+
+struct OwnRedis {
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -313,39 +323,108 @@ fn redis_conf() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("redis.conf")
 }
 
+/// Whether this test process runs its tests on the shared Redis Cluster.
+pub fn on_cluster() -> bool {
+    std::env::var("IMTICKET_TEST_REDIS_CLUSTER").is_ok_and(|v| v == "1")
+}
+
+/// The Redis Cluster every test of this process shares (started on first use): its seeds.
+fn shared_cluster() -> &'static str {
+    static CLUSTER: OnceLock<String> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let dir = scratch().dir.join("cluster");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster.sh");
+        let output = Command::new("bash")
+            .arg(script)
+            .arg("start")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        // Tracked before anything is asserted, so the reaper stops the nodes whatever happens.
+        for line in std::fs::read_to_string(dir.join("nodes")).unwrap_or_default().lines() {
+            if let Some(pid) = line.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                scratch().track(pid);
+            }
+        }
+        assert!(
+            output.status.success(),
+            "scripts/redis-cluster.sh start failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    })
+}
+
 impl Redis {
     pub fn start() -> Self {
+        let prefix = format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        if on_cluster() {
+            shared_cluster();
+            return Self { own: None, prefix };
+        }
         let dir = tempfile::Builder::new()
             .prefix("redis-")
             .tempdir_in(&scratch().dir)
             .unwrap();
-        let mut redis = Self { dir, child: None };
+        let mut redis = Self {
+            own: Some(OwnRedis { dir, child: None }),
+            prefix,
+        };
         redis.restart();
         redis
     }
 
+    fn own(&mut self) -> &mut OwnRedis {
+        self.own
+            .as_mut()
+            .expect("this test stops or restarts its Redis: it needs one of its own, not the shared cluster (leave it out of the cluster pass in scripts/test.sh)")
+    }
+
+    /// The settings a deployment on this Redis needs: `REDIS_URL`, and on the cluster
+    /// `IMTICKET_REDIS_CLUSTER` and a key prefix of this test's own.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("REDIS_URL".to_owned(), self.url())];
+        if self.own.is_none() {
+            env.push(("IMTICKET_REDIS_CLUSTER".to_owned(), "true".to_owned()));
+            env.push(("IMTICKET_REDIS_KEY_PREFIX".to_owned(), self.prefix.clone()));
+        }
+        env
+    }
+
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("redis.sock")
+        self.own
+            .as_ref()
+            .map(|own| own.dir.path().join("redis.sock"))
+            .unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket().display())
+        match &self.own {
+            Some(_) => format!("redis+unix://{}", self.socket().display()),
+            None => shared_cluster().to_owned(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.own
+            .as_ref()
+            .map(|own| own.dir.path())
+            .expect("this test reads its Redis's files: it needs one of its own, not the shared cluster")
     }
 
     /// (Re)starts the server with the same socket and data directory; AOF contents survive.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "redis-server is already running");
+        let socket = self.socket();
+        let own = self.own();
+        assert!(own.child.is_none(), "redis-server is already running");
         let mut child = Command::new("redis-server")
             .arg(redis_conf())
             .args(["--port", "0", "--unixsocketperm", "700"])
             .arg("--unixsocket")
-            .arg(self.socket())
+            .arg(&socket)
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(own.dir.path())
             .args(["--logfile", "redis.log"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -356,39 +435,30 @@ impl Redis {
             });
         scratch().track(child.id());
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.answers() {
+        while !answers(&socket) {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!(
                     "redis-server exited ({status}); see {}",
-                    self.dir.path().join("redis.log").display()
+                    own.dir.path().join("redis.log").display()
                 );
             }
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not come up; see {}",
-                self.dir.path().join("redis.log").display()
+                own.dir.path().join("redis.log").display()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.child = Some(child);
-    }
-
-    fn answers(&self) -> bool {
-        use std::io::Read;
-        let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut buf = [0u8; 16];
-        s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+        own.child = Some(child);
     }
 
     /// A clean stop (`SHUTDOWN`): Redis writes out its AOF first, so everything it held is
     /// there again after [`Self::restart`], like after an operator's restart.
     pub fn stop(&mut self) {
         use std::io::Read;
-        if let Some(mut child) = self.child.take() {
-            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) {
+        let socket = self.socket();
+        if let Some(mut child) = self.own().child.take() {
+            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) {
                 let _ = s.write_all(b"SHUTDOWN\r\n");
                 let _ = s.read(&mut [0u8; 64]);
             }
@@ -402,15 +472,28 @@ impl Redis {
 
     /// `kill -9`: no shutdown save, like a crash.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(mut child) = self.own().child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 }
 
+fn answers(socket: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 16];
+    s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(mut child) = self.own.as_mut().and_then(|own| own.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

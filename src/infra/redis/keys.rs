@@ -6,8 +6,8 @@
 //! |---|---|---|
 //! | `stream:<name>` | stream | an event stream ([`crate::events::Stream`]) |
 //! | `stream:dead-letter` | stream | entries that failed for good, read by operators |
-//! | `cache:<entry>` | string | a cached JSON body ([`CacheEntry`] names the entries) |
-//! | `cache:gen:<entry>` | string | the entry's generation counter (see [`crate::cache`]) |
+//! | `cache:{<entry>}` | string | a cached JSON body ([`CacheEntry`] names the entries) |
+//! | `cache:gen:{<entry>}` | string | the entry's generation counter (see [`crate::cache`]) |
 //! | `cache:invalidations` | pub/sub channel | cache entries just invalidated |
 //! | `queue:open` | set | concert ids with a waiting room (the promoter's work list) |
 //! | `queue:{c<id>}:waiting` | sorted set | entry id → place in line (pre-queue: random in [0, 1); after the opening: sequence ≥ 1) |
@@ -33,6 +33,21 @@
 use uuid::Uuid;
 
 use crate::events::Stream;
+
+/// The Redis Cluster slot of `key` (CRC16 of the key, or of its hash tag: the part between
+/// the first `{` and the next `}`, if not empty), as the Cluster computes it.
+pub fn slot(key: &str) -> u16 {
+    const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
+    let bytes = key.as_bytes();
+    let hashed = match key.find('{') {
+        Some(open) => match key[open + 1..].find('}') {
+            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
+            _ => bytes,
+        },
+        None => bytes,
+    };
+    CRC16.checksum(hashed) % 16384
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -66,14 +81,15 @@ impl Keys {
         key.strip_prefix(&self.prefix)?.strip_prefix("stream:")
     }
 
-    /// Key of a cached body.
+    /// Key of a cached body. The entry's name is its hash tag, shared with its generation
+    /// (one script reads both); different entries spread over a Cluster's slots.
     pub fn cache(&self, entry: &str) -> String {
-        format!("{}cache:{entry}", self.prefix)
+        format!("{}cache:{{{entry}}}", self.prefix)
     }
 
     /// Key of a cache entry's generation: a counter that every invalidation increments.
     pub fn cache_generation(&self, entry: &str) -> String {
-        format!("{}cache:gen:{entry}", self.prefix)
+        format!("{}cache:gen:{{{entry}}}", self.prefix)
     }
 
     /// Pub/sub channel of cache invalidations: each message is a JSON array of entry names.
@@ -179,14 +195,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn slots_are_the_clusters() {
+        // Values from `redis-cli CLUSTER KEYSLOT`.
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("bar"), 5061);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_eq!(slot("{user1000}.following"), slot("user1000"));
+        assert_eq!(slot("foo{}{bar}"), slot("foo{}{bar}"), "an empty tag hashes the whole key");
+        assert_ne!(slot("foo{}{bar}"), slot("bar"));
+        assert_eq!(slot("foo{{bar}}zap"), slot("{bar"));
+    }
+
+    #[test]
     fn keys_and_names() {
         let keys = Keys::new("imticket:");
         assert_eq!(keys.stream(Stream::Payments), "imticket:stream:payments");
         assert_eq!(keys.dead_letter(), "imticket:stream:dead-letter");
         assert_eq!(keys.logical_name("imticket:stream:payments"), Some("payments"));
         assert_eq!(keys.logical_name("other:stream:payments"), None);
-        assert_eq!(keys.cache("concert:x"), "imticket:cache:concert:x");
-        assert_eq!(keys.cache_generation("concert:x"), "imticket:cache:gen:concert:x");
+        assert_eq!(keys.cache("concert:x"), "imticket:cache:{concert:x}");
+        assert_eq!(keys.cache_generation("concert:x"), "imticket:cache:gen:{concert:x}");
+        assert_eq!(slot(&keys.cache("concert:x")), slot(&keys.cache_generation("concert:x")));
         assert_eq!(keys.cache_invalidations(), "imticket:cache:invalidations");
         let id = Uuid::nil();
         let queue = keys.queue(id);

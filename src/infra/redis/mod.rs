@@ -2,7 +2,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `mod.rs` | the [`Redis`] handle: a multiplexed connection that reconnects by itself, one per handle (workers share one per process; the API has one per HTTP worker thread) |
+//! | `mod.rs` | the [`Redis`] handle: to one Redis or a Redis Cluster; a multiplexed connection that reconnects by itself, one per handle (workers share one per process; the API has one per HTTP worker thread) |
 //! | `keys.rs` | every key name, under the deployment's prefix |
 //! | `protocol.rs` | the protocol's special ids (`*`, `>`, `-`, `+`, `0`) as named constants, and [`protocol::EntryId`] |
 //! | `reply.rs` | each reply shape parsed once, into a typed value ([`redis::FromRedisValue`]) |
@@ -15,7 +15,9 @@
 //! | `rate_limits.rs` | one rate-limit decision per request, shared by every API instance |
 //!
 //! Every function takes a connection it does not name the type of (`impl ConnectionLike`) or
-//! the [`Redis`] handle, so another kind of connection (Redis Cluster) changes this folder only.
+//! the [`Redis`] handle, so Redis Cluster (`IMTICKET_REDIS_CLUSTER=true`) changes this folder
+//! only. On a Cluster a script, a pipeline or a `MULTI` must touch the keys of one slot: every
+//! key set they touch shares a hash tag (see `keys.rs`).
 
 pub mod cache_store;
 pub mod expiry_due;
@@ -33,50 +35,151 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use redis::AsyncConnectionConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
 /// What every command function takes: any connection (a handle's shared one, a dedicated one).
 pub use redis::aio::ConnectionLike;
 
-/// The shared connection of a handle (multiplexed, reconnecting by itself).
-/// Whether `err` says Redis could not be reached (refused, dropped, timed out): the command
-/// was not done and may be retried once Redis is back.
+use crate::config::RedisSettings;
+
+/// Whether `err` says Redis could not be reached (refused, dropped, timed out, a Cluster
+/// without a master for the slot): the command was not done and may be retried once Redis is
+/// back.
 pub fn unreachable(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.downcast_ref::<redis::RedisError>().is_some_and(|e| {
-            e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout()
+            e.is_io_error()
+                || e.is_connection_refusal()
+                || e.is_connection_dropped()
+                || e.is_timeout()
+                || e.is_cluster_error()
+                || matches!(e.code(), Some("CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN" | "LOADING"))
         }) || cause.downcast_ref::<tokio::time::error::Elapsed>().is_some()
     })
 }
 
-pub type Connection = ConnectionManager;
-/// A connection of its own, for blocking reads.
-pub type DedicatedConnection = MultiplexedConnection;
+/// The shared connection of a handle: to one Redis (multiplexed, reconnecting by itself) or to
+/// a Redis Cluster (one multiplexed connection per node, following `MOVED`/`ASK` and
+/// failovers). Every command function takes it as `impl ConnectionLike`.
+#[derive(Clone)]
+pub enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// A connection of its own, for blocking reads: on the shared multiplexed connection a
+/// blocking `XREADGROUP` would delay every other command (on a Cluster, every command to that
+/// node).
+#[derive(Clone)]
+pub enum DedicatedConnection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+macro_rules! delegate_connection_like {
+    ($type:ident) => {
+        impl ConnectionLike for $type {
+            fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+                match self {
+                    Self::Single(c) => c.req_packed_command(cmd),
+                    Self::Cluster(c) => c.req_packed_command(cmd),
+                }
+            }
+
+            fn req_packed_commands<'a>(
+                &'a mut self,
+                cmd: &'a Pipeline,
+                offset: usize,
+                count: usize,
+            ) -> RedisFuture<'a, Vec<Value>> {
+                match self {
+                    Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+                    Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+                }
+            }
+
+            fn get_db(&self) -> i64 {
+                match self {
+                    Self::Single(c) => c.get_db(),
+                    Self::Cluster(c) => c.get_db(),
+                }
+            }
+        }
+    };
+}
+
+delegate_connection_like!(Connection);
+delegate_connection_like!(DedicatedConnection);
+
+/// Where the handle connects: one server, or the seed nodes of a Cluster.
+#[derive(Clone)]
+enum Target {
+    Single(redis::Client),
+    Cluster {
+        client: ClusterClient,
+        /// Each seed node on its own, for pub/sub: a Cluster forwards every `PUBLISH` to every
+        /// node, so a subscriber on any one node hears them all.
+        seeds: Vec<redis::Client>,
+    },
+}
 
 #[derive(Clone)]
 pub struct Redis {
-    client: redis::Client,
-    manager: Arc<OnceCell<ConnectionManager>>,
+    target: Target,
+    manager: Arc<OnceCell<Connection>>,
     timeout: Duration,
 }
 
 impl Redis {
-    /// Validates the URL only. The first connection is made on first use, so a process starts
-    /// even while Redis is down and reports itself not ready until it is back.
-    pub fn new(url: &secrecy::SecretString, timeout: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url.expose_secret()).context("REDIS_URL is not a valid Redis URL")?;
+    /// Validates the URL(s) only. The first connection is made on first use, so a process
+    /// starts even while Redis is down and reports itself not ready until it is back.
+    pub fn new(settings: &RedisSettings) -> anyhow::Result<Self> {
+        let url = settings.url.expose_secret();
+        let target = if settings.cluster {
+            let seeds = url
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| {
+                    anyhow::ensure!(
+                        !u.starts_with("redis+unix:") && !u.starts_with("unix:"),
+                        "a Redis Cluster is reached over TCP: REDIS_URL lists redis://host:port seed nodes"
+                    );
+                    redis::Client::open(u).context("REDIS_URL lists a seed node that is not a valid Redis URL")
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            anyhow::ensure!(!seeds.is_empty(), "REDIS_URL lists no seed node");
+            let client = ClusterClient::builder(seeds.iter().map(|c| c.get_connection_info().clone()))
+                .connection_timeout(settings.timeout)
+                .response_timeout(settings.timeout)
+                .retries(3)
+                .min_retry_wait(50)
+                .max_retry_wait(500)
+                .build()
+                .context("REDIS_URL does not name a usable Redis Cluster")?;
+            Target::Cluster { client, seeds }
+        } else {
+            anyhow::ensure!(
+                !url.contains(','),
+                "REDIS_URL lists several servers: set IMTICKET_REDIS_CLUSTER=true for a Redis Cluster"
+            );
+            Target::Single(redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?)
+        };
         Ok(Self {
-            client,
+            target,
             manager: Arc::new(OnceCell::new()),
-            timeout,
+            timeout: settings.timeout,
         })
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// Whether this handle talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster { .. })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -89,30 +192,38 @@ impl Redis {
     /// half the time of a cache hit.
     pub fn own_connection(&self) -> Self {
         Self {
-            client: self.client.clone(),
+            target: self.target.clone(),
             manager: Arc::new(OnceCell::new()),
             timeout: self.timeout,
         }
     }
 
-    /// The shared connection. Once made, the manager re-establishes it after any failure;
-    /// commands sent while Redis is down fail fast (within the configured timeout).
+    /// The shared connection. Once made, it re-establishes itself after any failure (on a
+    /// Cluster: refreshes the slot map after a failover); commands sent while Redis is down
+    /// fail fast (within the configured timeout).
     pub async fn connection(&self) -> anyhow::Result<Connection> {
         let manager = self
             .manager
             .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(self.timeout)
-                    .set_response_timeout(self.timeout)
-                    .set_number_of_retries(2)
-                    .set_max_delay(500);
-                tokio::time::timeout(
-                    self.timeout,
-                    ConnectionManager::new_with_config(self.client.clone(), config),
-                )
-                .await
-                .context("connect to Redis timed out")?
-                .context("connect to Redis")
+                let connect = async {
+                    match &self.target {
+                        Target::Single(client) => {
+                            let config = ConnectionManagerConfig::new()
+                                .set_connection_timeout(self.timeout)
+                                .set_response_timeout(self.timeout)
+                                .set_number_of_retries(2)
+                                .set_max_delay(500);
+                            ConnectionManager::new_with_config(client.clone(), config)
+                                .await
+                                .map(Connection::Single)
+                        }
+                        Target::Cluster { client, .. } => client.get_async_connection().await.map(Connection::Cluster),
+                    }
+                };
+                tokio::time::timeout(self.timeout, connect)
+                    .await
+                    .context("connect to Redis timed out")?
+                    .context("connect to Redis")
             })
             .await?;
         Ok(manager.clone())
@@ -122,15 +233,36 @@ impl Redis {
     /// multiplexed connection they would delay every other command. `blocking_for` is added
     /// to the response timeout.
     pub async fn dedicated_connection(&self, blocking_for: Duration) -> anyhow::Result<DedicatedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout + blocking_for);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
+        let response_timeout = self.timeout + blocking_for;
+        let connect = async {
+            match &self.target {
+                Target::Single(client) => {
+                    let config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(self.timeout)
+                        .set_response_timeout(response_timeout);
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                        .map(DedicatedConnection::Single)
+                }
+                Target::Cluster { client, .. } => {
+                    let config = redis::cluster::ClusterConfig::new()
+                        .set_connection_timeout(self.timeout)
+                        .set_response_timeout(response_timeout);
+                    client
+                        .get_async_connection_with_config(config)
+                        .await
+                        .map(DedicatedConnection::Cluster)
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, connect)
             .await
+            .context("open a dedicated Redis connection timed out")?
             .context("open a dedicated Redis connection")
     }
 
+    /// PING; on a Cluster every master must answer.
     pub async fn ping(&self) -> anyhow::Result<()> {
         let mut conn = self.connection().await?;
         let pong: String = tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut conn))
@@ -141,38 +273,74 @@ impl Redis {
         Ok(())
     }
 
-    /// A pub/sub connection subscribed to `channel`, within the handle's timeout.
+    /// A pub/sub connection subscribed to `channel`, within the handle's timeout. On a Cluster
+    /// the first seed node that answers: a Cluster delivers every `PUBLISH` on every node.
     pub async fn subscribe(&self, channel: &str) -> anyhow::Result<redis::aio::PubSub> {
-        let connect = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
-            pubsub.subscribe(channel).await?;
-            anyhow::Ok(pubsub)
+        let clients: Vec<&redis::Client> = match &self.target {
+            Target::Single(client) => vec![client],
+            Target::Cluster { seeds, .. } => seeds.iter().collect(),
         };
-        tokio::time::timeout(self.timeout, connect)
-            .await
-            .context("subscribe timed out")?
-            .with_context(|| format!("subscribe to {channel}"))
+        let mut last = None;
+        for client in clients {
+            let connect = async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(channel).await?;
+                anyhow::Ok(pubsub)
+            };
+            match tokio::time::timeout(self.timeout, connect).await {
+                Ok(Ok(pubsub)) => return Ok(pubsub),
+                Ok(Err(err)) => last = Some(err),
+                Err(elapsed) => last = Some(anyhow::Error::new(elapsed).context("subscribe timed out")),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| anyhow::anyhow!("no Redis node to subscribe on"))
+            .context(format!("subscribe to {channel}")))
     }
 
-    /// `used_memory` and `maxmemory` (0: no limit) from `INFO memory`.
-    pub async fn memory(&self) -> anyhow::Result<(u64, u64)> {
+    /// `INFO <section>` of the server, or of every master of a Cluster (in no set order).
+    pub async fn info(&self, section: &str) -> anyhow::Result<Vec<String>> {
         let mut conn = self.connection().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query_async(&mut conn)
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg(section);
+        let reply: Value = tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
             .await
-            .context("INFO memory")?;
-        Ok(parse_memory(&info))
+            .with_context(|| format!("INFO {section} timed out"))?
+            .with_context(|| format!("INFO {section}"))?;
+        let texts = match reply {
+            // A Cluster answers with one reply per master, keyed by its address.
+            Value::Map(per_node) => per_node
+                .into_iter()
+                .map(|(_, text)| redis::from_redis_value::<String>(&text))
+                .collect::<redis::RedisResult<Vec<_>>>(),
+            other => redis::from_redis_value::<String>(&other).map(|text| vec![text]),
+        };
+        texts.with_context(|| format!("INFO {section} reply"))
+    }
+
+    /// `used_memory` and `maxmemory` (0: no limit) from `INFO memory`; on a Cluster, of the
+    /// fullest master (the first to refuse writes).
+    pub async fn memory(&self) -> anyhow::Result<(u64, u64)> {
+        let infos = self.info("memory").await?;
+        Ok(infos
+            .iter()
+            .map(|info| parse_memory(info))
+            .max_by(|a, b| fullness(*a).total_cmp(&fullness(*b)))
+            .unwrap_or((0, 0)))
     }
 }
 
+fn fullness((used, max): (u64, u64)) -> f64 {
+    if max == 0 { 0.0 } else { used as f64 / max as f64 }
+}
+
+/// The `field:value` of an `INFO` text.
+pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')).map(str::trim)
+}
+
 fn parse_memory(info: &str) -> (u64, u64) {
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let field = |name: &str| info_field(info, name).and_then(|v| v.parse().ok()).unwrap_or(0);
     (field("used_memory"), field("maxmemory"))
 }
 

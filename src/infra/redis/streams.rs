@@ -10,6 +10,7 @@ use redis::aio::ConnectionLike;
 use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply, StreamPendingCountReply, StreamPendingId};
 use serde::Serialize;
 
+use super::keys;
 use super::protocol::{BEFORE_FIRST, EntryId, HIGHEST, LOWEST, NEW_ENTRY, UNDELIVERED};
 use super::reply::{ReadEntries, StreamEntry, StreamSummary};
 use super::scripts::STREAM_REMOVE_IDLE_CONSUMERS;
@@ -155,30 +156,77 @@ pub async fn set_delivery_count(
     Ok(())
 }
 
-/// `XADD key * fields…`, one per `(key, fields)` in one pipeline; the new ids in order.
+/// `XADD key * fields…`, one per `(key, fields)`; the new ids in order. One pipeline per
+/// key (on a Cluster a pipeline must stay in one slot), the pipelines sent together.
 pub async fn add_all<F: redis::ToRedisArgs>(
-    conn: &mut impl ConnectionLike,
+    conn: &mut (impl ConnectionLike + Clone),
     entries: &[(String, F)],
 ) -> anyhow::Result<Vec<String>> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
+    let mut by_key: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, (key, _)) in entries.iter().enumerate() {
+        match by_key.iter_mut().find(|(k, _)| *k == key.as_str()) {
+            Some((_, positions)) => positions.push(i),
+            None => by_key.push((key.as_str(), vec![i])),
+        }
     }
-    let mut pipe = redis::pipe();
-    for (key, fields) in entries {
-        pipe.cmd("XADD").arg(key).arg(NEW_ENTRY).arg(fields);
+    let sends = by_key.iter().map(|(key, positions)| {
+        let mut conn = conn.clone();
+        let mut pipe = redis::pipe();
+        for &i in positions {
+            pipe.cmd("XADD").arg(*key).arg(NEW_ENTRY).arg(&entries[i].1);
+        }
+        async move { pipe.query_async::<Vec<String>>(&mut conn).await }
+    });
+    let replies = futures_util::future::try_join_all(sends).await.context("XADD")?;
+    let mut ids = vec![String::new(); entries.len()];
+    for ((_, positions), reply) in by_key.iter().zip(replies) {
+        for (&i, id) in positions.iter().zip(reply) {
+            ids[i] = id;
+        }
     }
-    pipe.query_async(conn).await.context("XADD")
+    Ok(ids)
 }
 
-/// Adds each `(id, fields)` to `to` and acks `id` on `from` for `group`, atomically (MULTI):
-/// an entry is never both lost and unacked (the dead-letter move).
+/// What a connection knows of where keys live: on a Cluster, keys of different slots cannot
+/// share a `MULTI`.
+pub trait Topology {
+    fn is_cluster(&self) -> bool;
+}
+
+impl Topology for super::Connection {
+    fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+}
+
+impl Topology for super::DedicatedConnection {
+    fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+}
+
+/// Adds each `(id, fields)` to `to` and acks `id` on `from` for `group` (the dead-letter move).
+/// On one Redis atomically (MULTI): an entry is never both lost and unacked. On a Cluster the
+/// two streams are in different slots: first every XADD, then the XACKs, so a crash between
+/// leaves the entry pending (it is moved again, a second dead letter of the same event), never
+/// acked without its dead letter.
 pub async fn move_entries(
-    conn: &mut impl ConnectionLike,
+    conn: &mut (impl ConnectionLike + Topology),
     to: &str,
     from: &str,
     group: &str,
     entries: &[(String, Vec<(String, String)>)],
 ) -> anyhow::Result<()> {
+    if conn.is_cluster() && keys::slot(to) != keys::slot(from) {
+        let mut adds = redis::pipe();
+        let mut acks = redis::pipe();
+        for (id, fields) in entries {
+            adds.cmd("XADD").arg(to).arg(NEW_ENTRY).arg(fields).ignore();
+            acks.cmd("XACK").arg(from).arg(group).arg(id).ignore();
+        }
+        adds.query_async::<()>(conn).await.context("add dead letters")?;
+        return acks.query_async::<()>(conn).await.context("ack dead-lettered entries");
+    }
     let mut pipe = redis::pipe();
     pipe.atomic();
     for (id, fields) in entries {
@@ -188,15 +236,33 @@ pub async fn move_entries(
     pipe.query_async::<()>(conn).await.context("move entries")
 }
 
-/// Adds `fields` to `to` and deletes entry `id` of `from`, atomically (a dead-letter replay);
-/// returns the new entry's id.
+/// Adds `fields` to `to` and deletes entry `id` of `from` (a dead-letter replay); returns the
+/// new entry's id. Atomic on one Redis; on a Cluster the add comes first, so a crash between
+/// leaves the dead letter in place (a second replay publishes the same `event_id` again,
+/// which the handlers absorb), never an event in neither stream.
 pub async fn republish(
-    conn: &mut impl ConnectionLike,
+    conn: &mut (impl ConnectionLike + Topology),
     to: &str,
     fields: &Fields,
     from: &str,
     id: &str,
 ) -> anyhow::Result<String> {
+    if conn.is_cluster() && keys::slot(to) != keys::slot(from) {
+        let new_id: String = redis::cmd("XADD")
+            .arg(to)
+            .arg(NEW_ENTRY)
+            .arg(fields)
+            .query_async(conn)
+            .await
+            .context("republish entry")?;
+        redis::cmd("XDEL")
+            .arg(from)
+            .arg(id)
+            .query_async::<i64>(conn)
+            .await
+            .context("delete the replayed dead letter")?;
+        return Ok(new_id);
+    }
     let (new_id, _deleted): (String, i64) = redis::pipe()
         .atomic()
         .cmd("XADD")
