@@ -10,6 +10,11 @@
 #   postgres          pg_ctl stop -m immediate, start again (crash recovery)
 #   zombie            SIGSTOP one payment worker past the claim-idle time, then SIGCONT
 #   slow-redis        Redis answering slowly: DEBUG SLEEP 0.3 every 0.5 s for 6 s
+# On a Redis Cluster (CHAOS_REDIS=cluster: scripts/redis-cluster.sh, 3 masters + 3 replicas,
+# IMTICKET_STREAM_PARTITIONS=3) instead of the one Redis, with these cells:
+#   failover          kill -9 the master serving the sale's waiting room (and a partition of
+#                     every stream) mid-sale; its replica takes over; the killed node is started
+#                     again on its files once the load ends (it rejoins as a replica)
 # After each cell: the system must settle (every paid reservation confirmed, every abandoned
 # hold expired, no pending entry, outbox published) and `imticket-admin audit` be clean; no dead
 # letter (no poison is injected). The report prints per cell: requests by status, the 5xx and
@@ -18,6 +23,7 @@
 #   scripts/chaos.sh                    every cell, 30 s of load each
 #   scripts/chaos.sh --quick            the bounded version in scripts/test.sh: four cells, 12 s
 #   CELLS="api redis" SECONDS_PER_CELL=20 scripts/chaos.sh
+#   CHAOS_REDIS=cluster scripts/chaos.sh   on a Redis Cluster: baseline, failover, api, payment, postgres
 # Private PostgreSQL and Redis (./redis.conf, AOF) in a temporary directory, free ports; the
 # dev build (BENCH_PROFILE=release for a release build). Per-user rate limits stay on.
 set -euo pipefail
@@ -27,6 +33,12 @@ ensure_system_packages
 ensure_rust
 
 all_cells="baseline api seat-creation payment expiry expiry-scheduler queue-promoter outbox-relay redis postgres zombie slow-redis"
+redis_shape=${CHAOS_REDIS:-single}
+case $redis_shape in
+  single) ;;
+  cluster) all_cells="baseline failover api payment postgres" ;;
+  *) die "CHAOS_REDIS is single or cluster, not $redis_shape" ;;
+esac
 seconds=${SECONDS_PER_CELL:-30}
 cells=${CELLS:-$all_cells}
 if [ "${1:-}" = "--quick" ]; then
@@ -53,6 +65,7 @@ stop_all() {
   for name in "${!pid[@]}"; do kill -CONT "${pid[$name]}" 2>/dev/null || true; kill -TERM "${pid[$name]}" 2>/dev/null || true; done
   for name in "${!pid[@]}"; do wait "${pid[$name]}" 2>/dev/null || true; done
   [ -n "$redis_pid" ] && { kill -TERM "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; }
+  [ "$redis_shape" = cluster ] && bash scripts/redis-cluster.sh stop "$work/cluster"
   pg_stop "$pg_data"
   if [ "$status" -eq 0 ]; then rm -rf "$work" "$pg_data"; else log "kept $work for a look (logs in $logs)"; fi
   exit "$status"
@@ -71,9 +84,15 @@ start_redis() {
   redis_pid=$!
   wait_until 30 "Redis on port $redis_port" redis-cli -p "$redis_port" ping
 }
-start_redis
-
-export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/chaos" REDIS_URL="redis://127.0.0.1:$redis_port"
+export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/chaos"
+if [ "$redis_shape" = cluster ]; then
+  REDIS_URL=$(bash scripts/redis-cluster.sh start "$work/cluster")
+  export REDIS_URL IMTICKET_REDIS_CLUSTER=true IMTICKET_STREAM_PARTITIONS=3
+else
+  start_redis
+  export REDIS_URL="redis://127.0.0.1:$redis_port"
+fi
+cluster() { bash scripts/redis-cluster.sh "$1" "$work/cluster" "${@:2}"; }
 export IMTICKET_ENV=development RUST_LOG=info IMTICKET_LOG_FORMAT=json
 export JWT_SECRET="chaos-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export IMTICKET_HTTP_ADDR="127.0.0.1:$api_port" IMTICKET_HTTP_REUSE_PORT=on
@@ -136,14 +155,26 @@ inject() {
       kill -STOP "${pid[payment-1]}"; sleep 6; kill -CONT "${pid[payment-1]}" ;;
     slow-redis)
       for _ in $(seq 12); do redis-cli -p "$redis_port" DEBUG SLEEP 0.3 >/dev/null; sleep 0.2; done ;;
+    failover)
+      # The master of the sale's line: every join and every hold's queue check goes there.
+      killed=$(cluster master-of "imticket:queue:{c$concert}:waiting")
+      cluster kill "$killed"
+      local killed_at=$SECONDS
+      until [ "$(cluster master-of "imticket:queue:{c$concert}:waiting")" != "" ] &&
+        [ "$(cluster master-of "imticket:queue:{c$concert}:waiting")" != "$killed" ]; do
+        [ $((SECONDS - killed_at)) -lt 30 ] || { log "no replica took over from $killed"; break; }
+        sleep 0.1
+      done
+      log "failover: master $killed killed; $(cluster master-of "imticket:queue:{c$concert}:waiting") serves the line after $((SECONDS - killed_at)) s" ;;
     *) kill9 "$1-1"; sleep 3; restart "$1-1" ;;
   esac
 }
 
 absorbed() { cat "$logs"/*.log 2>/dev/null | grep -c 'duplicate delivery absorbed' || true; }
 
-printf '\n== chaos matrix: %s s of load per cell, %s clients, 2 APIs on one port, 2 processes of each worker role; %s\n' \
-  "$seconds" "$connections" "$(date -u +%Y-%m-%dT%H:%MZ)"
+printf '\n== chaos matrix: %s s of load per cell, %s clients, 2 APIs on one port, 2 processes of each worker role, Redis: %s; %s\n' \
+  "$seconds" "$connections" "$([ "$redis_shape" = cluster ] && echo 'a cluster of 3 masters + 3 replicas, 3 stream partitions' || echo 'one server')" \
+  "$(date -u +%Y-%m-%dT%H:%MZ)"
 failed=0
 summary=()
 for cell in $cells; do
@@ -163,6 +194,8 @@ for cell in $cells; do
   undone_at=$(date +%s.%N)
   load_status=0
   wait "$load_pid" || load_status=$?
+  # The killed master comes back on its files, as an operator would start it: a replica now.
+  if [ "$cell" = failover ] && [ -n "${killed:-}" ]; then cluster restart "$killed"; killed=""; fi
   check_status=0
   "$bin"/imticket-bench chaos-check --report "$work/$cell.json" --schedule "$schedule" --since "$since" \
     --deadline-seconds 120 >"$work/$cell.check" 2>&1 || check_status=$?

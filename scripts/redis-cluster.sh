@@ -9,6 +9,10 @@
 #   scripts/redis-cluster.sh stop DIR    stops every node it started (SIGTERM by PID: each
 #                                        writes its AOF), waits for them
 #   scripts/redis-cluster.sh status DIR  each node's port, PID, role and whether it runs
+#   scripts/redis-cluster.sh kill DIR PORT     kill -9 one node (a crash: no AOF flush)
+#   scripts/redis-cluster.sh restart DIR PORT  start a stopped node again on its files (it
+#                                              rejoins; a failed-over master as a replica)
+#   scripts/redis-cluster.sh master-of DIR KEY the port of the master serving KEY
 #
 # DIR/nodes lists "port pid" per node, DIR/url the REDIS_URL, DIR/<port>/ a node's files
 # (nodes.conf, AOF, redis.log). Use with IMTICKET_REDIS_CLUSTER=true REDIS_URL=$(cat DIR/url).
@@ -27,8 +31,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 
-usage() { die "usage: scripts/redis-cluster.sh start|stop|status DIR"; }
-[ $# -eq 2 ] || usage
+usage() { die "usage: scripts/redis-cluster.sh start|stop|status DIR, kill|restart DIR PORT, master-of DIR KEY"; }
+[ $# -ge 2 ] || usage
 action=$1
 dir=$(mkdir -p "$2" && cd "$2" && pwd)
 masters=${IMTICKET_CLUSTER_MASTERS:-3}
@@ -79,6 +83,48 @@ replicas_in_sync() {
   done
 }
 
+# start_node PORT: one node in the background (its pid in the nodes file).
+start_node() {
+  local port=$1
+  # A session of its own: a Ctrl-C at the terminal does not reach the nodes; their users
+  # stop first, then `stop` stops them.
+  setsid redis-server ./redis.conf --port "$port" --bind "$bind" --dir "$dir/$port" --logfile redis.log \
+    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout "$node_timeout" \
+    --cluster-require-full-coverage no --daemonize no </dev/null >/dev/null 2>&1 &
+  echo "$port $!" >>"$dir/nodes"
+}
+
+pid_of() { awk -v port="$1" '$1 == port {pid = $2} END {print pid}' "$dir/nodes"; }
+
+kill_node() {
+  local pid
+  pid=$(pid_of "$1")
+  [ -n "$pid" ] || die "no node on port $1 in $dir"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_until 10 "the node on port $1 to die" sh -c "! grep -qs redis-server /proc/$pid/cmdline"
+}
+
+restart_node() {
+  local pid
+  pid=$(pid_of "$1")
+  [ -n "$pid" ] || die "no node on port $1 in $dir"
+  running "$pid" && die "the node on port $1 still runs (pid $pid)"
+  grep -v "^$1 " "$dir/nodes" >"$dir/nodes.new" || true
+  mv "$dir/nodes.new" "$dir/nodes"
+  start_node "$1"
+  wait_until 30 "the Redis node on port $1" redis-cli -h "$bind" -p "$1" ping
+}
+
+master_of() {
+  local any slot
+  any=$(awk 'NR == 1 {print $1}' "$dir/nodes")
+  slot=$(redis-cli -h "$bind" -p "$any" CLUSTER KEYSLOT "$1")
+  redis-cli -h "$bind" -p "$any" CLUSTER NODES | awk -v slot="$slot" '
+    $3 ~ /master/ && $3 !~ /fail/ {
+      for (i = 9; i <= NF; i++) { n = split($i, r, "-"); lo = r[1]; hi = (n == 2 ? r[2] : r[1])
+        if (slot >= lo + 0 && slot <= hi + 0) { split($2, a, "@"); sub(/.*:/, "", a[1]); print a[1] } } }'
+}
+
 start() {
   command -v redis-server >/dev/null || die "redis-server is missing: apt-get install -y redis-server"
   if [ -f "$dir/nodes" ]; then
@@ -92,9 +138,15 @@ start() {
     read -r -a ports <<<"$IMTICKET_CLUSTER_PORTS"
     [ "${#ports[@]}" -eq "$count" ] || die "IMTICKET_CLUSTER_PORTS names ${#ports[@]} ports; $masters masters with $replicas replicas each need $count"
   else
-    # A node also listens on port + 10000 (the cluster bus): both must be free.
+    # A node also listens on port + 10000 (the cluster bus): both must be free, and both below
+    # the kernel's ephemeral range, where a port nobody listens on may still be bound by an
+    # outgoing connection (the node would fail to bind it).
+    local ephemeral span
+    ephemeral=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    span=$((ephemeral - 10000 - 20000))
+    [ "$span" -ge "$count" ] || die "no room below the ephemeral ports ($ephemeral) for $count nodes: set IMTICKET_CLUSTER_PORTS"
     while [ "${#ports[@]}" -lt "$count" ]; do
-      port=$((20000 + RANDOM % 35000))
+      port=$((20000 + RANDOM % span))
       (exec 3<>"/dev/tcp/$bind/$port") 2>/dev/null && continue
       (exec 3<>"/dev/tcp/$bind/$((port + 10000))") 2>/dev/null && continue
       [[ " ${ports[*]} " == *" $port "* ]] || ports+=("$port")
@@ -104,15 +156,12 @@ start() {
   for port in "${ports[@]}"; do
     rm -rf "${dir:?}/$port"
     mkdir -p "$dir/$port"
-    # A session of its own: a Ctrl-C at the terminal does not reach the nodes; their users
-    # stop first, then `stop` stops them.
-    setsid redis-server ./redis.conf --port "$port" --bind "$bind" --dir "$dir/$port" --logfile redis.log \
-      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout "$node_timeout" \
-      --cluster-require-full-coverage no --daemonize no </dev/null >/dev/null 2>&1 &
-    echo "$port $!" >>"$dir/nodes"
+    start_node "$port"
   done
   for port in "${ports[@]}"; do
-    wait_until 30 "the Redis node on port $port" redis-cli -h "$bind" -p "$port" ping
+    pid=$(pid_of "$port")
+    wait_until 30 "the Redis node on port $port" sh -c "redis-cli -h $bind -p $port ping || ! grep -qs redis-server /proc/$pid/cmdline"
+    running "$pid" || die "the Redis node on port $port exited at start; see $dir/$port/redis.log: $(tail -2 "$dir/$port/redis.log" 2>/dev/null)"
   done
   local addresses=()
   for port in "${ports[@]}"; do addresses+=("$bind:$port"); done
@@ -130,5 +179,8 @@ case $action in
   start) start ;;
   stop) stop ;;
   status) status ;;
+  kill) [ $# -eq 3 ] || usage; kill_node "$3" ;;
+  restart) [ $# -eq 3 ] || usage; restart_node "$3" ;;
+  master-of) [ $# -eq 3 ] || usage; master_of "$3" ;;
   *) usage ;;
 esac

@@ -23,7 +23,7 @@ const NEAR_CAPACITY: usize = 10_000;
 pub fn deps(config: Config) -> anyhow::Result<Deps> {
     let db = crate::infra::postgres::pool(&config.database)?;
     let redis = Redis::new(&config.redis)?;
-    let keys = Keys::new(config.redis.key_prefix.clone());
+    let keys = Keys::new(config.redis.key_prefix.clone()).with_partitions(config.redis.stream_partitions);
     // Only the API signs or verifies tokens and it refuses to start without `JWT_SECRET`
     // (`Application::build`); a worker without one gets a key of its own that nothing shares.
     let secret = match config.auth.signing_secret() {

@@ -480,18 +480,19 @@ async fn state(deps: &Deps, paid: &[Uuid], abandoned: &[Uuid]) -> anyhow::Result
     let mut conn = deps.redis.connection().await?;
     let (mut pending, mut oldest) = (0i64, 0i64);
     for stream in imticket::events::Stream::ALL {
-        let key = deps.keys.stream(stream);
-        let entries: Vec<(String, String, i64, i64)> = redis::cmd("XPENDING")
-            .arg(&key)
-            .arg(stream.group())
-            .arg("-")
-            .arg("+")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        pending += entries.len() as i64;
-        oldest = oldest.max(entries.iter().map(|e| e.2).max().unwrap_or(0));
+        for key in deps.keys.stream_keys(stream) {
+            let entries: Vec<(String, String, i64, i64)> = redis::cmd("XPENDING")
+                .arg(&key)
+                .arg(stream.group())
+                .arg("-")
+                .arg("+")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            pending += entries.len() as i64;
+            oldest = oldest.max(entries.iter().map(|e| e.2).max().unwrap_or(0));
+        }
     }
     let dead_letters: i64 = redis::cmd("XLEN")
         .arg(deps.keys.dead_letter())

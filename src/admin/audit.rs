@@ -26,8 +26,7 @@ impl Run for Audit {
             crate::infra::postgres::audit::database(&mut conn).await?
         };
         if let Ok(mut conn) = cx.redis_connection().await {
-            for stream in Stream::ALL {
-                let key = cx.keys.stream(stream);
+            for key in Stream::ALL.iter().flat_map(|s| cx.keys.stream_keys(*s)) {
                 let Some(stats) = streams::stats(&mut conn, &key).await? else {
                     continue;
                 };

@@ -103,7 +103,7 @@ async fn run(globals: Globals, command: Command) -> anyhow::Result<String> {
         false => None,
     };
     let cx = Context {
-        keys: Keys::new(settings.redis.key_prefix.clone()),
+        keys: Keys::new(settings.redis.key_prefix.clone()).with_partitions(settings.redis.stream_partitions),
         json: globals.json,
         settings,
         redis,

@@ -18,7 +18,7 @@ impl Run for Streams {
     /// Every stream of the deployment: length, first/last id, groups with lag and pending,
     /// and their consumers with idle times.
     async fn run(self, cx: &Context) -> anyhow::Result<String> {
-        let mut keys: Vec<String> = Stream::ALL.iter().map(|s| cx.keys.stream(*s)).collect();
+        let mut keys: Vec<String> = Stream::ALL.iter().flat_map(|s| cx.keys.stream_keys(*s)).collect();
         keys.push(cx.keys.dead_letter());
         let mut all: Vec<StreamStats> = Vec::new();
         let mut conn = cx.redis_connection().await?;

@@ -20,6 +20,10 @@ pub struct RedisSettings {
     pub timeout: Duration,
     /// `IMTICKET_REDIS_KEY_PREFIX`: the prefix of every key, so deployments can share a Redis.
     pub key_prefix: String,
+    /// `IMTICKET_STREAM_PARTITIONS`: the payments and expiry streams (and the due holds) split
+    /// into this many, each in a Cluster slot of its own (1: not split). Part of the key
+    /// layout: every process of a deployment must say the same.
+    pub stream_partitions: u16,
 }
 
 impl RedisSettings {
@@ -30,6 +34,7 @@ impl RedisSettings {
             cluster: env.choice("IMTICKET_REDIS_CLUSTER", "false", &["true", "false"])? == "true",
             timeout: env.millis("IMTICKET_REDIS_TIMEOUT_MS", 2000, 50..=60_000)?,
             key_prefix: key_prefix(env)?,
+            stream_partitions: env.number("IMTICKET_STREAM_PARTITIONS", 1, 1..=64)?,
         })
     }
 }

@@ -53,6 +53,12 @@ impl Stream {
         }
     }
 
+    /// Whether `IMTICKET_STREAM_PARTITIONS` splits it: the streams every sale writes to. Seat
+    /// creation (an admin's job now and then) stays one stream.
+    pub fn is_partitioned(self) -> bool {
+        matches!(self, Stream::Payments | Stream::Expiry)
+    }
+
     pub fn from_name(name: &str) -> Option<Stream> {
         Stream::ALL.into_iter().find(|s| s.name() == name)
     }

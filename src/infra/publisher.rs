@@ -47,10 +47,27 @@ enum Claim<'a> {
 }
 
 /// XADDs the rows in one pipeline; returns the entry ids in row order.
+/// The key an outbox row is published to: its stream's partition of the reservation the event
+/// is about (its `reservation_id`; else the event's own id).
+fn stream_key(keys: &Keys, row: &OutboxRow) -> String {
+    match Stream::from_name(&row.stream) {
+        Some(stream) => {
+            let subject = row
+                .payload
+                .get("reservation_id")
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(row.event_id);
+            keys.stream_for(stream, subject)
+        }
+        None => keys.stream_named(&row.stream),
+    }
+}
+
 async fn xadd_all(redis: &Redis, keys: &Keys, rows: &[OutboxRow]) -> anyhow::Result<Vec<String>> {
     let entries: Vec<(String, Vec<(&str, String)>)> = rows
         .iter()
-        .map(|row| (keys.stream_named(&row.stream), row.envelope().to_fields()))
+        .map(|row| (stream_key(keys, row), row.envelope().to_fields()))
         .collect();
     let mut conn = redis.connection().await?;
     streams::add_all(&mut conn, &entries)

@@ -122,7 +122,9 @@ impl DeadLetter {
 
     /// Whether this entry came from `stream` (a logical name like `payments`, or a full key).
     pub fn is_from(&self, keys: &Keys, stream: &str) -> bool {
-        self.source_stream == stream || keys.logical_name(&self.source_stream) == Some(stream)
+        self.source_stream == stream
+            || keys.logical_name(&self.source_stream) == Some(stream)
+            || crate::events::Stream::from_name(stream).is_some_and(|s| keys.stream_of(&self.source_stream) == Some(s))
     }
 }
 
@@ -158,7 +160,11 @@ pub async fn show(conn: &mut impl ConnectionLike, keys: &Keys, id: &str) -> anyh
 /// Publishes the original entry again to its source stream (a fresh entry id, the same
 /// `event_id`, so a handler that did process it once still has no second effect) and removes
 /// the dead letter, atomically. Returns the new entry's id.
-pub async fn replay(conn: &mut (impl ConnectionLike + Topology), keys: &Keys, letter: &DeadLetter) -> anyhow::Result<String> {
+pub async fn replay(
+    conn: &mut (impl ConnectionLike + Topology),
+    keys: &Keys,
+    letter: &DeadLetter,
+) -> anyhow::Result<String> {
     anyhow::ensure!(
         !letter.source_stream.is_empty(),
         "dead letter {} names no source stream",

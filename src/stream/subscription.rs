@@ -16,7 +16,8 @@ pub struct Subscription<H> {
 }
 
 impl<H: Handler> Subscription<H> {
-    /// `stream` read by its own consumer group (the one its worker role uses).
+    /// `stream` (its only partition) read by its own consumer group (the one its worker role
+    /// uses).
     pub fn to(keys: &Keys, stream: Stream, handler: impl Into<Arc<H>>) -> Self {
         Self {
             stream_key: keys.stream(stream),
@@ -24,6 +25,30 @@ impl<H: Handler> Subscription<H> {
             group: stream.group().to_owned(),
             handler: handler.into(),
         }
+    }
+
+    /// One subscription per partition of `stream` (one, unless `IMTICKET_STREAM_PARTITIONS`
+    /// splits it), all with the same group and handler: every process of the role reads every
+    /// partition, and the group shares each partition's entries between the processes. The
+    /// label of a partition is `<name>.<i>`.
+    pub fn each_partition(keys: &Keys, stream: Stream, handler: impl Into<Arc<H>>) -> Vec<Self> {
+        let handler = handler.into();
+        let keys_of = keys.stream_keys(stream);
+        let split = keys_of.len() > 1;
+        keys_of
+            .into_iter()
+            .enumerate()
+            .map(|(i, stream_key)| Self {
+                stream_key,
+                label: if split {
+                    format!("{}.{i}", stream.name())
+                } else {
+                    stream.name().to_owned()
+                },
+                group: stream.group().to_owned(),
+                handler: handler.clone(),
+            })
+            .collect()
     }
 
     /// Any stream key and group (benchmarks and tests use keys of their own); the key is the

@@ -134,23 +134,21 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
         match role {
             Role::SeatCreation => {
                 let handler = SeatCreationHandler::new(deps.clone());
-                streams.spawn(
-                    &mut tasks,
-                    Subscription::to(&deps.keys, Stream::SeatCreation, handler),
-                    stop,
-                );
+                for subscription in Subscription::each_partition(&deps.keys, Stream::SeatCreation, handler) {
+                    streams.spawn(&mut tasks, subscription, stop.clone());
+                }
             }
             Role::Payment => {
                 let handler = PaymentHandler::new(deps.clone());
-                streams.spawn(
-                    &mut tasks,
-                    Subscription::to(&deps.keys, Stream::Payments, handler),
-                    stop,
-                );
+                for subscription in Subscription::each_partition(&deps.keys, Stream::Payments, handler) {
+                    streams.spawn(&mut tasks, subscription, stop.clone());
+                }
             }
             Role::Expiry => {
                 let handler = ExpiryHandler::new(deps.clone());
-                streams.spawn(&mut tasks, Subscription::to(&deps.keys, Stream::Expiry, handler), stop);
+                for subscription in Subscription::each_partition(&deps.keys, Stream::Expiry, handler) {
+                    streams.spawn(&mut tasks, subscription, stop.clone());
+                }
             }
             Role::ExpiryScheduler => {
                 tasks.spawn(expiry_scheduler::run(deps.clone(), stop));

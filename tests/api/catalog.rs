@@ -610,8 +610,9 @@ async fn change_title_behind_the_apis_back(app: &TestApp, concert: &str, title: 
 
 /// The Redis key of a concert's cached details in this deployment.
 fn cached_key(deps: &imticket::app::Deps, concert: &str) -> String {
-    deps.keys
-        .cache(&imticket::infra::redis::keys::CacheEntry::concert(concert.parse().unwrap()))
+    deps.keys.cache(&imticket::infra::redis::keys::CacheEntry::concert(
+        concert.parse().unwrap(),
+    ))
 }
 
 async fn title(app: &TestApp, concert: &str) -> String {

@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod availability;
 mod catalog;
+mod cluster;
 mod confirmations;
 mod errors;
 mod expiry;

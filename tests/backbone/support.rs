@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use imticket::app::Deps;
 use imticket::events::Envelope;
+use imticket::infra::redis::Connection;
 use imticket::infra::redis::keys::Keys;
 use imticket::stream::probe::ProbeHandler;
 use imticket::stream::{BatchReport, Consumer, ConsumerSettings, Handler, Subscription};
-use imticket::infra::redis::Connection;
 use sqlx::PgPool;
 
 pub use crate::helpers::{KillOnDrop, signal, wait_exit};

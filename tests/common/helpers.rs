@@ -262,9 +262,11 @@ impl TestApp {
         let streams = imticket::root::stream_runtime(&deps);
         let mut settings = streams.settings().clone();
         settings.block = std::time::Duration::from_millis(20);
-        let subscription = imticket::stream::Subscription::to(&deps.keys, stream, handler(deps.clone()));
-        let mut consumer = streams.with_settings(settings).consumer(subscription);
-        while !consumer.process_batch().await.unwrap().is_idle() {}
+        let streams = streams.with_settings(settings);
+        for subscription in imticket::stream::Subscription::each_partition(&deps.keys, stream, handler(deps.clone())) {
+            let mut consumer = streams.consumer(subscription);
+            while !consumer.process_batch().await.unwrap().is_idle() {}
+        }
     }
 
     pub async fn count(&self, table: &str) -> i64 {

@@ -312,6 +312,8 @@ async fn create_database(pg: &Postgres) -> String {
 pub struct Redis {
     own: Option<OwnRedis>,
     prefix: String,
+    /// The seeds of the cluster it is on, if it is.
+    cluster_url: String,
 }
 
 struct OwnRedis {
@@ -328,11 +330,16 @@ pub fn on_cluster() -> bool {
     std::env::var("IMTICKET_TEST_REDIS_CLUSTER").is_ok_and(|v| v == "1")
 }
 
-/// The Redis Cluster every test of this process shares (started on first use): its seeds.
-fn shared_cluster() -> &'static str {
-    static CLUSTER: OnceLock<String> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let dir = scratch().dir.join("cluster");
+/// A local Redis Cluster (3 masters + 3 replicas, `scripts/redis-cluster.sh`, this repo's
+/// `redis.conf`), its nodes tracked by the reaper.
+pub struct RedisCluster {
+    dir: PathBuf,
+    url: String,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let dir = scratch().dir.join(format!("cluster-{}", uuid::Uuid::new_v4().simple()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster.sh");
         let output = Command::new("bash")
             .arg(script)
@@ -341,27 +348,128 @@ fn shared_cluster() -> &'static str {
             .stdin(Stdio::null())
             .output()
             .unwrap();
+        let cluster = Self {
+            url: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            dir,
+        };
         // Tracked before anything is asserted, so the reaper stops the nodes whatever happens.
-        for line in std::fs::read_to_string(dir.join("nodes")).unwrap_or_default().lines() {
-            if let Some(pid) = line.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
-                scratch().track(pid);
-            }
+        for (_, pid) in cluster.nodes() {
+            scratch().track(pid);
         }
         assert!(
             output.status.success(),
             "scripts/redis-cluster.sh start failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    })
+        cluster
+    }
+
+    /// The seed nodes, as `REDIS_URL` lists them.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// (port, pid) of every node.
+    pub fn nodes(&self) -> Vec<(u16, u32)> {
+        std::fs::read_to_string(self.dir.join("nodes"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let (port, pid) = line.split_once(' ')?;
+                Some((port.parse().ok()?, pid.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// `redis-cli -p <port> <args…>` on one node; its output.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The port of the master serving `key`, and of its replicas.
+    pub fn master_of(&self, key: &str) -> (u16, Vec<u16>) {
+        let (port, _) = self.nodes()[0];
+        let slot: u16 = self.cli(port, &["CLUSTER", "KEYSLOT", key]).trim().parse().unwrap();
+        let nodes = self.cli(port, &["CLUSTER", "NODES"]);
+        let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
+        let port_of = |fields: &[&str]| -> u16 {
+            fields[1]
+                .split('@')
+                .next()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let master = lines
+            .iter()
+            .find(|f| {
+                f[2].contains("master")
+                    && !f[2].contains("fail")
+                    && f[8..].iter().any(|range| {
+                        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                        lo.parse::<u16>().is_ok_and(|lo| lo <= slot) && hi.parse::<u16>().is_ok_and(|hi| slot <= hi)
+                    })
+            })
+            .unwrap_or_else(|| panic!("no master serves slot {slot}: {nodes}"));
+        let replicas = lines
+            .iter()
+            .filter(|f| f[3] == master[0] && f[2].contains("slave"))
+            .map(|f| port_of(f))
+            .collect();
+        (port_of(master), replicas)
+    }
+
+    /// Every node forgets its scripts (as a node restarted or promoted without them would).
+    pub fn flush_scripts(&self) {
+        for (port, _) in self.nodes() {
+            self.cli(port, &["SCRIPT", "FLUSH"]);
+        }
+    }
+
+    /// A manual failover (`CLUSTER FAILOVER` on a replica) of the master serving `key`; returns
+    /// once the replica is master and every node says the cluster is up.
+    pub fn fail_over(&self, key: &str) -> u16 {
+        let (old, replicas) = self.master_of(key);
+        let replica = replicas[0];
+        self.cli(replica, &["CLUSTER", "FAILOVER"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let promoted = self.master_of(key).0 == replica;
+            let up = self
+                .nodes()
+                .iter()
+                .all(|(port, _)| self.cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            if promoted && up {
+                return old;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the failover of {old} to {replica} did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The Redis Cluster every test of this process shares on the cluster pass (started on first use).
+fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(RedisCluster::start)
 }
 
 impl Redis {
     pub fn start() -> Self {
-        let prefix = format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         if on_cluster() {
-            shared_cluster();
-            return Self { own: None, prefix };
+            return Self::on(shared_cluster());
         }
         let dir = tempfile::Builder::new()
             .prefix("redis-")
@@ -369,10 +477,20 @@ impl Redis {
             .unwrap();
         let mut redis = Self {
             own: Some(OwnRedis { dir, child: None }),
-            prefix,
+            prefix: String::new(),
+            cluster_url: String::new(),
         };
         redis.restart();
         redis
+    }
+
+    /// A deployment's share of `cluster`: a key prefix of its own.
+    pub fn on(cluster: &RedisCluster) -> Self {
+        Self {
+            own: None,
+            prefix: format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            cluster_url: cluster.url().to_owned(),
+        }
     }
 
     fn own(&mut self) -> &mut OwnRedis {
@@ -402,7 +520,7 @@ impl Redis {
     pub fn url(&self) -> String {
         match &self.own {
             Some(_) => format!("redis+unix://{}", self.socket().display()),
-            None => shared_cluster().to_owned(),
+            None => self.cluster_url.clone(),
         }
     }
 

@@ -75,34 +75,42 @@ impl CacheStore {
     }
 
     /// Removes `names`, moves each to a new generation (so loads begun before cannot store
-    /// their result) and tells every API process's near cache, in one transaction.
+    /// their result), then tells every API process's near cache. Each name's value and
+    /// generation change in one transaction (they share a slot); the names' transactions are
+    /// sent together, and the announcement after them all (on a Cluster a channel has a slot of
+    /// its own).
     pub async fn delete(&self, names: &[String]) -> anyhow::Result<()> {
         if names.is_empty() {
             return Ok(());
         }
-        let mut conn = self.redis.connection().await?;
-        let keys: Vec<String> = names.iter().map(|n| self.keys.cache(n)).collect();
+        let conn = self.redis.connection().await?;
         let message = serde_json::to_string(names).context("encode invalidation")?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for name in names {
+        let invalidations = names.iter().map(|name| {
+            let mut conn = conn.clone();
             let generation = self.keys.cache_generation(name);
-            pipe.cmd("INCR").arg(&generation).ignore();
-            pipe.cmd("PEXPIRE")
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .cmd("INCR")
+                .arg(&generation)
+                .ignore()
+                .cmd("PEXPIRE")
                 .arg(&generation)
                 .arg(GENERATION_TTL.as_millis() as u64)
+                .ignore()
+                .cmd("DEL")
+                .arg(self.keys.cache(name))
                 .ignore();
-        }
-        pipe.cmd("DEL")
-            .arg(keys)
-            .ignore()
-            .cmd("PUBLISH")
+            async move { pipe.query_async::<()>(&mut conn).await }
+        });
+        futures_util::future::try_join_all(invalidations)
+            .await
+            .context("cache DEL")?;
+        redis::cmd("PUBLISH")
             .arg(self.invalidation_channel())
             .arg(message)
-            .ignore()
-            .query_async::<()>(&mut conn)
+            .query_async::<i64>(&mut conn.clone())
             .await
-            .context("cache DEL and PUBLISH")?;
+            .context("cache PUBLISH")?;
         Ok(())
     }
 }

@@ -52,11 +52,90 @@ pub fn slot(key: &str) -> u16 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     prefix: String,
+    /// The hash tag of each partition of the partitioned streams (empty: one partition).
+    partition_tags: Vec<String>,
+}
+
+/// The number of slots of a Redis Cluster.
+pub const SLOTS: u16 = 16384;
+
+/// The hash tag of partition `i` of `partitions`: the first `<i>.<n>` whose slot lies in the
+/// `i`-th of `partitions` equal parts of the slot range. `redis-cli --cluster create` gives
+/// each of M masters one of M equal parts, so with P = M (or a multiple) the partitions land
+/// on different masters.
+fn partition_tag(i: u16, partitions: u16) -> String {
+    let part = |slot: u16| (u32::from(slot) * u32::from(partitions) / u32::from(SLOTS)) as u16;
+    (0u32..)
+        .map(|n| format!("{i}.{n}"))
+        .find(|tag| part(slot(tag)) == i)
+        .unwrap_or_default()
 }
 
 impl Keys {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+            partition_tags: Vec::new(),
+        }
+    }
+
+    /// The payments and expiry streams (and the due holds) split into `partitions`, each in a
+    /// slot of its own (`IMTICKET_STREAM_PARTITIONS`; 1 = no split, the plain names).
+    pub fn with_partitions(mut self, partitions: u16) -> Self {
+        self.partition_tags = if partitions > 1 {
+            (0..partitions).map(|i| partition_tag(i, partitions)).collect()
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// How many partitions `stream` has.
+    pub fn partitions(&self, stream: Stream) -> u16 {
+        if stream.is_partitioned() {
+            self.partition_tags.len().max(1) as u16
+        } else {
+            1
+        }
+    }
+
+    /// Which partition `subject` (a reservation id) belongs to: its random low bits modulo the
+    /// partitions, the same in every process.
+    pub fn partition_of(&self, stream: Stream, subject: Uuid) -> u16 {
+        (subject.as_u128() as u64 % u64::from(self.partitions(stream))) as u16
+    }
+
+    /// The key of partition `i` of `stream`: `stream:<name>` when it has one,
+    /// `stream:<name>.<i>{<tag>}` when split.
+    pub fn stream_partition(&self, stream: Stream, i: u16) -> String {
+        match self
+            .partition_tags
+            .get(usize::from(i))
+            .filter(|_| stream.is_partitioned())
+        {
+            Some(tag) => format!("{}stream:{}.{i}{{{tag}}}", self.prefix, stream.name()),
+            None => self.stream(stream),
+        }
+    }
+
+    /// Every key of `stream`, partition 0 first.
+    pub fn stream_keys(&self, stream: Stream) -> Vec<String> {
+        (0..self.partitions(stream))
+            .map(|i| self.stream_partition(stream, i))
+            .collect()
+    }
+
+    /// The key of the partition of `stream` that `subject` is published to.
+    pub fn stream_for(&self, stream: Stream, subject: Uuid) -> String {
+        self.stream_partition(stream, self.partition_of(stream, subject))
+    }
+
+    /// The logical stream of a key of this deployment (any partition), if it is one.
+    pub fn stream_of(&self, key: &str) -> Option<Stream> {
+        let name = self.logical_name(key)?;
+        let name = name.split_once('{').map_or(name, |(name, _)| name);
+        let name = name.rsplit_once('.').map_or(name, |(name, _)| name);
+        Stream::from_name(name)
     }
 
     pub fn prefix(&self) -> &str {
@@ -68,6 +147,8 @@ impl Keys {
         format!("{}stream:{name}", self.prefix)
     }
 
+    /// The key of `stream` with one partition (every stream by default; with
+    /// `IMTICKET_STREAM_PARTITIONS` the payments and expiry streams have [`Self::stream_keys`]).
     pub fn stream(&self, stream: Stream) -> String {
         self.stream_named(stream.name())
     }
@@ -123,9 +204,30 @@ impl Keys {
 }
 
 impl Keys {
-    /// Held reservations by due time (the `expiry-scheduler`'s work list).
+    /// Held reservations by due time (the `expiry-scheduler`'s work list): partition 0 of
+    /// [`Self::expiry_due_keys`].
     pub fn expiry_due(&self) -> String {
-        format!("{}expiry:due", self.prefix)
+        self.expiry_due_partition(0)
+    }
+
+    /// Partition `i` of the due holds: in the slot of the expiry stream's partition `i`.
+    pub fn expiry_due_partition(&self, i: u16) -> String {
+        match self.partition_tags.get(usize::from(i)) {
+            Some(tag) => format!("{}expiry:due.{i}{{{tag}}}", self.prefix),
+            None => format!("{}expiry:due", self.prefix),
+        }
+    }
+
+    /// Every partition of the due holds.
+    pub fn expiry_due_keys(&self) -> Vec<String> {
+        (0..self.partitions(Stream::Expiry))
+            .map(|i| self.expiry_due_partition(i))
+            .collect()
+    }
+
+    /// The due-holds partition of a reservation (that of its `hold.expired` event).
+    pub fn expiry_due_for(&self, reservation: Uuid) -> String {
+        self.expiry_due_partition(self.partition_of(Stream::Expiry, reservation))
     }
 
     /// The Redis gate of a seat (a fast-fail hint before PostgreSQL, never the arbiter). The
@@ -195,13 +297,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn partitions_spread_over_the_slot_range_and_keep_the_plain_names_unsplit() {
+        let one = Keys::new("imticket:");
+        assert_eq!(one.stream_keys(Stream::Payments), vec!["imticket:stream:payments"]);
+        assert_eq!(one.expiry_due_keys(), vec!["imticket:expiry:due"]);
+        let three = Keys::new("imticket:").with_partitions(3);
+        let payments = three.stream_keys(Stream::Payments);
+        assert_eq!(payments.len(), 3);
+        assert!(payments[1].starts_with("imticket:stream:payments.1{1."), "{payments:?}");
+        for (i, key) in payments.iter().enumerate() {
+            assert_eq!(
+                u32::from(slot(key)) * 3 / u32::from(SLOTS),
+                i as u32,
+                "{key} in part {i}"
+            );
+            assert_eq!(three.stream_of(key), Some(Stream::Payments));
+            assert_eq!(slot(key), slot(&three.stream_partition(Stream::Expiry, i as u16)));
+            assert_eq!(slot(key), slot(&three.expiry_due_partition(i as u16)));
+        }
+        assert_eq!(
+            three.stream_keys(Stream::SeatCreation),
+            vec!["imticket:stream:seat-creation"]
+        );
+        assert_eq!(
+            three.stream_of("imticket:stream:seat-creation"),
+            Some(Stream::SeatCreation)
+        );
+        assert_eq!(three.stream_of("imticket:stream:dead-letter"), None);
+        let reservation = Uuid::now_v7();
+        assert_eq!(
+            three
+                .stream_for(Stream::Expiry, reservation)
+                .split_once('{')
+                .map(|(_, t)| t.to_owned()),
+            three
+                .expiry_due_for(reservation)
+                .split_once('{')
+                .map(|(_, t)| t.to_owned()),
+            "a reservation's due hold and its expiry event share a slot"
+        );
+        let spread: std::collections::HashSet<u16> = (0..300)
+            .map(|_| three.partition_of(Stream::Payments, Uuid::now_v7()))
+            .collect();
+        assert_eq!(spread.len(), 3);
+    }
+
+    #[test]
     fn slots_are_the_clusters() {
         // Values from `redis-cli CLUSTER KEYSLOT`.
         assert_eq!(slot("foo"), 12182);
         assert_eq!(slot("bar"), 5061);
         assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
         assert_eq!(slot("{user1000}.following"), slot("user1000"));
-        assert_eq!(slot("foo{}{bar}"), slot("foo{}{bar}"), "an empty tag hashes the whole key");
+        assert_eq!(
+            slot("foo{}{bar}"),
+            slot("foo{}{bar}"),
+            "an empty tag hashes the whole key"
+        );
         assert_ne!(slot("foo{}{bar}"), slot("bar"));
         assert_eq!(slot("foo{{bar}}zap"), slot("{bar"));
     }
@@ -215,7 +367,10 @@ mod tests {
         assert_eq!(keys.logical_name("other:stream:payments"), None);
         assert_eq!(keys.cache("concert:x"), "imticket:cache:{concert:x}");
         assert_eq!(keys.cache_generation("concert:x"), "imticket:cache:gen:{concert:x}");
-        assert_eq!(slot(&keys.cache("concert:x")), slot(&keys.cache_generation("concert:x")));
+        assert_eq!(
+            slot(&keys.cache("concert:x")),
+            slot(&keys.cache_generation("concert:x"))
+        );
         assert_eq!(keys.cache_invalidations(), "imticket:cache:invalidations");
         let id = Uuid::nil();
         let queue = keys.queue(id);

@@ -336,7 +336,9 @@ fn fullness((used, max): (u64, u64)) -> f64 {
 
 /// The `field:value` of an `INFO` text.
 pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
-    info.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')).map(str::trim)
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
 }
 
 fn parse_memory(info: &str) -> (u64, u64) {
