@@ -171,6 +171,11 @@ inject() {
 }
 
 absorbed() { cat "$logs"/*.log 2>/dev/null | grep -c 'duplicate delivery absorbed' || true; }
+# Events the outbox relays published again because Redis was not the one they last saw.
+republished() {
+  cat "$logs"/*.log 2>/dev/null | grep 'publishing again every event' | sed -n 's/.*"events":\([0-9]*\).*/\1/p' |
+    awk '{n += $1} END {print n + 0}'
+}
 
 printf '\n== chaos matrix: %s s of load per cell, %s clients, 2 APIs on one port, 2 processes of each worker role, Redis: %s; %s\n' \
   "$seconds" "$connections" "$([ "$redis_shape" = cluster ] && echo 'a cluster of 3 masters + 3 replicas, 3 stream partitions' || echo 'one server')" \
@@ -185,6 +190,7 @@ for cell in $cells; do
   wait_until 60 "the seats" sh -c "curl -fsS '$base/api/v1/jobs/$job' | grep -q '\"status\":\"done\"'"
   since=$(date +%s.%N)
   before=$(absorbed)
+  republished_before=$(republished)
   "$bin"/imticket-bench chaos-load --addr "127.0.0.1:$api_port" --concert "$concert" --schedule "$schedule" \
     --seconds "$seconds" --connections "$connections" --report "$work/$cell.json" >"$work/$cell.load" 2>&1 &
   load_pid=$!
@@ -202,9 +208,10 @@ for cell in $cells; do
   audit_status=0
   "$bin"/imticket-admin audit >"$work/$cell.audit" 2>&1 || audit_status=$?
   dupes=$(( $(absorbed) - before ))
-  row=$(python3 - "$work/$cell.json" "$work/$cell.check" "$cell" "$since" "$fault_at" "$undone_at" "$dupes" "$load_status" "$audit_status" <<'EOF'
+  again=$(( $(republished) - republished_before ))
+  row=$(python3 - "$work/$cell.json" "$work/$cell.check" "$cell" "$since" "$fault_at" "$undone_at" "$dupes" "$load_status" "$audit_status" "$again" <<'EOF'
 import json, sys
-report_file, check_file, cell, since, fault_at, undone_at, dupes, load_status, audit_status = sys.argv[1:]
+report_file, check_file, cell, since, fault_at, undone_at, dupes, load_status, audit_status, again = sys.argv[1:]
 r = json.load(open(report_file)) if load_status == "0" else {}
 lines = [l for l in open(check_file) if l.startswith("{")]
 c = json.loads(lines[-1]) if lines else {}
@@ -222,7 +229,7 @@ print(json.dumps({
   "clients_ok_after_undone": recovered, "settled_after_load_s": c.get("settled_after_s"),
   "paid": c.get("paid"), "confirmed": c.get("confirmed"), "abandoned": c.get("abandoned"), "expired": c.get("expired"),
   "duplicate_payments": r.get("duplicates_sent"), "answered_alike": r.get("duplicates_answered_alike"),
-  "events_processed": c.get("events_processed"), "duplicates_absorbed": int(dupes),
+  "events_processed": c.get("events_processed"), "duplicates_absorbed": int(dupes), "republished": int(again),
   "dead_letters": c.get("dead_letters"), "pending": c.get("pending_entries"), "outbox_unpublished": c.get("outbox_unpublished"),
   "audit": "clean" if audit_status == "0" else "VIOLATIONS", "flows_failed": r.get("flows_failed"),
   "first_failure": r.get("first_failure"),
@@ -238,17 +245,17 @@ EOF
   fi
 done
 
-printf '\n| cell | requests by status | 5xx / connection errors seen by clients (window) | clients fine after the fault was undone | settled after the load | paid = confirmed | abandoned = expired | duplicate payments (alike) | events processed | duplicate deliveries absorbed | dead letters | audit |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+printf '\n| cell | requests by status | 5xx / connection errors seen by clients (window) | clients fine after the fault was undone | settled after the load | paid = confirmed | abandoned = expired | duplicate payments (alike) | events processed | published again (new Redis) | duplicate deliveries absorbed | dead letters | audit |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 for row in "${summary[@]}"; do
   python3 -c '
 import json, sys
 r = json.loads(sys.argv[1])
 w = "" if r["client_errors_window_s"] is None else " (%.1f s)" % r["client_errors_window_s"]
-print("| %s | %s | %s%s | %s | %s s | %s = %s | %s = %s | %s (%s) | %s | %s | %s | %s |" % (
+print("| %s | %s | %s%s | %s | %s s | %s = %s | %s = %s | %s (%s) | %s | %s | %s | %s | %s |" % (
   r["cell"], r["by_status"], r["client_errors"], w, r["clients_ok_after_undone"],
   None if r["settled_after_load_s"] is None else round(r["settled_after_load_s"], 1),
   r["paid"], r["confirmed"], r["abandoned"], r["expired"], r["duplicate_payments"], r["answered_alike"],
-  r["events_processed"], r["duplicates_absorbed"], r["dead_letters"], r["audit"]))' "$row"
+  r["events_processed"], r["republished"], r["duplicates_absorbed"], r["dead_letters"], r["audit"]))' "$row"
 done
 [ "$failed" = 0 ] && log "chaos matrix: every cell passed" || log "chaos matrix: a cell FAILED"
 exit "$failed"

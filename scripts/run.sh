@@ -10,6 +10,9 @@
 #   IMTICKET_DATA_DIR   (.data)   where PostgreSQL and Redis keep their files
 #   IMTICKET_PG_PORT    (55432)   the local PostgreSQL's port
 #   IMTICKET_REDIS_PORT (56379)   the local Redis's port
+#   IMTICKET_RUN_REDIS  (single)  `cluster`: a local Redis Cluster instead (scripts/redis-cluster.sh:
+#                                 3 masters + 3 replicas on free ports, files in <data dir>/cluster),
+#                                 IMTICKET_REDIS_CLUSTER=true and IMTICKET_STREAM_PARTITIONS=3
 #   IMTICKET_PROFILE    (release) cargo profile to build: release or dev
 #   IMTICKET_HTTP_ADDR (127.0.0.1:8080), IMTICKET_WORKER_METRICS_ADDR (127.0.0.1:9470-9489),
 #   IMTICKET_API_METRICS_ADDR (127.0.0.1:9490-9509): each process takes a free port of its range
@@ -48,6 +51,8 @@ redis_port=${IMTICKET_REDIS_PORT:-56379}
 http_addr=${IMTICKET_HTTP_ADDR:-127.0.0.1:8080}
 metrics_addr=${IMTICKET_WORKER_METRICS_ADDR:-127.0.0.1:9470-9489}
 key_prefix=${IMTICKET_REDIS_KEY_PREFIX:-imticket:}
+redis_shape=${IMTICKET_RUN_REDIS:-single}
+case $redis_shape in single | cluster) ;; *) die "IMTICKET_RUN_REDIS is single or cluster, not $redis_shape" ;; esac
 profile=${IMTICKET_PROFILE:-release}
 target_dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 
@@ -77,6 +82,10 @@ if old=$(cat "$data_dir/redis.pid" 2>/dev/null) && grep -qs redis-server "/proc/
   wait_until 30 "the old Redis (pid $old) to stop" sh -c "! kill -0 $old"
 fi
 rm -f "$data_dir/redis.pid"
+if [ -f "$data_dir/cluster/nodes" ]; then
+  log "stopping the Redis Cluster a previous run left running"
+  bash scripts/redis-cluster.sh stop "$data_dir/cluster"
+fi
 
 # addr_in_use HOST:PORT: whether something accepts connections there.
 addr_in_use() {
@@ -119,6 +128,7 @@ cleanup() {
     kill -TERM "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
   fi
+  [ "$redis_shape" = cluster ] && bash scripts/redis-cluster.sh stop "$data_dir/cluster"
   [ -n "$servers_up" ] && pg_stop "$pg_data"
   rm -f "$data_dir/run.env" "$data_dir/run.pid" "$data_dir/redis.pid"
   log "stopped"
@@ -132,14 +142,22 @@ servers_up=yes
 pg_start "$pg_data" "$pg_port" 9>&-
 pg_createdb "$pg_port" imticket
 
-redis_start "$data_dir/redis" "$redis_port" 9>&-
-redis_pid=$REDIS_PID
-names[$redis_pid]=redis-server
-outputs[$redis_pid]=$data_dir/redis/redis.log
-redis-cli -p "$redis_port" INFO server | sed -n 's/^process_id:\([0-9]*\).*/\1/p' >"$data_dir/redis.pid"
+if [ "$redis_shape" = cluster ]; then
+  log "starting a local Redis Cluster (3 masters + 3 replicas) in $data_dir/cluster"
+  REDIS_URL=$(bash scripts/redis-cluster.sh start "$data_dir/cluster" 9>&-)
+  export IMTICKET_REDIS_CLUSTER=true IMTICKET_STREAM_PARTITIONS=${IMTICKET_STREAM_PARTITIONS:-3}
+  redis_port=$(sed 's/^redis:\/\/[^:]*:\([0-9]*\).*/\1/' "$data_dir/cluster/url")
+else
+  redis_start "$data_dir/redis" "$redis_port" 9>&-
+  redis_pid=$REDIS_PID
+  names[$redis_pid]=redis-server
+  outputs[$redis_pid]=$data_dir/redis/redis.log
+  redis-cli -p "$redis_port" INFO server | sed -n 's/^process_id:\([0-9]*\).*/\1/p' >"$data_dir/redis.pid"
+  REDIS_URL="redis://127.0.0.1:$redis_port"
+fi
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/imticket"
-export REDIS_URL="redis://127.0.0.1:$redis_port"
+export REDIS_URL
 export IMTICKET_REDIS_KEY_PREFIX=$key_prefix
 export IMTICKET_ENV=${IMTICKET_ENV:-development}
 export IMTICKET_HTTP_ADDR=$http_addr
@@ -156,6 +174,10 @@ export IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=${IMTICKET_BOOTSTRAP_ADMIN_PASSWORD:-ad
     IMTICKET_WORKER_METRICS_ADDR IMTICKET_METRICS_TARGETS_DIR; do
     echo "$name=${!name}"
   done
+  if [ "$redis_shape" = cluster ]; then
+    echo "IMTICKET_REDIS_CLUSTER=true"
+    echo "IMTICKET_STREAM_PARTITIONS=$IMTICKET_STREAM_PARTITIONS"
+  fi
   if [ -n "${IMTICKET_API_METRICS_ADDR:-}" ]; then echo "IMTICKET_API_METRICS_ADDR=$IMTICKET_API_METRICS_ADDR"; fi
   # A second API must verify the first one's tokens (the file is the owner's only).
   if [ -n "${JWT_SECRET:-}" ]; then echo "JWT_SECRET=$JWT_SECRET"; fi
@@ -195,7 +217,7 @@ url="http://$IMTICKET_HTTP_ADDR"
 (exec 9>&-; wait_until 60 "the API at $url to be ready" curl -fsS "$url/health/ready") &
 ready_pid=$!
 status=0
-wait -n -p ended "${pids[@]}" "$redis_pid" "$ready_pid" || status=$?
+wait -n -p ended "${pids[@]}" ${redis_pid:+"$redis_pid"} "$ready_pid" || status=$?
 if [ "${ended:-}" != "$ready_pid" ]; then
   died "${ended:-?}" "$status" "before ImTicket was ready"
   exit 1
@@ -211,11 +233,16 @@ log "one more API or worker on this host: set -a; source $data_dir/run.env; set 
 log "admin account: $IMTICKET_BOOTSTRAP_ADMIN_EMAIL / $IMTICKET_BOOTSTRAP_ADMIN_PASSWORD (development only)"
 log "operator tools (addresses in $data_dir/run.env):"
 log "  $admin streams"
-log "  redis-cli -p $redis_port XINFO GROUPS ${IMTICKET_REDIS_KEY_PREFIX}stream:seat-creation"
+if [ "$redis_shape" = cluster ]; then
+  log "  redis-cli -c -p $redis_port XINFO GROUPS ${IMTICKET_REDIS_KEY_PREFIX}stream:seat-creation   (a cluster: -c follows MOVED)"
+  log "  scripts/redis-cluster.sh status $data_dir/cluster"
+else
+  log "  redis-cli -p $redis_port XINFO GROUPS ${IMTICKET_REDIS_KEY_PREFIX}stream:seat-creation"
+fi
 log "  psql -h 127.0.0.1 -p $pg_port -U postgres imticket"
 log "press Ctrl-C to stop"
 
 status=0
-wait -n -p ended "${pids[@]}" "$redis_pid" || status=$?
+wait -n -p ended "${pids[@]}" ${redis_pid:+"$redis_pid"} || status=$?
 died "${ended:-?}" "$status" "while ImTicket was running"
 exit 1

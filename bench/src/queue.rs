@@ -96,19 +96,18 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 /// `INFO commandstats` as command → calls.
 async fn command_calls(deps: &Deps) -> anyhow::Result<HashMap<String, u64>> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut deps.redis.connection().await?)
-        .await
-        .context("INFO commandstats")?;
-    Ok(info
-        .lines()
-        .filter_map(|l| {
+    // On a Cluster, the sum over the masters.
+    let mut calls_by_name = HashMap::new();
+    for info in deps.redis.info("commandstats").await.context("INFO commandstats")? {
+        for (name, calls) in info.lines().filter_map(|l| {
             let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            let calls: u64 = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
             Some((name.to_owned(), calls))
-        })
-        .collect())
+        }) {
+            *calls_by_name.entry(name).or_insert(0) += calls;
+        }
+    }
+    Ok(calls_by_name)
 }
 
 /// The commands Redis ran between two `INFO commandstats`, per request: the ones the API sent

@@ -375,8 +375,10 @@ impl RedisCluster {
             .unwrap_or_default()
             .lines()
             .filter_map(|line| {
-                let (port, pid) = line.split_once(' ')?;
-                Some((port.parse().ok()?, pid.trim().parse().ok()?))
+                // "HOST:PORT PID NETNS"
+                let mut fields = line.split_whitespace();
+                let port = fields.next()?.rsplit(':').next()?.parse().ok()?;
+                Some((port, fields.next()?.parse().ok()?))
             })
             .collect()
     }

@@ -37,7 +37,6 @@ use crate::events::Stream;
 /// The Redis Cluster slot of `key` (CRC16 of the key, or of its hash tag: the part between
 /// the first `{` and the next `}`, if not empty), as the Cluster computes it.
 pub fn slot(key: &str) -> u16 {
-    const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
     let bytes = key.as_bytes();
     let hashed = match key.find('{') {
         Some(open) => match key[open + 1..].find('}') {
@@ -46,7 +45,7 @@ pub fn slot(key: &str) -> u16 {
         },
         None => bytes,
     };
-    CRC16.checksum(hashed) % 16384
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
