@@ -86,11 +86,13 @@ pg_stop() {
   pg_as_owner "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-# A TCP port nothing listens on (bash only: a fresh machine may have no python).
+# A TCP port nothing listens on (bash only: a fresh machine may have no python), in 10000-19999:
+# below the kernel's ephemeral ports (a port there may be bound by an outgoing connection
+# while nothing listens on it) and below scripts/redis-cluster.sh's nodes.
 free_port() {
   local port
   for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % 10000))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
   done
   die "no free TCP port found"

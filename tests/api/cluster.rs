@@ -204,3 +204,37 @@ async fn the_partitions_of_the_payments_and_expiry_streams_sit_on_different_mast
         slot(&deps.keys.expiry_due_for(reservation))
     );
 }
+
+#[tokio::test]
+async fn after_a_master_is_killed_its_replica_serves_the_same_processes_without_a_restart() {
+    let cluster = RedisCluster::start();
+    let deps = deployment(&cluster, 3).await;
+    let concert = Uuid::now_v7();
+    let admission = Admission {
+        capacity: 10,
+        per_second: 10,
+        active_ttl_ms: 60_000,
+    };
+    let room = WaitingRoom::new(&deps.redis, &deps.keys, concert);
+    room.join(Uuid::now_v7(), Uuid::now_v7(), 0, admission).await.unwrap();
+    let killed = cluster.kill_master_of(&deps.keys.queue(concert).waiting);
+    // Within the node timeout (2 s) and an election the replica takes over; the handle, whose
+    // node connection now fails, reads the slot map again and finds it.
+    let started = std::time::Instant::now();
+    eventually(
+        "the line answers again on the promoted replica",
+        Duration::from_secs(30),
+        || async { room.join(Uuid::now_v7(), Uuid::now_v7(), 0, admission).await.is_ok() },
+    )
+    .await;
+    let (now, _) = cluster.master_of(&deps.keys.queue(concert).waiting);
+    assert_ne!(now, killed, "a replica serves the slot now");
+    assert!(
+        room.stats(concert).await.unwrap().active >= 1,
+        "the line is still there"
+    );
+    eprintln!(
+        "the line answered again {:.1} s after the kill",
+        started.elapsed().as_secs_f64()
+    );
+}

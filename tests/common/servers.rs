@@ -396,7 +396,18 @@ impl RedisCluster {
 
     /// The port of the master serving `key`, and of its replicas.
     pub fn master_of(&self, key: &str) -> (u16, Vec<u16>) {
-        let (port, _) = self.nodes()[0];
+        // Asked of the first node that answers (one may have just been killed).
+        let port = self
+            .nodes()
+            .into_iter()
+            .map(|(port, _)| port)
+            .find(|port| {
+                Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "PING"])
+                    .output()
+                    .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"PONG"))
+            })
+            .expect("no node of the cluster answers");
         let slot: u16 = self.cli(port, &["CLUSTER", "KEYSLOT", key]).trim().parse().unwrap();
         let nodes = self.cli(port, &["CLUSTER", "NODES"]);
         let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
@@ -428,6 +439,21 @@ impl RedisCluster {
             .map(|f| port_of(f))
             .collect();
         (port_of(master), replicas)
+    }
+
+    /// `kill -9` of the master serving `key` (`scripts/redis-cluster.sh kill`); its port.
+    pub fn kill_master_of(&self, key: &str) -> u16 {
+        let (master, _) = self.master_of(key);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster.sh");
+        let output = Command::new("bash")
+            .arg(script)
+            .arg("kill")
+            .arg(&self.dir)
+            .arg(master.to_string())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "kill {master}: {output:?}");
+        master
     }
 
     /// Every node forgets its scripts (as a node restarted or promoted without them would).

@@ -32,6 +32,7 @@ pub mod streams;
 pub mod waiting_room;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -69,7 +70,8 @@ pub fn unreachable(err: &anyhow::Error) -> bool {
 #[derive(Clone)]
 pub enum Connection {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    /// With the flag it raises when a command finds a node unreachable (see [`Redis::connection`]).
+    Cluster(ClusterConnection, Arc<AtomicBool>),
 }
 
 /// A connection of its own, for blocking reads: on the shared multiplexed connection a
@@ -81,40 +83,92 @@ pub enum DedicatedConnection {
     Cluster(ClusterConnection),
 }
 
-macro_rules! delegate_connection_like {
-    ($type:ident) => {
-        impl ConnectionLike for $type {
-            fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-                match self {
-                    Self::Single(c) => c.req_packed_command(cmd),
-                    Self::Cluster(c) => c.req_packed_command(cmd),
-                }
-            }
-
-            fn req_packed_commands<'a>(
-                &'a mut self,
-                cmd: &'a Pipeline,
-                offset: usize,
-                count: usize,
-            ) -> RedisFuture<'a, Vec<Value>> {
-                match self {
-                    Self::Single(c) => c.req_packed_commands(cmd, offset, count),
-                    Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-                }
-            }
-
-            fn get_db(&self) -> i64 {
-                match self {
-                    Self::Single(c) => c.get_db(),
-                    Self::Cluster(c) => c.get_db(),
-                }
-            }
-        }
-    };
+/// Whether a cluster command's error may mean the client's slot map is out of date: a node it
+/// routes to no longer answers (killed, cut off) or says the cluster is down there. The redis
+/// crate reconnects to the same address after such errors but refreshes the slot map only on
+/// `MOVED`, which a node that cannot be reached never sends: after a failover it would keep
+/// trying the old master.
+fn maybe_stale_slots(err: &redis::RedisError) -> bool {
+    err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || matches!(
+            err.kind(),
+            redis::ErrorKind::ClusterDown
+                | redis::ErrorKind::MasterDown
+                | redis::ErrorKind::TryAgain
+                | redis::ErrorKind::ClusterConnectionNotFound
+        )
 }
 
-delegate_connection_like!(Connection);
-delegate_connection_like!(DedicatedConnection);
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c, stale) => Box::pin(async move {
+                let answer = c.req_packed_command(cmd).await;
+                if answer.as_ref().is_err_and(maybe_stale_slots) {
+                    stale.store(true, Ordering::Relaxed);
+                }
+                answer
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c, stale) => Box::pin(async move {
+                let answer = c.req_packed_commands(cmd, offset, count).await;
+                if answer.as_ref().is_err_and(maybe_stale_slots) {
+                    stale.store(true, Ordering::Relaxed);
+                }
+                answer
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c, _) => c.get_db(),
+        }
+    }
+}
+
+impl ConnectionLike for DedicatedConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
 
 /// Where the handle connects: one server, or the seed nodes of a Cluster.
 #[derive(Clone)]
@@ -132,7 +186,27 @@ enum Target {
 pub struct Redis {
     target: Target,
     manager: Arc<OnceCell<Connection>>,
+    /// On a Cluster: the current connection, replaced when a command raised its flag.
+    cluster: Arc<ClusterConnections>,
     timeout: Duration,
+}
+
+#[derive(Default)]
+struct ClusterConnections {
+    current: std::sync::RwLock<Option<Connection>>,
+    /// One rebuild at a time; the others wait for it and take its result.
+    rebuilding: tokio::sync::Mutex<()>,
+}
+
+impl ClusterConnections {
+    /// The current connection, unless a command found the cluster changed under it.
+    fn fresh(&self) -> Option<Connection> {
+        let current = self.current.read().ok()?;
+        match current.as_ref() {
+            Some(conn @ Connection::Cluster(_, stale)) if !stale.load(Ordering::Relaxed) => Some(conn.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl Redis {
@@ -173,6 +247,7 @@ impl Redis {
         Ok(Self {
             target,
             manager: Arc::new(OnceCell::new()),
+            cluster: Arc::default(),
             timeout: settings.timeout,
         })
     }
@@ -194,35 +269,52 @@ impl Redis {
         Self {
             target: self.target.clone(),
             manager: Arc::new(OnceCell::new()),
+            cluster: Arc::default(),
             timeout: self.timeout,
         }
     }
 
-    /// The shared connection. Once made, it re-establishes itself after any failure (on a
-    /// Cluster: refreshes the slot map after a failover); commands sent while Redis is down
-    /// fail fast (within the configured timeout).
+    /// The shared connection. Once made, it re-establishes itself after any failure; on a
+    /// Cluster, a command that found a node unreachable or the cluster down makes the next call
+    /// open a new cluster connection, which reads the slot map again (after a failover: the
+    /// promoted replica). Commands sent while Redis is down fail fast (within the configured
+    /// timeout).
     pub async fn connection(&self) -> anyhow::Result<Connection> {
+        let client = match &self.target {
+            Target::Single(client) => return self.single_connection(client).await,
+            Target::Cluster { client, .. } => client,
+        };
+        if let Some(conn) = self.cluster.fresh() {
+            return Ok(conn);
+        }
+        let _rebuilding = self.cluster.rebuilding.lock().await;
+        if let Some(conn) = self.cluster.fresh() {
+            return Ok(conn);
+        }
+        let conn = tokio::time::timeout(self.timeout, client.get_async_connection())
+            .await
+            .context("connect to the Redis Cluster timed out")?
+            .context("connect to the Redis Cluster")?;
+        let conn = Connection::Cluster(conn, Arc::new(AtomicBool::new(false)));
+        if let Ok(mut current) = self.cluster.current.write() {
+            *current = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+
+    async fn single_connection(&self, client: &redis::Client) -> anyhow::Result<Connection> {
         let manager = self
             .manager
             .get_or_try_init(|| async {
-                let connect = async {
-                    match &self.target {
-                        Target::Single(client) => {
-                            let config = ConnectionManagerConfig::new()
-                                .set_connection_timeout(self.timeout)
-                                .set_response_timeout(self.timeout)
-                                .set_number_of_retries(2)
-                                .set_max_delay(500);
-                            ConnectionManager::new_with_config(client.clone(), config)
-                                .await
-                                .map(Connection::Single)
-                        }
-                        Target::Cluster { client, .. } => client.get_async_connection().await.map(Connection::Cluster),
-                    }
-                };
-                tokio::time::timeout(self.timeout, connect)
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(self.timeout)
+                    .set_response_timeout(self.timeout)
+                    .set_number_of_retries(2)
+                    .set_max_delay(500);
+                tokio::time::timeout(self.timeout, ConnectionManager::new_with_config(client.clone(), config))
                     .await
                     .context("connect to Redis timed out")?
+                    .map(Connection::Single)
                     .context("connect to Redis")
             })
             .await?;
@@ -262,10 +354,23 @@ impl Redis {
             .context("open a dedicated Redis connection")
     }
 
-    /// PING; on a Cluster every master must answer.
+    /// PING. On a Cluster, of one node picked at random: the Cluster is reachable. (A PING of
+    /// every master would make every process of the fleet report itself not ready while one
+    /// master fails over, though the other shards keep serving.)
     pub async fn ping(&self) -> anyhow::Result<()> {
+        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
         let mut conn = self.connection().await?;
-        let pong: String = tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut conn))
+        let cmd = redis::cmd("PING");
+        let pong = async {
+            match &mut conn {
+                Connection::Cluster(cluster, _) => cluster
+                    .route_command(&cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))
+                    .await
+                    .and_then(|v| redis::from_redis_value::<String>(&v)),
+                single => cmd.query_async::<String>(single).await,
+            }
+        };
+        let pong = tokio::time::timeout(self.timeout, pong)
             .await
             .context("Redis ping timed out")?
             .context("Redis ping")?;

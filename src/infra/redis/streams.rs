@@ -195,7 +195,7 @@ pub trait Topology {
 
 impl Topology for super::Connection {
     fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(_))
+        matches!(self, Self::Cluster(..))
     }
 }
 
