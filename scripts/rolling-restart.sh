@@ -7,7 +7,7 @@
 # concert with 10,000 seats, and drives `imticket-bench chaos-load` through HAProxy: fresh fans
 # join the line, poll their status, charge points, hold a seat and pay (15 % abandon their
 # hold, 20 % pay twice with one key). Meanwhile it asks scale-out.sh for ROUNDS rolling restarts
-# (SIGHUP): each API in turn gets SIGTERM, drains (503 on /health/ready until HAProxy has taken
+# (SIGUSR1): each API in turn gets SIGTERM, drains (503 on /health/ready until HAProxy has taken
 # it out), exits, is started again and waits to be back in rotation. Then `chaos-check` (every
 # paid reservation confirmed once, every abandoned hold expired, nothing pending, no dead
 # letter) and `imticket-admin audit`.
@@ -32,7 +32,10 @@ export BENCH_PROFILE=${BENCH_PROFILE:-dev}
 unset BENCH_BIN # scale-out.sh runs the binaries of this profile
 bench_binaries
 
-work=$(mktemp -d /tmp/imticket-rolling.XXXXXX)
+# Under /var/tmp, reachable by the `postgres` user when run as root, so PostgreSQL's files are
+# in it too and go with it.
+work=$(mktemp -d /var/tmp/imticket-rolling.XXXXXX)
+chmod 755 "$work"
 system_pid=""
 stop_system_now() {
   local status=$?
@@ -110,7 +113,7 @@ sleep 5
 done_file=$IMTICKET_DATA_DIR/rolling-restarts.done
 restarts_ok=yes
 for round in $(seq "$rounds"); do
-  kill -HUP "$system_pid"
+  kill -USR1 "$system_pid"
   deadline=$((SECONDS + 120))
   until [ "$(cat "$done_file" 2>/dev/null || echo 0)" -ge "$round" ]; do
     [ $SECONDS -lt $deadline ] || die "rolling restart $round did not finish within 120 s (see $work/scale-out.log)"

@@ -6,10 +6,10 @@
 #
 #   scripts/scale-out.sh                      # 2 APIs behind http://127.0.0.1:8080
 #   IMTICKET_API_PROCESSES=4 scripts/scale-out.sh
-#   kill -HUP "$(cat .data/run.pid)"          # a rolling restart of the APIs, one at a time
+#   kill -USR1 "$(cat .data/run.pid)"         # a rolling restart of the APIs, one at a time
 #
-# Ctrl-C or SIGTERM stops everything by pid (HAProxy and the APIs finish what is in flight,
-# workers their batch; then Redis, then PostgreSQL). SIGHUP restarts each API in turn: SIGTERM
+# Ctrl-C, SIGTERM or SIGHUP stops everything by pid (HAProxy and the APIs finish what is in
+# flight, workers their batch; then Redis, then PostgreSQL). SIGUSR1 restarts each API in turn: SIGTERM
 # (it drains: /health/ready answers 503 until HAProxy has taken it out), wait for its exit,
 # start it again, wait until HAProxy has it back in rotation; each step is a line of
 # <data dir>/rolling-restarts.log, and <data dir>/rolling-restarts.done counts the finished
@@ -77,7 +77,7 @@ mkdir -p "$logs"
 
 declare -A names=() outputs=() api_pid=()
 pids=()
-lb_pid="" redis_pid="" pg_started=""
+lb_pid="" redis_pid="" pg_started="" ready_pid=""
 
 # Everything this run started, by pid, for the next run should this one be killed with -9.
 remember_pids() { printf '%s\n' "${pids[@]}" >"$data_dir/run.pids"; }
@@ -105,8 +105,9 @@ forget() {
 # then Redis (it writes its AOF), then PostgreSQL.
 cleanup() {
   local status=$? pid
-  trap - INT TERM HUP EXIT
+  trap - INT TERM HUP USR1 EXIT
   log "stopping"
+  [ -n "$ready_pid" ] && kill "$ready_pid" 2>/dev/null
   if [ -n "$lb_pid" ]; then
     kill -USR1 "$lb_pid" 2>/dev/null || true
     wait "$lb_pid" 2>/dev/null || true
@@ -126,7 +127,10 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 0' INT TERM
+trap 'exit 0' INT TERM HUP
+# A rolling restart asked for: done by the main loop once everything runs.
+restart_asked=""
+trap 'restart_asked=yes' USR1
 
 # start_postgres / start_redis: this run's own server, unless DATABASE_URL / REDIS_URL name one.
 start_postgres() {
@@ -228,7 +232,7 @@ fi
 if [ "$data_dir" = "$PWD/.data" ]; then admin="$bin/imticket-admin"; else admin="$bin/imticket-admin --env-file $data_dir/run.env"; fi
 log "ImTicket is running behind HAProxy at http://$lb_addr (stats: http://$lb_stats/stats)"
 log "$apis APIs on $(api_addr 1)…$(api_addr "$apis"), $per_role processes of each worker role; logs in $logs"
-log "a rolling restart of the APIs: kill -HUP $$   (progress in $data_dir/rolling-restarts.log)"
+log "a rolling restart of the APIs: kill -USR1 $$   (progress in $data_dir/rolling-restarts.log)"
 log "admin account: $IMTICKET_BOOTSTRAP_ADMIN_EMAIL / $IMTICKET_BOOTSTRAP_ADMIN_PASSWORD (development only)"
 log "operator tools: $admin streams; $admin audit"
 log "press Ctrl-C to stop"
@@ -261,9 +265,6 @@ rolling_restart() {
   echo "$rounds" >"$data_dir/rolling-restarts.done"
   [ "$failed" -eq 0 ] || log "rolling restart $rounds: a step failed (see $data_dir/rolling-restarts.log)"
 }
-restart_asked=""
-trap 'restart_asked=yes' HUP
-
 while true; do
   if [ -n "$restart_asked" ]; then
     restart_asked=""
@@ -273,7 +274,7 @@ while true; do
   unset ended
   status=0
   wait -n -p ended "${pids[@]}" || status=$?
-  # No pid: a signal (SIGHUP) interrupted the wait.
+  # No pid: a signal (SIGUSR1) interrupted the wait.
   [ -z "${ended:-}" ] && continue
   died "$ended" "$status" "while ImTicket was running"
   exit 1
