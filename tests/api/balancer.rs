@@ -71,10 +71,16 @@ async fn keep_sending(client: reqwest::Client, lb: String, fan: String, seen: Ar
 /// it stops accepting, it exits 0, and not one request fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sigtermed_api_drains_out_of_haproxy_and_no_request_fails() {
+    // Longer than the default 5 s: HAProxy's two checks a second take up to 3 s on a loaded
+    // machine (docs/RELIABILITY.md), and a test machine runs the other tests beside this one.
+    const DRAIN: Duration = Duration::from_secs(8);
     let redis = Redis::start();
     let mut env = test_env(&redis).await;
-    env.insert("IMTICKET_HTTP_DRAIN_SECONDS".into(), "5".into());
+    env.insert("IMTICKET_HTTP_DRAIN_SECONDS".into(), DRAIN.as_secs().to_string());
     env.insert("IMTICKET_TRUSTED_PROXIES".into(), "127.0.0.1/32".into());
+    // What is under test is the balancer, not the pool: on a loaded machine the charges of
+    // one survivor may queue for a pooled connection longer than the default 5 s.
+    env.insert("IMTICKET_DB_ACQUIRE_TIMEOUT_MS".into(), "30000".into());
     let first_log = redis.dir().join("api-1.log");
     let (mut first, first_port) = spawn_listening(binary_command(API, &env), &first_log);
     let (_second, second_port) = spawn_listening(binary_command(API, &env), &redis.dir().join("api-2.log"));
@@ -87,24 +93,28 @@ async fn a_sigtermed_api_drains_out_of_haproxy_and_no_request_fails() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let email = format!("fan-{}@example.com", uuid::Uuid::new_v4().simple());
-    let signup = client
-        .post(lb.url("/api/v1/auth/signup"))
-        .json(&json!({"email": email, "password": "correct-horse-battery", "name": "Fan"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signup.status(), StatusCode::CREATED);
-    let fan = login_token(&client, &lb.url(""), &email, "correct-horse-battery").await;
+    // Ten fans, so the charges of 200 clients do not all queue on one wallet's row.
+    let mut fans = Vec::new();
+    for _ in 0..10 {
+        let email = format!("fan-{}@example.com", uuid::Uuid::new_v4().simple());
+        let signup = client
+            .post(lb.url("/api/v1/auth/signup"))
+            .json(&json!({"email": email, "password": "correct-horse-battery", "name": "Fan"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signup.status(), StatusCode::CREATED);
+        fans.push(login_token(&client, &lb.url(""), &email, "correct-horse-battery").await);
+    }
 
     let seen = Arc::new(Seen::default());
     let stop = CancellationToken::new();
     let clients: Vec<_> = (0..200)
-        .map(|_| {
+        .map(|n| {
             tokio::spawn(keep_sending(
                 client.clone(),
                 lb.url(""),
-                fan.clone(),
+                fans[n % fans.len()].clone(),
                 seen.clone(),
                 stop.clone(),
             ))
@@ -162,11 +172,11 @@ async fn a_sigtermed_api_drains_out_of_haproxy_and_no_request_fails() {
     );
     let out_of_rotation = out_of_rotation.expect("HAProxy took the draining API out");
     assert!(
-        out_of_rotation < exited,
-        "HAProxy took it out ({out_of_rotation:?} after SIGTERM) before it stopped ({exited:?})"
+        out_of_rotation < DRAIN,
+        "HAProxy took it out ({out_of_rotation:?} after SIGTERM) before it stopped accepting ({DRAIN:?})"
     );
     assert!(
-        exited >= Duration::from_secs(5),
+        exited >= DRAIN,
         "it kept serving for the whole drain: exited after {exited:?}"
     );
 
@@ -183,7 +193,8 @@ async fn a_sigtermed_api_drains_out_of_haproxy_and_no_request_fails() {
     let failures = seen.failures.lock().unwrap().clone();
     assert!(
         failures.is_empty(),
-        "{} of {} requests failed, the first: {:?}; HAProxy's log:\n{}",
+        "{} of {} requests failed, the first: {:?} (readiness said draining {draining_seen:?} after \
+         SIGTERM, HAProxy had it out after {out_of_rotation:?}, it exited after {exited:?}); HAProxy's log:\n{}",
         failures.len(),
         failures.len() + seen.ok.load(Ordering::Relaxed),
         &failures[..failures.len().min(5)],
@@ -320,4 +331,28 @@ async fn behind_haproxy_each_fan_is_limited_by_their_own_address() {
         StatusCode::OK,
         "another fan behind the same balancer has a limit of their own"
     );
+}
+
+/// When no API passes its check (here: Redis is down for all of them), HAProxy does not turn
+/// that into an outage of its own: it still forwards, so what works without Redis (catalog
+/// reads) keeps working and the rest is refused by the API itself, as problem+json.
+#[tokio::test]
+async fn with_every_api_unready_haproxy_still_forwards_and_the_api_answers() {
+    let mut redis = Redis::start();
+    let env = test_env(&redis).await;
+    let (_api, port) = spawn_listening(binary_command(API, &env), &redis.dir().join("api.log"));
+    let lb = Haproxy::start(&[local(port)]);
+    lb.wait_for("api1", "UP", Duration::from_secs(30)).await;
+
+    redis.kill();
+    lb.wait_for("api1", "DOWN", Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let concerts = client.get(lb.url("/api/v1/concerts")).send().await.unwrap();
+    assert_eq!(concerts.status(), StatusCode::OK, "catalog reads work without Redis");
+    expect_problem(
+        client.get(lb.url("/health/ready")).send().await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "dependency_unavailable",
+    )
+    .await;
 }
