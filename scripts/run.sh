@@ -56,13 +56,8 @@ case $redis_shape in single | cluster) ;; *) die "IMTICKET_RUN_REDIS is single o
 profile=${IMTICKET_PROFILE:-release}
 target_dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 
-# One run per data directory: the lock lives as long as this script (fd 9). Nothing started
-# from here inherits fd 9 (`9>&-`), so a run.sh killed with -9 leaves the lock free.
-exec 9>>"$data_dir/run.lock"
-if ! flock -n 9; then
-  die "another scripts/run.sh (pid $(cat "$data_dir/run.pid" 2>/dev/null || echo '?')) is already running with $data_dir; nothing was started or stopped"
-fi
-echo $$ >"$data_dir/run.pid"
+# One run per data directory (fd 9; see lock_run).
+lock_run "$data_dir" scripts/run.sh
 rm -f "$data_dir/run.env"
 # Until the servers start (and `cleanup` takes over), a refusal leaves nothing behind.
 trap 'rm -f "$data_dir/run.pid"' EXIT
@@ -70,30 +65,9 @@ trap 'rm -f "$data_dir/run.pid"' EXIT
 ensure_system_packages
 ensure_rust
 
-# Servers a run.sh killed with -9 left behind: with the lock held, nobody else uses them.
 pg_data=$(pg_usable_dir "$data_dir/pg")
-if pg_as_owner "$(pg_bindir)/pg_ctl" -D "$pg_data" status >/dev/null 2>&1; then
-  log "stopping the PostgreSQL a previous run left running in $pg_data"
-  pg_stop "$pg_data"
-fi
-if old=$(cat "$data_dir/redis.pid" 2>/dev/null) && grep -qs redis-server "/proc/$old/cmdline"; then
-  log "stopping the Redis a previous run left running (pid $old)"
-  kill -TERM "$old" 2>/dev/null || true
-  wait_until 30 "the old Redis (pid $old) to stop" sh -c "! kill -0 $old"
-fi
-rm -f "$data_dir/redis.pid"
-if [ -f "$data_dir/cluster/nodes" ]; then
-  log "stopping the Redis Cluster a previous run left running"
-  bash scripts/redis-cluster.sh stop "$data_dir/cluster"
-fi
+stop_leftovers "$data_dir" "$pg_data"
 
-# addr_in_use HOST:PORT: whether something accepts connections there.
-addr_in_use() {
-  local host=${1%:*} port=${1##*:}
-  host=${host#[}; host=${host%]}
-  [ "$host" = 0.0.0.0 ] && host=127.0.0.1
-  (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
-}
 # (A range of ports needs no check: a process takes whichever of them is free.)
 checks=("127.0.0.1:$pg_port PostgreSQL (IMTICKET_PG_PORT)" "127.0.0.1:$redis_port Redis (IMTICKET_REDIS_PORT)"
   "$http_addr the API (IMTICKET_HTTP_ADDR)")
@@ -168,21 +142,10 @@ export IMTICKET_BOOTSTRAP_ADMIN_EMAIL=${IMTICKET_BOOTSTRAP_ADMIN_EMAIL:-admin@im
 export IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=${IMTICKET_BOOTSTRAP_ADMIN_PASSWORD:-admin-password}
 # What another process of this run needs: imticket-admin reads it by itself; `set -a; source
 # .data/run.env; set +a` before starting one more imticket-api or imticket-worker by hand.
-{
-  echo "# Written by scripts/run.sh (pid $$) while it runs; read by imticket-admin."
-  for name in DATABASE_URL REDIS_URL IMTICKET_REDIS_KEY_PREFIX IMTICKET_ENV IMTICKET_HTTP_ADDR \
-    IMTICKET_WORKER_METRICS_ADDR IMTICKET_METRICS_TARGETS_DIR; do
-    echo "$name=${!name}"
-  done
-  if [ "$redis_shape" = cluster ]; then
-    echo "IMTICKET_REDIS_CLUSTER=true"
-    echo "IMTICKET_STREAM_PARTITIONS=$IMTICKET_STREAM_PARTITIONS"
-  fi
-  if [ -n "${IMTICKET_API_METRICS_ADDR:-}" ]; then echo "IMTICKET_API_METRICS_ADDR=$IMTICKET_API_METRICS_ADDR"; fi
-  # A second API must verify the first one's tokens (the file is the owner's only).
-  if [ -n "${JWT_SECRET:-}" ]; then echo "JWT_SECRET=$JWT_SECRET"; fi
-} >"$data_dir/run.env"
-chmod 600 "$data_dir/run.env"
+# A second API must verify the first one's tokens: JWT_SECRET too (the file is the owner's only).
+write_run_env "$data_dir/run.env" scripts/run.sh DATABASE_URL REDIS_URL IMTICKET_REDIS_KEY_PREFIX IMTICKET_ENV \
+  IMTICKET_HTTP_ADDR IMTICKET_WORKER_METRICS_ADDR IMTICKET_METRICS_TARGETS_DIR IMTICKET_API_METRICS_ADDR JWT_SECRET \
+  IMTICKET_REDIS_CLUSTER IMTICKET_STREAM_PARTITIONS
 
 "$bin/imticket-admin" migrate 9>&-
 
@@ -198,19 +161,6 @@ start() {
 }
 start imticket-api "$bin/imticket-api"
 start imticket-worker "$bin/imticket-worker" all
-
-# died PID STATUS WHEN: names the process that ended, how, and shows the end of its output.
-died() {
-  local pid=$1 status=$2 when=$3 how
-  if [ "$status" -gt 128 ] && how=$(kill -l "$((status - 128))" 2>/dev/null); then
-    how="was killed by signal $how (exit status $status)"
-  else
-    how="exited with status $status"
-  fi
-  printf '[imticket] error: %s (pid %s) %s %s; the end of its output (all of it in %s):\n' \
-    "${names[$pid]:-process}" "$pid" "$how" "$when" "${outputs[$pid]:-the terminal}" >&2
-  tail -n 8 "${outputs[$pid]:-/dev/null}" 2>/dev/null | sed 's/^/    /' >&2 || true
-}
 
 # Waits for readiness and for any process ending, whichever comes first.
 url="http://$IMTICKET_HTTP_ADDR"

@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
-ensure_system_packages
+# haproxy: the load-balancer tests (tests/api/balancer.rs) start their own.
+ensure_system_packages haproxy
 ensure_rust
 # The delivery files (compose, Prometheus rules and their unit tests, dashboard, Dockerfile).
 bash scripts/check-delivery.sh

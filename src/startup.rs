@@ -11,6 +11,7 @@ use crate::api;
 use crate::app::Deps;
 use crate::cache::follow_invalidations;
 use crate::config::Config;
+use crate::shutdown::Shutdown;
 
 pub struct Application {
     listener: TcpListener,
@@ -54,10 +55,17 @@ impl Application {
         &self.deps
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting connections, lets in-flight
-    /// requests finish (up to `IMTICKET_SHUTDOWN_TIMEOUT_SECONDS`) and returns.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    /// Serves until `shutdown` is requested, then drains: for `IMTICKET_HTTP_DRAIN_SECONDS` it
+    /// keeps serving while `/health/ready` answers 503 `draining` (cut short when the shutdown
+    /// turns [urgent](Shutdown::urgent)), so a load balancer takes this process out first. Then
+    /// it stops accepting connections, lets in-flight requests finish (up to
+    /// `IMTICKET_SHUTDOWN_TIMEOUT_SECONDS`) and returns. A plain [`CancellationToken`] is
+    /// requested and urgent at once: no drain.
+    pub async fn run_until_stopped(self, shutdown: impl Into<Shutdown>) -> anyhow::Result<()> {
+        let shutdown = shutdown.into();
         let deps = self.deps.clone();
+        // Cancelled after the drain: the server stops accepting, the tasks beside it end.
+        let stop = CancellationToken::new();
         // Stopped after the last request: a request finishing during the drain may invalidate.
         let retries_stop = CancellationToken::new();
         let retries = tokio::spawn(deps.cache.clone().keep_retrying_invalidations(retries_stop.clone()));
@@ -65,14 +73,15 @@ impl Application {
             deps.db.clone(),
             deps.redis.clone(),
             deps.config.database.max_connections,
-            shutdown.clone(),
+            stop.clone(),
         ));
         if let Some(near) = deps.cache.near() {
+            // Served copies stay fresh while the process still serves, its drain included.
             tokio::spawn(follow_invalidations(
                 deps.redis.clone(),
                 deps.cache.store().invalidation_channel(),
                 near.clone(),
-                shutdown.clone(),
+                stop.clone(),
             ));
         }
         let shutdown_timeout = deps.config.shutdown_timeout.as_secs();
@@ -91,6 +100,7 @@ impl Application {
             None => None,
         };
         let admission = web::Data::from(api::admission::Admission::new(&http));
+        let draining = web::Data::new(api::operational::Draining::from_token(shutdown.requested.clone()));
         let server = HttpServer::new(move || {
             // Called once per worker thread: each gets its own Redis connection, driven there.
             let deps = deps.for_this_thread();
@@ -98,6 +108,7 @@ impl Application {
             // the per-IP limit (a Redis call, so only for admitted requests), then the routes.
             App::new()
                 .app_data(admission.clone())
+                .app_data(draining.clone())
                 .wrap(from_fn(api::rate_limits::limit_every_request))
                 .wrap(from_fn(api::admission::admit))
                 .wrap(from_fn(api::middleware::observe))
@@ -113,14 +124,18 @@ impl Application {
         // 5 s default the server closed idle connections just as clients reused them (k6 saw
         // EOFs in the on-sale). Longer than any poll interval, as load balancers do (60–75 s).
         .keep_alive(std::time::Duration::from_secs(75))
-        // Our signal handler owns shutdown; the server stops gracefully when it cancels.
+        // Our signal handler owns shutdown; the server stops gracefully after the drain.
         .disable_signals()
-        .shutdown_signal(shutdown.cancelled_owned())
+        .shutdown_signal(stop.clone().cancelled_owned())
         .shutdown_timeout(shutdown_timeout)
         .listen(self.listener)
         .context("listen")?
         .run();
+        let drain = tokio::spawn(drain_then_stop(shutdown, http.drain, stop.clone()));
         let result = server.await.context("HTTP server");
+        // Also when the server ended on its own.
+        drain.abort();
+        stop.cancel();
         if let Some(probes) = probes {
             probes.stop().await?;
         }
@@ -129,4 +144,21 @@ impl Application {
         tracing::info!("HTTP API stopped");
         result
     }
+}
+
+/// Once `shutdown` is requested: the drain (readiness already answers `draining`), then `stop`.
+async fn drain_then_stop(shutdown: Shutdown, drain: std::time::Duration, stop: CancellationToken) {
+    shutdown.requested.cancelled().await;
+    if !drain.is_zero() && !shutdown.urgent.is_cancelled() {
+        tracing::info!(
+            seconds = drain.as_secs(),
+            "draining: /health/ready answers 503 so load balancers take this process out; still serving"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(drain) => {}
+            _ = shutdown.urgent.cancelled() => tracing::info!("drain cut short"),
+        }
+    }
+    tracing::info!("stopping: no new connections; finishing in-flight requests");
+    stop.cancel();
 }

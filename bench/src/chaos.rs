@@ -1,8 +1,8 @@
 //! `chaos-load` and `chaos-check` (scripts/chaos.sh): the whole flow under load while a fault is
 //! injected, and the checks afterwards.
 //!
-//! `chaos-load`: `connections` clients, each taking fresh fans through join → charge → hold →
-//! pay, some abandoning their hold (it must expire) and some paying twice with one key (the
+//! `chaos-load`: `connections` clients, each taking fresh fans through join → (status polls) →
+//! charge → hold → pay, some abandoning their hold (it must expire) and some paying twice with one key (the
 //! second must answer like the first). A client behaves as a real one: a 503 or 429 is sent
 //! again after a pause, a broken connection is opened again and the request sent again with
 //! the same `Idempotency-Key`. Every answer is recorded with its time, so the report says what
@@ -46,6 +46,10 @@ pub struct ChaosLoad {
     /// The share of payments sent a second time with the same key.
     #[arg(long, default_value_t = 0.2)]
     pub duplicate: f64,
+    /// Queue status polls each fan sends after joining (`GET /queue/status`, as a fan's page
+    /// does; at most 3, the per-user burst of `queue_status`).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub status_polls: u8,
     /// Where the report (JSON) goes.
     #[arg(long)]
     pub report: PathBuf,
@@ -180,13 +184,12 @@ pub async fn load(deps: &Deps, args: &ChaosLoad) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.connections {
         let (deps, seats, recorder, flows) = (deps.clone(), seats.clone(), recorder.clone(), flows.clone());
-        let (addr, concert, schedule, abandon, duplicate) = (
-            args.addr.clone(),
-            args.concert,
-            args.schedule,
-            args.abandon,
-            args.duplicate,
-        );
+        let (addr, concert, schedule) = (args.addr.clone(), args.concert, args.schedule);
+        let shares = Shares {
+            abandon: args.abandon,
+            duplicate: args.duplicate,
+            status_polls: args.status_polls,
+        };
         tasks.spawn(async move {
             let mut client = Client {
                 addr: addr.clone(),
@@ -205,11 +208,9 @@ pub async fn load(deps: &Deps, args: &ChaosLoad) -> anyhow::Result<()> {
                     &deps,
                     &mut client,
                     &addr,
-                    concert,
-                    schedule,
+                    (concert, schedule),
                     (seat, fan),
-                    abandon,
-                    duplicate,
+                    shares,
                     &seats,
                 )
                 .await;
@@ -277,16 +278,25 @@ enum Flow {
     Abandoned(Uuid),
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What fans do besides the plain flow.
+#[derive(Clone, Copy)]
+struct Shares {
+    abandon: f64,
+    duplicate: f64,
+    status_polls: u8,
+}
+
 async fn flow(
     deps: &Deps,
     client: &mut Client,
     addr: &str,
-    concert: Uuid,
-    schedule: Uuid,
+    (concert, schedule): (Uuid, Uuid),
     (seat, user): (Uuid, Uuid),
-    abandon: f64,
-    duplicate: f64,
+    Shares {
+        abandon,
+        duplicate,
+        status_polls,
+    }: Shares,
     spare_seats: &Mutex<Vec<(Uuid, Uuid)>>,
 ) -> anyhow::Result<Flow> {
     let access = deps.tokens.issue(user, Role::User)?.access_token;
@@ -300,6 +310,11 @@ async fn flow(
     let (status, body) = client.send(&join).await?;
     anyhow::ensure!(status == 200 && body["status"] == "active", "join: {status} {body}");
     let queue = body["queue_token"].as_str().context("no queue token")?.to_owned();
+    for _ in 0..status_polls {
+        let poll = load::request("GET", "/api/v1/queue/status", addr, &[("X-Queue-Token", &queue)]);
+        let (status, body) = client.send(&poll).await?;
+        anyhow::ensure!(status == 200 && body["status"] == "active", "status: {status} {body}");
+    }
     let charge = load::request_with_json(
         "POST",
         "/api/v1/users/me/points/charge",

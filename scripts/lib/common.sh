@@ -18,22 +18,26 @@ pg_bindir() {
 }
 
 # Installs what is missing from Debian's packages: the PostgreSQL server, redis-server, and
-# the psql client. Needs root (or sudo) only when something is missing.
+# the psql client, plus each COMMAND named (its package of the same name: `haproxy` for the
+# scaled-out shape and its tests). Needs root (or sudo) only when something is missing.
 ensure_system_packages() {
-  local missing=()
+  local missing=() extra
   pg_bindir >/dev/null || missing+=(postgresql)
   command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  for extra in "$@"; do
+    command -v "$extra" >/dev/null 2>&1 || missing+=("$extra")
+  done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing Debian packages: ${missing[*]}"
   local sudo=()
   [ "$(id -u)" -ne 0 ] && sudo=(sudo)
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian's package starts its own cluster and server; ImTicket runs private ones instead,
-  # so theirs are left as they are.
+  # Debian's packages start their own cluster and servers (haproxy: with a configuration that
+  # listens nowhere); ImTicket runs private ones instead, so theirs are left as they are.
 }
 
 ensure_rust() {
@@ -96,6 +100,83 @@ free_port() {
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
   done
   die "no free TCP port found"
+}
+
+# lock_run DATA_DIR WHO: one run (scripts/run.sh or scripts/scale-out.sh) per data directory.
+# The lock lives as long as the calling script (fd 9) and its pid is in DATA_DIR/run.pid.
+# Nothing the script starts may inherit fd 9 (start each with `9>&-`), so a run killed with -9
+# leaves the lock free. A second run refuses to start and touches nothing.
+lock_run() {
+  local dir=$1 who=$2
+  exec 9>>"$dir/run.lock"
+  if ! flock -n 9; then
+    die "another $(cat "$dir/run.who" 2>/dev/null || echo scripts/run.sh) (pid $(cat "$dir/run.pid" 2>/dev/null || echo '?')) is already running with $dir; nothing was started or stopped"
+  fi
+  echo $$ >"$dir/run.pid"
+  echo "$who" >"$dir/run.who"
+}
+
+# stop_leftovers DATA_DIR PG_DATA: what a run killed with -9 left behind on DATA_DIR (its
+# PostgreSQL in PG_DATA, its Redis, the processes named in DATA_DIR/run.pids), stopped by pid.
+# Only with the run's lock held (lock_run): then nobody else uses them.
+stop_leftovers() {
+  local dir=$1 pg_data=$2 old
+  if pg_as_owner "$(pg_bindir)/pg_ctl" -D "$pg_data" status >/dev/null 2>&1; then
+    log "stopping the PostgreSQL a previous run left running in $pg_data"
+    pg_stop "$pg_data"
+  fi
+  for old in $(cat "$dir/run.pids" 2>/dev/null) $(cat "$dir/redis.pid" 2>/dev/null); do
+    # Only ours: a pid reused since by another program is left alone.
+    grep -qsE 'imticket-|haproxy|redis-server' "/proc/$old/cmdline" || continue
+    log "stopping $(tr '\0' ' ' <"/proc/$old/cmdline" | cut -c1-60)(pid $old), left running by a previous run"
+    kill -TERM "$old" 2>/dev/null || true
+    wait_until 30 "the old process (pid $old) to stop" sh -c "! kill -0 $old"
+  done
+  rm -f "$dir/redis.pid" "$dir/run.pids"
+  if [ -f "$dir/cluster/nodes" ]; then
+    log "stopping the Redis Cluster a previous run left running in $dir/cluster"
+    bash scripts/redis-cluster.sh stop "$dir/cluster"
+  fi
+}
+
+# addr_in_use HOST:PORT: whether something accepts connections there.
+addr_in_use() {
+  local host=${1%:*} port=${1##*:}
+  host=${host#[}; host=${host%]}
+  [ "$host" = 0.0.0.0 ] && host=127.0.0.1
+  (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
+# write_run_env FILE WHO NAME…: what another process of a run needs (imticket-admin reads it by
+# itself; `set -a; source FILE; set +a` before starting one more API or worker by hand), as
+# NAME=value lines of the variables set, readable by the owner only (it may hold JWT_SECRET).
+write_run_env() {
+  local file=$1 who=$2 name
+  shift 2
+  (
+    umask 077
+    {
+      echo "# Written by $who (pid $$) while it runs; read by imticket-admin."
+      for name in "$@"; do
+        if [ -n "${!name:-}" ]; then echo "$name=${!name}"; fi
+      done
+    } >"$file"
+  )
+}
+
+# died PID STATUS WHEN: names the process that ended, how, and shows the end of its output;
+# the caller's associative arrays `names` and `outputs` (by PID) say what it was and where its
+# output went.
+died() {
+  local pid=$1 status=$2 when=$3 how
+  if [ "$status" -gt 128 ] && how=$(kill -l "$((status - 128))" 2>/dev/null); then
+    how="was killed by signal $how (exit status $status)"
+  else
+    how="exited with status $status"
+  fi
+  printf '[imticket] error: %s (pid %s) %s %s; the end of its output (all of it in %s):\n' \
+    "${names[$pid]:-process}" "$pid" "$how" "$when" "${outputs[$pid]:-the terminal}" >&2
+  tail -n 8 "${outputs[$pid]:-/dev/null}" 2>/dev/null | sed 's/^/    /' >&2 || true
 }
 
 # wait_until SECONDS DESCRIPTION COMMAND…: polls COMMAND until it succeeds or time runs out.

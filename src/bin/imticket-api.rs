@@ -25,6 +25,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let shutdown = imticket::shutdown::on_signal()?;
+    let shutdown = imticket::shutdown::signals()?;
     Application::build(config).await?.run_until_stopped(shutdown).await
 }

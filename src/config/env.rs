@@ -32,15 +32,20 @@ impl ConfigError {
 }
 
 /// `IMTICKET_*` variables that are not the processes' configuration but are read elsewhere,
-/// so they are never reported as unread: `scripts/run.sh`'s own settings, and the operator
-/// CLI's env file.
-pub const READ_ELSEWHERE: [&str; 6] = [
+/// so they are never reported as unread: the settings of `scripts/run.sh` and
+/// `scripts/scale-out.sh` (whose processes inherit them), and the operator CLI's env file.
+pub const READ_ELSEWHERE: [&str; 11] = [
     "IMTICKET_DOTENV",
     "IMTICKET_DATA_DIR",
     "IMTICKET_PG_PORT",
     "IMTICKET_REDIS_PORT",
     "IMTICKET_PROFILE",
     "IMTICKET_ENV_FILE",
+    "IMTICKET_API_PROCESSES",
+    "IMTICKET_API_FIRST_PORT",
+    "IMTICKET_WORKERS_PER_ROLE",
+    "IMTICKET_LB_ADDR",
+    "IMTICKET_LB_STATS_ADDR",
 ];
 
 /// A source of variables (the process environment, a test's map, an operator's files) and

@@ -39,6 +39,10 @@ pub struct HttpSettings {
     /// `IMTICKET_HTTP_QUEUE_TIMEOUT_MS`: how long a request may wait for a turn before it is
     /// answered 503 `overloaded` with `Retry-After`.
     pub queue_timeout: Duration,
+    /// `IMTICKET_HTTP_DRAIN_SECONDS`: after SIGTERM the process keeps serving this long while
+    /// `/health/ready` answers 503 `draining`, so a load balancer's health checks take it out
+    /// of rotation before it stops accepting connections (0: stop at once).
+    pub drain: Duration,
 }
 
 impl HttpSettings {
@@ -62,6 +66,7 @@ impl HttpSettings {
             body_timeout: env.millis("IMTICKET_HTTP_BODY_TIMEOUT_MS", 10_000, 100..=120_000)?,
             max_in_flight: env.number("IMTICKET_HTTP_MAX_IN_FLIGHT", 256, 1..=100_000)?,
             queue_timeout: env.millis("IMTICKET_HTTP_QUEUE_TIMEOUT_MS", 2_000, 0..=60_000)?,
+            drain: env.seconds("IMTICKET_HTTP_DRAIN_SECONDS", 5, 0..=600)?,
         })
     }
 }

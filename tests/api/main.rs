@@ -1,6 +1,8 @@
 //! Integration tests against real PostgreSQL and Redis servers started by the harness.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/haproxy.rs"]
+mod haproxy;
 #[path = "../common/helpers.rs"]
 mod helpers;
 #[path = "../common/servers.rs"]
@@ -9,6 +11,7 @@ mod servers;
 mod audit;
 mod auth;
 mod availability;
+mod balancer;
 mod catalog;
 mod cluster;
 mod confirmations;

@@ -54,6 +54,8 @@ pub async fn test_env(redis: &Redis) -> HashMap<String, String> {
         // The concurrency tests count what hundreds of simultaneous requests did; on a loaded
         // machine a 2 s wait for a turn would shed some of them. The overload tests set their own.
         ("IMTICKET_HTTP_QUEUE_TIMEOUT_MS".into(), "30000".into()),
+        // No balancer to wait for: a SIGTERMed binary stops at once. The draining tests set it.
+        ("IMTICKET_HTTP_DRAIN_SECONDS".into(), "0".into()),
     ]);
     env.extend(redis.env());
     env

@@ -85,6 +85,17 @@ impl Scratch {
     }
 }
 
+/// A directory under this test process's scratch directory, removed with it by the reaper.
+pub fn scratch_dir() -> &'static Path {
+    &scratch().dir
+}
+
+/// Has the reaper kill `pid` once this test process is gone, even if it is killed: for the
+/// servers other harness files start (HAProxy, `haproxy.rs`).
+pub fn reap(pid: u32) {
+    scratch().track(pid);
+}
+
 use std::os::unix::process::CommandExt;
 
 fn run(cmd: &mut Command) {
