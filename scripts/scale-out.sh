@@ -23,6 +23,9 @@
 #   IMTICKET_LB_ADDR          (127.0.0.1:8080)  HAProxy, where clients connect
 #   IMTICKET_LB_STATS_ADDR    (127.0.0.1:8404)  HAProxy's /stats page (and /stats;csv)
 #   DATABASE_URL, REDIS_URL   (unset)           use these servers; none of that kind is started
+#   IMTICKET_RUN_REDIS        (single)          `cluster`: a local Redis Cluster instead of one Redis
+#                                               (scripts/redis-cluster.sh, 3 masters + 3 replicas;
+#                                               IMTICKET_STREAM_PARTITIONS=3)
 #   IMTICKET_DATA_DIR (.data), IMTICKET_PG_PORT (55432), IMTICKET_REDIS_PORT (56379),
 #   IMTICKET_PROFILE (release): as for scripts/run.sh, with which it shares the data directory
 #   (and its lock: one of the two at a time) and <data dir>/run.env, which imticket-admin reads.
@@ -77,7 +80,7 @@ mkdir -p "$logs"
 
 declare -A names=() outputs=() api_pid=()
 pids=()
-lb_pid="" redis_pid="" pg_started="" ready_pid=""
+lb_pid="" redis_pid="" pg_started="" ready_pid="" cluster_started=""
 
 # Everything this run started, by pid, for the next run should this one be killed with -9.
 remember_pids() { printf '%s\n' "${pids[@]}" >"$data_dir/run.pids"; }
@@ -121,6 +124,7 @@ cleanup() {
     kill -TERM "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
   fi
+  [ -n "$cluster_started" ] && bash scripts/redis-cluster.sh stop "$data_dir/cluster"
   [ -n "$pg_started" ] && pg_stop "$pg_data"
   rm -f "$data_dir/run.env" "$data_dir/run.pid" "$data_dir/redis.pid" "$data_dir/run.pids"
   log "stopped"
@@ -146,6 +150,13 @@ start_postgres() {
 start_redis() {
   if [ -n "${REDIS_URL:-}" ]; then
     log "Redis: REDIS_URL from the environment (none started here)"
+    return
+  fi
+  if [ "${IMTICKET_RUN_REDIS:-single}" = cluster ]; then
+    log "starting a local Redis Cluster (3 masters + 3 replicas) in $data_dir/cluster"
+    REDIS_URL=$(bash scripts/redis-cluster.sh start "$data_dir/cluster" 9>&-)
+    cluster_started=yes
+    export REDIS_URL IMTICKET_REDIS_CLUSTER=true IMTICKET_STREAM_PARTITIONS=${IMTICKET_STREAM_PARTITIONS:-3}
     return
   fi
   redis_start "$data_dir/redis" "$redis_port" 9>&-
@@ -203,7 +214,7 @@ export IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=${IMTICKET_BOOTSTRAP_ADMIN_PASSWORD:-ad
 # IMTICKET_HTTP_ADDR here is the balancer's: what clients of the run (imticket-admin, a script)
 # should use; each API's own is in its log.
 write_run_env "$data_dir/run.env" scripts/scale-out.sh DATABASE_URL REDIS_URL IMTICKET_REDIS_KEY_PREFIX \
-  IMTICKET_ENV IMTICKET_HTTP_ADDR IMTICKET_METRICS_TARGETS_DIR JWT_SECRET
+  IMTICKET_ENV IMTICKET_HTTP_ADDR IMTICKET_METRICS_TARGETS_DIR JWT_SECRET IMTICKET_REDIS_CLUSTER IMTICKET_STREAM_PARTITIONS
 
 "$bin/imticket-admin" migrate 9>&-
 for n in $(seq "$apis"); do start_api "$n"; done
