@@ -264,7 +264,10 @@ async fn migrations_through_pgbouncer_run_once_at_a_time_and_leave_no_lock_behin
     assert!(applied > 0);
     // sqlx's own migrator would leave its session-level lock in whichever server session the
     // unlock did not reach; a transaction-scoped one ends with the transaction.
-    let locks: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+    let locks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
         .fetch_one(&check)
         .await
         .unwrap();
