@@ -444,6 +444,11 @@ impl PgBouncer {
                     return bouncer;
                 }
             }
+            // One that wrote its pid file but never listened must not outlive the attempt.
+            if let Some(pid) = Self::pid(&dir) {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+            let _ = std::fs::remove_file(dir.join("pgbouncer.pid"));
             attempts += 1;
             assert!(
                 attempts < 5,
