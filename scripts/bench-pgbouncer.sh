@@ -14,7 +14,9 @@
 # Each run: fresh processes, HOLDS fans (rows inserted with SQL, tokens minted, each joins the
 # line over HTTP first) each holding a distinct seat of a fresh HOLDS-seat schedule over
 # CONNECTIONS connections; during the holds, PostgreSQL's sessions are counted every 0.25 s
-# (pg_stat_activity; peak shown), and after them PgBouncer's SHOW POOLS. Same-run references:
+# (pg_stat_activity; peak shown), and after them PgBouncer's SHOW POOLS and the CPU time
+# PgBouncer used for them (/proc/PID/stat); then PgBouncer closes its server sessions (KILL,
+# RESUME), so the next run counts only its own. Same-run references:
 # pgbench TPC-B (scale 10, 16 clients, 2 threads, 15 s) on PostgreSQL directly and through the
 # PgBouncer, before the first round and after each.
 # Private PostgreSQL (default durability, pg_stat_statements) and Redis (./redis.conf).
@@ -51,6 +53,10 @@ stop_bouncer() {
 trap stop_bouncer EXIT
 bouncer_url=$(scripts/pgbouncer.sh start "$bouncer_dir" "$direct_url")
 bouncer_port=$(sed 's|.*:\([0-9]*\)/.*|\1|' <<<"$bouncer_url")
+bouncer_pid=$(cat "$(pg_usable_dir "$bouncer_dir")/pgbouncer.pid")
+# CPU seconds a process has used (user + system), from /proc.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+console() { psql -h 127.0.0.1 -p "$bouncer_port" -U postgres -tA -F ' ' -c "$1" pgbouncer; }
 api_port=$(free_port)
 addr="127.0.0.1:$api_port"
 base="http://$addr"
@@ -110,7 +116,8 @@ run() {
   "$bin"/imticket-bench booking-fans --addr "$addr" --concert "$concert" --users "$holds" \
     --connections "$connections" --out "$bench_work/$config.fans" >/dev/null
   # PostgreSQL's sessions of the bench database while the holds run (this sampler's excepted).
-  local samples=$bench_work/sessions-$config-$round
+  local samples=$bench_work/sessions-$config-$round cpu_before
+  cpu_before=$(cpu_seconds "$bouncer_pid")
   (while :; do db "SELECT count(*) FROM pg_stat_activity WHERE datname = 'bench' AND pid <> pg_backend_pid()"; sleep 0.25; done) >"$samples" 2>/dev/null &
   local sampler=$!
   local out
@@ -120,8 +127,13 @@ run() {
   wait "$sampler" 2>/dev/null || true
   local pools=""
   if [ "$config" = pgbouncer ]; then
-    pools=$(psql -h 127.0.0.1 -p "$bouncer_port" -U postgres -tA -F ' ' -c 'SHOW POOLS' pgbouncer |
+    # SHOW POOLS (1.18): database user cl_active cl_waiting cl_active_cancel_req
+    # cl_waiting_cancel_req sv_active sv_active_cancel sv_being_canceled sv_idle sv_used
+    # sv_tested sv_login maxwait maxwait_us pool_mode
+    pools=$(console 'SHOW POOLS' |
       awk '$1 == "bench" {print "; PgBouncer: " $3 " clients, " $4 " waiting, " $7 + $10 + $11 + $12 + $13 " server sessions"}')
+    pools="$pools, $(awk -v a="$cpu_before" -v b="$(cpu_seconds "$bouncer_pid")" -v n="$holds" \
+      'BEGIN {printf "%.1f s of CPU for the holds (%.3f ms a hold)", b - a, (b - a) * 1000 / n}')"
   fi
   echo "== round $round, $config: $(grep -o '[0-9]* holds/s' <<<"$out")" \
     "($(grep -o 'p50 [0-9]* us, p99 [0-9]* us' <<<"$out" | head -1));" \
@@ -130,6 +142,7 @@ run() {
   for i in "${pids[@]}"; do kill "$i" 2>/dev/null || true; done
   for i in "${pids[@]}"; do wait "$i" 2>/dev/null || true; done
   bench_pids=("${kept[@]}")
+  if [ "$config" = pgbouncer ]; then console 'KILL bench' >/dev/null && console 'RESUME bench' >/dev/null; fi
 }
 
 read -ra configs <<<"${CONFIGS:-direct direct-nocache direct-tx pgbouncer}"
