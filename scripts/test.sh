@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Runs every test, the Redis paths again on a local Redis Cluster, then the bounded fuzz run and
-# chaos matrix. The integration tests start their own
-# PostgreSQL and redis-server from the system binaries (temporary directories, free ports), so
-# nothing needs to be running; this installs the Debian packages when they are missing.
+# chaos matrix. The integration tests start their own PostgreSQL, PgBouncer and redis-server (or
+# Redis Cluster) from the system binaries (temporary directories, free ports), so nothing needs
+# to be running; this installs the Debian packages when they are missing.
+# The integration tests reach their databases through a PgBouncer in transaction mode (the
+# stricter way: IMTICKET_TEST_PGBOUNCER=1, docs/layout.md "Tests"); the fuzz run and the chaos
+# matrix run the system on PostgreSQL directly. IMTICKET_TEST_PGBOUNCER=0 runs the tests direct.
 # `scripts/test.sh --test api <name>` passes its arguments to cargo test and skips the matrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 # haproxy: the load-balancer tests (tests/api/balancer.rs) start their own.
 ensure_system_packages haproxy
+ensure_pgbouncer
 ensure_rust
 # The delivery files (compose, Prometheus rules and their unit tests, dashboard, Dockerfile).
 bash scripts/check-delivery.sh
 # Every test binary runs even when one fails, so one red test never hides the others; the fuzz
 # run and the bounded chaos matrix run too, whatever the tests said. Any failing fails the whole.
 status=0
-cargo test --all-targets --no-fail-fast "$@" || status=$?
+IMTICKET_TEST_PGBOUNCER=${IMTICKET_TEST_PGBOUNCER:-1} cargo test --all-targets --no-fail-fast "$@" || status=$?
 if [ $# -eq 0 ]; then
   # The suite's Redis paths again, on a local Redis Cluster (scripts/redis-cluster.sh: 3 masters
   # + 3 replicas, shared by the tests under key prefixes of their own): the waiting room, holds

@@ -193,16 +193,16 @@ pub async fn prune_processed(deps: &Deps, &PruneProcessed { old, fresh }: &Prune
         )
         .bind(n)
         .bind(age_secs)
-        .execute(&deps.db)
+        .execute(deps.db.pool())
     };
     fill(old, retention.as_secs_f64() + 86_400.0)
         .await
         .context("insert old records")?;
     fill(fresh, 0.0).await.context("insert fresh records")?;
-    sqlx::query("ANALYZE processed_events").execute(&deps.db).await?;
+    sqlx::query("ANALYZE processed_events").execute(deps.db.pool()).await?;
     let count = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM processed_events")
-            .fetch_one(&deps.db)
+            .fetch_one(deps.db.pool())
             .await
             .context("count processed events")
     };
@@ -210,7 +210,7 @@ pub async fn prune_processed(deps: &Deps, &PruneProcessed { old, fresh }: &Prune
 
     // The worker's pass (`pruning::prune_processed_events`), statement by statement, timed.
     let before = chrono::Utc::now() - chrono::Duration::from_std(retention)?;
-    let mut conn = deps.db.acquire().await?;
+    let mut conn = deps.db.pool().acquire().await?;
     let (mut deleted, mut times) = (0u64, Vec::new());
     let started = Instant::now();
     loop {
@@ -250,7 +250,7 @@ pub async fn prune_processed(deps: &Deps, &PruneProcessed { old, fresh }: &Prune
         idle_pass.as_secs_f64() * 1e3
     );
     sqlx::query("DELETE FROM processed_events WHERE consumer_group = 'bench-prune'")
-        .execute(&deps.db)
+        .execute(deps.db.pool())
         .await?;
     Ok(())
 }

@@ -168,7 +168,7 @@ pub async fn load(deps: &Deps, args: &ChaosLoad) -> anyhow::Result<()> {
     // Runtime query: the bench reads the seats it will hold.
     let seats: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM seats WHERE schedule_id = $1 ORDER BY random()")
         .bind(args.schedule)
-        .fetch_all(&deps.db)
+        .fetch_all(deps.db.pool())
         .await
         .context("read seats")?;
     // One fan per seat, inserted up front (the bench's own writes must not fail in a cell that
@@ -419,7 +419,7 @@ pub async fn check(deps: &Deps, args: &ChaosCheck) -> anyhow::Result<()> {
            AND reservation_id = ANY($1) GROUP BY reservation_id HAVING count(*) > 1) d",
     )
     .bind(&paid)
-    .fetch_one(&deps.db)
+    .fetch_one(deps.db.pool())
     .await?;
     let seats_not_back: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM reservation_seats rs JOIN seats s ON s.id = rs.seat_id
@@ -428,12 +428,12 @@ pub async fn check(deps: &Deps, args: &ChaosCheck) -> anyhow::Result<()> {
                              AND o.reservation_status IN ('held', 'paid', 'confirmed'))",
     )
     .bind(&abandoned)
-    .fetch_one(&deps.db)
+    .fetch_one(deps.db.pool())
     .await?;
     let processed: i64 =
         sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE processed_at >= to_timestamp($1)")
             .bind(args.since)
-            .fetch_one(&deps.db)
+            .fetch_one(deps.db.pool())
             .await?;
     let ok = s.confirmed == paid.len() as i64
         && s.with_ticket == paid.len() as i64
@@ -482,15 +482,15 @@ async fn state(deps: &Deps, paid: &[Uuid], abandoned: &[Uuid]) -> anyhow::Result
            FROM reservations WHERE id = ANY($1)",
     )
     .bind(paid)
-    .fetch_one(&deps.db)
+    .fetch_one(deps.db.pool())
     .await?;
     let expired: i64 =
         sqlx::query_scalar("SELECT count(*) FROM reservations WHERE id = ANY($1) AND status = 'expired'")
             .bind(abandoned)
-            .fetch_one(&deps.db)
+            .fetch_one(deps.db.pool())
             .await?;
     let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&deps.db)
+        .fetch_one(deps.db.pool())
         .await?;
     let mut conn = deps.redis.connection().await?;
     let (mut pending, mut oldest) = (0i64, 0i64);

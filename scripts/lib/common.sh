@@ -40,6 +40,20 @@ ensure_system_packages() {
   # listens nowhere); ImTicket runs private ones instead, so theirs are left as they are.
 }
 
+# PgBouncer (Debian's package, 1.18) for the tests and scripts/pgbouncer.sh. Debian's package
+# enables its own service on port 6432; ImTicket runs private ones and leaves it as it is.
+pgbouncer_bin() {
+  command -v pgbouncer 2>/dev/null || { [ -x /usr/sbin/pgbouncer ] && echo /usr/sbin/pgbouncer; }
+}
+ensure_pgbouncer() {
+  pgbouncer_bin >/dev/null && return 0
+  log "installing Debian package: pgbouncer"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
+}
+
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 && return 0
   [ -x "$HOME/.cargo/bin/cargo" ] && { export PATH="$HOME/.cargo/bin:$PATH"; return 0; }

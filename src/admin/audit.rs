@@ -22,7 +22,7 @@ impl Run for Audit {
     async fn run(self, cx: &Context) -> anyhow::Result<String> {
         let claim_idle_ms = cx.settings.claim_idle.as_millis() as u64;
         let mut violations = {
-            let mut conn = cx.db()?.acquire().await.context("connect to PostgreSQL")?;
+            let mut conn = cx.db()?.read().await.context("connect to PostgreSQL")?;
             crate::infra::postgres::audit::database(&mut conn).await?
         };
         if let Ok(mut conn) = cx.redis_connection().await {

@@ -1,8 +1,8 @@
 //! What every command is: the servers it needs, a check of its arguments, and its work with
 //! the connections it asked for.
 
+use crate::infra::postgres::Db;
 use anyhow::Context as _;
-use sqlx::PgPool;
 
 use super::settings::AdminSettings;
 use crate::infra::redis::Redis;
@@ -36,7 +36,7 @@ pub struct Context {
     pub json: bool,
     pub settings: AdminSettings,
     pub(super) redis: Option<Redis>,
-    pub(super) db: Option<PgPool>,
+    pub(super) db: Option<Db>,
 }
 
 impl Context {
@@ -48,7 +48,7 @@ impl Context {
         self.redis()?.connection().await
     }
 
-    pub fn db(&self) -> anyhow::Result<&PgPool> {
+    pub fn db(&self) -> anyhow::Result<&Db> {
         self.db.as_ref().context("this command did not ask for PostgreSQL")
     }
 }

@@ -23,7 +23,7 @@ impl Run for Outbox {
 }
 
 async fn status(cx: &Context) -> anyhow::Result<String> {
-    let mut conn = cx.db()?.acquire().await.context("connect to PostgreSQL")?;
+    let mut conn = cx.db()?.read().await.context("connect to PostgreSQL")?;
     let status = crate::infra::postgres::outbox::status(&mut conn).await?;
     if cx.json {
         return Ok(serde_json::to_string_pretty(&status)?);

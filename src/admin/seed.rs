@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
+use crate::infra::postgres::Db;
 use anyhow::Context as _;
 use chrono::{Duration, Utc};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::command::{Context, Needs, Run};
@@ -118,7 +118,7 @@ fn layout_for(seats: u32) -> anyhow::Result<SeatLayout> {
     SeatLayout::parse(raw).map_err(|e| anyhow::anyhow!("seed layout: {e}"))
 }
 
-async fn seed(db: &PgPool, plan: &Seed) -> anyhow::Result<SeedReport> {
+async fn seed(db: &Db, plan: &Seed) -> anyhow::Result<SeedReport> {
     let started = Instant::now();
     let mut report = SeedReport::default();
     let run = Uuid::now_v7().simple().to_string();

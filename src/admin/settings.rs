@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 
 use crate::config::env::{Env, parse_env_file, url_without_password};
-use crate::config::{ConfigError, RedisSettings, auth, database, streams};
+use crate::config::{ConfigError, Pooler, RedisSettings, auth, database, streams};
+use crate::infra::postgres::Db;
 use crate::infra::redis::Redis;
 
 /// The options every command takes.
@@ -45,6 +45,8 @@ pub struct AdminSettings {
     pub database_url: Option<SecretString>,
     pub redis: RedisSettings,
     pub db_acquire_timeout: Duration,
+    /// `IMTICKET_DB_POOLER`: what `DATABASE_URL` reaches, as for the services.
+    pub db_pooler: Pooler,
     /// A pending stream entry older than this is reported by `audit`.
     pub claim_idle: Duration,
     /// The deployment's token key and lifetime, for `seed --tokens-out`; the error says why
@@ -62,6 +64,7 @@ impl AdminSettings {
             database_url: env.get("DATABASE_URL").map(SecretString::from),
             redis: RedisSettings::read(&env)?,
             db_acquire_timeout: database::acquire_timeout(&env)?,
+            db_pooler: database::pooler(&env)?,
             claim_idle: streams::claim_idle(&env)?,
             tokens: crate::config::environment(&env)
                 .and_then(|e| auth::jwt_secret(&env, e))
@@ -139,15 +142,12 @@ impl AdminSettings {
     }
 
     /// One connection within `IMTICKET_DB_ACQUIRE_TIMEOUT_MS`, or one error line.
-    pub async fn connect_db(&self) -> anyhow::Result<PgPool> {
+    pub async fn connect_db(&self) -> anyhow::Result<Db> {
         let url: &SecretString = self
             .database_url
             .as_ref()
             .context("DATABASE_URL: is required for this command but not set (nor in --env-file or ./.data/run.env)")?;
-        let options: PgConnectOptions = url
-            .expose_secret()
-            .parse()
-            .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let options = database::connect_options(url, self.db_pooler)?;
         let timeout = self.db_acquire_timeout;
         let connect = PgPoolOptions::new()
             .max_connections(2)
@@ -157,7 +157,7 @@ impl AdminSettings {
         let connected = tokio::time::timeout(timeout + Duration::from_millis(500), connect)
             .await
             .context("timed out")
-            .and_then(|pool| Ok(pool?));
+            .and_then(|pool| Ok(Db::new(pool?, self.db_pooler)));
         connected.with_context(|| {
             format!(
                 "cannot reach PostgreSQL at {} ({}) within {} ms",

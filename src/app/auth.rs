@@ -88,7 +88,7 @@ pub async fn login(deps: &Deps, email: &str, password: &SecretString) -> Result<
     // so the response time does not tell which addresses are well-formed accounts.
     let row = match Email::parse(email) {
         Ok(email) => {
-            let mut conn = deps.db.acquire().await.context("acquire connection for log-in")?;
+            let mut conn = deps.db.read().await.context("acquire connection for log-in")?;
             users::find_by_email(&mut conn, email.as_str()).await?
         }
         Err(_) => None,
@@ -109,7 +109,7 @@ pub async fn login(deps: &Deps, email: &str, password: &SecretString) -> Result<
 
 /// The caller's account. A valid token for an account that no longer exists is a 401.
 pub async fn current_user(deps: &Deps, principal: Principal) -> Result<User, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     let row = users::find_by_id(&mut conn, principal.user_id).await?;
     row.map(User::try_from)
         .transpose()?
@@ -131,13 +131,14 @@ pub async fn bootstrap_admin(deps: &Deps) -> anyhow::Result<()> {
     match create_user(deps, &email, &password, &name, Role::Admin).await {
         Ok(_) => Ok(()),
         Err(err) if err.code == "email_taken" => {
-            let mut conn = deps.db.acquire().await.context("acquire connection")?;
+            let mut conn = deps.db.write().await.context("acquire connection")?;
             let row = users::find_by_email(&mut conn, email.as_str())
                 .await?
                 .context("bootstrap admin vanished")?;
             if users::promote_to_admin(&mut conn, row.id).await? {
                 tracing::info!(user_id = %row.id, "existing account promoted to admin");
             }
+            conn.commit().await.context("commit admin promotion")?;
             Ok(())
         }
         Err(err) => Err(anyhow::anyhow!("create bootstrap admin: {err}")),

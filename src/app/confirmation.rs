@@ -46,7 +46,7 @@ pub async fn confirm(deps: &Deps, event: &PaymentCompleted, group: &str, event_i
     }
     metrics::counter!("reservations_confirmed_total").increment(1);
     if let Some(concert_id) = {
-        let mut conn = deps.db.acquire().await.context("acquire connection")?;
+        let mut conn = deps.db.read().await.context("acquire connection")?;
         repo::schedule_concert(&mut conn, reservation.schedule_id).await?
     } {
         // Paying ends the buyer's active slot: the next fan in line gets it.

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::infra::postgres::Db;
 use serde::Serialize;
-use sqlx::PgPool;
 
 use super::error::AppError;
 use super::kept::{SaleWindows, ScheduleConcerts, SeatLayouts};
@@ -21,7 +21,7 @@ use crate::infra::redis::keys::Keys;
 #[derive(Clone)]
 pub struct Deps {
     pub config: Arc<Config>,
-    pub db: PgPool,
+    pub db: Db,
     pub redis: Redis,
     pub keys: Keys,
     pub tokens: Arc<TokenService>,

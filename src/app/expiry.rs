@@ -79,7 +79,7 @@ pub async fn publish_due(deps: &Deps) -> anyhow::Result<usize> {
 /// The safety net: publishes `hold.expired` for held reservations PostgreSQL says are due
 /// (whatever Redis remembers); returns how many.
 pub async fn sweep(deps: &Deps) -> anyhow::Result<usize> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     let due = repo::due_held(&mut conn, SWEEP_GRACE_SECONDS, 1000).await?;
     drop(conn);
     expiry::publish(&deps.redis, &deps.keys, &due).await?;

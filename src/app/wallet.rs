@@ -13,7 +13,7 @@ use crate::infra::postgres::wallet as wallets;
 pub const MAX_CHARGE: i64 = 10_000_000;
 
 pub async fn balance(deps: &Deps, user_id: Uuid) -> Result<i64, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     Ok(wallets::balance(&mut conn, user_id).await?)
 }
 

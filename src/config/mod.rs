@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use auth::{AuthSettings, BootstrapAdmin};
 pub use booking::BookingSettings;
 pub use cache::CacheSettings;
-pub use database::DatabaseSettings;
+pub use database::{DatabaseSettings, Pooler};
 pub use env::{ConfigError, Environment, parse_env_file, url_without_password};
 pub use http::HttpSettings;
 pub use listen::PortRange;
@@ -224,6 +224,16 @@ mod tests {
         assert_eq!(err.var, "DATABASE_URL");
         let err = load(&[DB, ("IMTICKET_ENV", "staging")]).unwrap_err();
         assert_eq!(err.var, "IMTICKET_ENV");
+    }
+
+    #[test]
+    fn the_pooler_is_postgresql_itself_unless_told() {
+        assert_eq!(load(&[DB]).unwrap().database.pooler, Pooler::None);
+        let behind = load(&[DB, ("IMTICKET_DB_POOLER", "transaction")]).unwrap();
+        assert_eq!(behind.database.pooler, Pooler::Transaction);
+        let err = load(&[DB, ("IMTICKET_DB_POOLER", "pgbouncer")]).unwrap_err();
+        assert_eq!(err.var, "IMTICKET_DB_POOLER");
+        assert!(err.to_string().contains("`none` or `transaction`"), "{err}");
     }
 
     #[test]

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use crate::infra::postgres::Db;
 use anyhow::Context;
-use sqlx::PgPool;
 
 use super::postgres::outbox::{self as table, OutboxRow};
 use super::redis::keys::Keys;
@@ -19,13 +19,13 @@ use crate::events::Stream;
 /// What a use case needs to publish the events it just committed.
 #[derive(Clone)]
 pub struct Publisher {
-    db: PgPool,
+    db: Db,
     redis: Redis,
     keys: Keys,
 }
 
 impl Publisher {
-    pub fn new(db: PgPool, redis: Redis, keys: Keys) -> Self {
+    pub fn new(db: Db, redis: Redis, keys: Keys) -> Self {
         Self { db, redis, keys }
     }
 
@@ -75,7 +75,7 @@ async fn xadd_all(redis: &Redis, keys: &Keys, rows: &[OutboxRow]) -> anyhow::Res
         .context("XADD outbox events")
 }
 
-async fn publish_claimed(db: &PgPool, redis: &Redis, keys: &Keys, claim: Claim<'_>) -> anyhow::Result<usize> {
+async fn publish_claimed(db: &Db, redis: &Redis, keys: &Keys, claim: Claim<'_>) -> anyhow::Result<usize> {
     let mut tx = db.begin().await.context("begin outbox publish")?;
     let rows = match claim {
         Claim::Oldest(limit) => table::claim_unpublished(&mut tx, limit).await?,
@@ -104,7 +104,7 @@ async fn publish_claimed(db: &PgPool, redis: &Redis, keys: &Keys, claim: Claim<'
 }
 
 /// Publishes the just-committed rows `ids`; failures are logged (see [`Publisher::publish_now`]).
-pub async fn publish_now(db: &PgPool, redis: &Redis, keys: &Keys, ids: &[i64]) {
+pub async fn publish_now(db: &Db, redis: &Redis, keys: &Keys, ids: &[i64]) {
     if ids.is_empty() {
         return;
     }
@@ -114,17 +114,18 @@ pub async fn publish_now(db: &PgPool, redis: &Redis, keys: &Keys, ids: &[i64]) {
 }
 
 /// One relay round: publishes up to `limit` of the oldest unpublished rows. Returns how many.
-pub async fn publish_oldest(db: &PgPool, redis: &Redis, keys: &Keys, limit: usize) -> anyhow::Result<usize> {
+pub async fn publish_oldest(db: &Db, redis: &Redis, keys: &Keys, limit: usize) -> anyhow::Result<usize> {
     publish_claimed(db, redis, keys, Claim::Oldest(limit as i64)).await
 }
 
 /// Deletes published rows older than `retention`. Returns how many.
-pub async fn prune(db: &PgPool, retention: Duration) -> anyhow::Result<u64> {
+pub async fn prune(db: &Db, retention: Duration) -> anyhow::Result<u64> {
     let before = chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(1));
     let mut total = 0;
     loop {
-        let mut conn = db.acquire().await.context("acquire connection for outbox pruning")?;
+        let mut conn = db.write().await.context("acquire connection for outbox pruning")?;
         let pruned = table::prune_published(&mut conn, before, 10_000).await?;
+        conn.commit().await.context("commit outbox pruning")?;
         total += pruned;
         if pruned < 10_000 {
             return Ok(total);
@@ -153,12 +154,13 @@ const EPOCH_LOCK: i64 = 0x1d71_c4e7_0ed0_5e01;
 impl RedisWatch {
     /// Once per relay round. Returns how many rows were marked for publishing again (0 unless
     /// this Redis is new).
-    pub async fn check(&mut self, db: &PgPool, redis: &Redis, keys: &Keys) -> anyhow::Result<u64> {
+    pub async fn check(&mut self, db: &Db, redis: &Redis, keys: &Keys) -> anyhow::Result<u64> {
         let run_id = redis_identity(redis).await?;
         if self.run_id.as_deref() == Some(run_id.as_str()) {
             if self.noted.is_none_or(|at| at.elapsed() >= NOTE_EVERY) {
-                let mut pg = db.acquire().await.context("acquire connection to note Redis")?;
+                let mut pg = db.write().await.context("acquire connection to note Redis")?;
                 table::saw_redis(&mut pg, &run_id).await?;
+                pg.commit().await.context("commit the note of Redis")?;
                 self.noted = Some(std::time::Instant::now());
             }
             return Ok(0);

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use crate::infra::postgres::Db;
 use tokio_util::sync::CancellationToken;
 
 use super::redis::Redis;
@@ -16,7 +16,7 @@ pub const INTERVAL: Duration = Duration::from_secs(5);
 
 /// Samples until `stop` is cancelled. Redis errors leave the Redis gauges as they were (the
 /// readiness probe and the dependency metrics report an outage; this must not spam the log).
-pub async fn run(db: PgPool, redis: Redis, max_connections: u32, stop: CancellationToken) {
+pub async fn run(db: Db, redis: Redis, max_connections: u32, stop: CancellationToken) {
     metrics::gauge!("db_pool_max_connections").set(f64::from(max_connections));
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -33,9 +33,9 @@ pub async fn run(db: PgPool, redis: Redis, max_connections: u32, stop: Cancellat
     }
 }
 
-fn sample_pool(db: &PgPool) {
-    let size = db.size();
-    let idle = u32::try_from(db.num_idle()).unwrap_or(u32::MAX).min(size);
+fn sample_pool(db: &Db) {
+    let size = db.pool().size();
+    let idle = u32::try_from(db.pool().num_idle()).unwrap_or(u32::MAX).min(size);
     metrics::gauge!("db_pool_connections", "state" => "busy").set(f64::from(size - idle));
     metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
 }

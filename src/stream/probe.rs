@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::infra::postgres::Db;
 use anyhow::Context;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::handler::{Handler, Outcome};
@@ -26,14 +26,14 @@ impl Handler for NoopHandler {
 /// event and bumps a per-group counter. `probe_effects` has no unique constraint on purpose:
 /// a double effect would show as a duplicate row.
 pub struct ProbeHandler {
-    db: PgPool,
+    db: Db,
     group: String,
     /// Simulated work per batch, to have handlers in flight when a test signals the process.
     delay: Duration,
 }
 
 impl ProbeHandler {
-    pub fn new(db: PgPool, group: &str, delay: Duration) -> Self {
+    pub fn new(db: Db, group: &str, delay: Duration) -> Self {
         Self {
             db,
             group: group.to_owned(),
@@ -43,13 +43,13 @@ impl ProbeHandler {
 
     /// Creates the probe tables. Runtime DDL: they belong to diagnostics, not to the product
     /// schema in `migrations/`, so they cannot be checked at compile time either.
-    pub async fn install(db: &PgPool) -> anyhow::Result<()> {
+    pub async fn install(db: &Db) -> anyhow::Result<()> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS probe_effects (
                  event_id uuid NOT NULL, consumer_group text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
              CREATE TABLE IF NOT EXISTS probe_counters (consumer_group text PRIMARY KEY, applied bigint NOT NULL DEFAULT 0);",
         )
-        .execute(db)
+        .execute(db.pool())
         .await
         .context("create probe tables")?;
         Ok(())

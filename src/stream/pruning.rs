@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::infra::postgres::Db;
 use anyhow::Context;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StreamSettings;
@@ -19,16 +19,17 @@ pub const PRUNE_BATCH: i64 = 10_000;
 /// [`PRUNE_BATCH`], each its own short transaction. Stops early, between batches, when
 /// `stop` is cancelled (the rest waits for the next pass). Several passes at once (several
 /// workers) share the rows. Returns how many records it deleted.
-pub async fn prune_processed_events(db: &PgPool, retention: Duration, stop: &CancellationToken) -> anyhow::Result<u64> {
+pub async fn prune_processed_events(db: &Db, retention: Duration, stop: &CancellationToken) -> anyhow::Result<u64> {
     let before = chrono::Utc::now()
         - chrono::Duration::from_std(retention).context("processed-events retention out of range")?;
-    let mut conn = db
-        .acquire()
-        .await
-        .context("acquire connection for processed-events pruning")?;
     let mut total = 0;
     loop {
+        let mut conn = db
+            .write()
+            .await
+            .context("acquire connection for processed-events pruning")?;
         let deleted = processed_events::prune(&mut conn, before, PRUNE_BATCH).await?;
+        conn.commit().await.context("commit processed-events pruning")?;
         total += deleted;
         if deleted < PRUNE_BATCH as u64 || stop.is_cancelled() {
             return Ok(total);
@@ -39,7 +40,7 @@ pub async fn prune_processed_events(db: &PgPool, retention: Duration, stop: &Can
 /// Prunes records older than `processed_events_retention` every `maintenance_interval` until
 /// `shutdown`. Failures (PostgreSQL down) are logged and the next period tries again;
 /// nothing depends on a pass succeeding soon.
-pub async fn run(db: PgPool, settings: StreamSettings, shutdown: CancellationToken) {
+pub async fn run(db: Db, settings: StreamSettings, shutdown: CancellationToken) {
     let (retention, interval) = (settings.processed_events_retention, settings.maintenance_interval);
     loop {
         let started = Instant::now();

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::infra::postgres::Db;
 use anyhow::Context;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RelaySettings;
@@ -15,8 +15,8 @@ use crate::infra::redis::Redis;
 use crate::infra::redis::keys::Keys;
 use crate::retry::retry_delay;
 
-async fn record_outbox_metrics(db: &PgPool) -> anyhow::Result<()> {
-    let mut conn = db.acquire().await.context("acquire connection for outbox metrics")?;
+async fn record_outbox_metrics(db: &Db) -> anyhow::Result<()> {
+    let mut conn = db.read().await.context("acquire connection for outbox metrics")?;
     let status = outbox::status(&mut conn).await?;
     metrics::gauge!("outbox_unpublished").set(status.unpublished as f64);
     let age = status
@@ -28,7 +28,7 @@ async fn record_outbox_metrics(db: &PgPool) -> anyhow::Result<()> {
 
 /// The `outbox-relay` role: publishes until `shutdown`, backing off (with jitter) while
 /// PostgreSQL or Redis is unavailable. A round in progress completes before it stops.
-pub async fn run(db: PgPool, redis: Redis, keys: Keys, settings: RelaySettings, shutdown: CancellationToken) {
+pub async fn run(db: Db, redis: Redis, keys: Keys, settings: RelaySettings, shutdown: CancellationToken) {
     tracing::info!("outbox relay started");
     let mut failures = 0u32;
     let mut last_housekeeping: Option<Instant> = None;

@@ -310,7 +310,7 @@ async fn bootstrap_promotes_an_existing_account_and_keeps_its_password() {
     for _ in 0..2 {
         imticket::startup::Application::build(config_from(&env)).await.unwrap();
     }
-    let db = sqlx::PgPool::connect(&env["DATABASE_URL"]).await.unwrap();
+    let db = crate::servers::direct_pool(&env["DATABASE_URL"]).await;
     let (role, count): (String, i64) =
         sqlx::query_as("SELECT max(role), count(*) FROM users WHERE email = 'boss@example.com'")
             .fetch_one(&db)

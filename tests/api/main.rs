@@ -24,6 +24,7 @@ mod openapi;
 mod operational;
 mod outages;
 mod payments;
+mod pgbouncer;
 mod processes;
 mod rate_limits;
 mod schema;

@@ -151,7 +151,7 @@ async fn sigterm_lets_the_in_flight_request_finish_and_exits_zero() {
 
     let status = wait_exit(&mut api, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0));
-    let db = sqlx::PgPool::connect(&env["DATABASE_URL"]).await.unwrap();
+    let db = crate::servers::direct_pool(&env["DATABASE_URL"]).await;
     let created: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'late@example.com'")
         .fetch_one(&db)
         .await
@@ -247,7 +247,10 @@ async fn logs_never_contain_passwords_tokens_or_secrets() {
 #[tokio::test]
 async fn admin_migrate_applies_pending_migrations_once() {
     let url = servers::fresh_database().await;
-    let env = HashMap::from([("DATABASE_URL".to_owned(), url.clone())]);
+    let env = HashMap::from([
+        ("DATABASE_URL".to_owned(), url.clone()),
+        ("IMTICKET_DB_POOLER".to_owned(), servers::pooler_setting().to_owned()),
+    ]);
     let first = run_to_end(ADMIN, &["migrate"], &env);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let total = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
@@ -262,7 +265,7 @@ async fn admin_migrate_applies_pending_migrations_once() {
         String::from_utf8_lossy(&second.stdout).trim(),
         format!("migrations: 0 applied now, {total} in total")
     );
-    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let db = crate::servers::direct_pool(&url).await;
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&db)
         .await
@@ -280,6 +283,7 @@ async fn admin_seed_creates_consistent_demo_data() {
     let secret = format!("seed-test-secret-{}", uuid::Uuid::new_v4());
     let env = HashMap::from([
         ("DATABASE_URL".to_owned(), url.clone()),
+        ("IMTICKET_DB_POOLER".to_owned(), servers::pooler_setting().to_owned()),
         ("JWT_SECRET".to_owned(), secret.clone()),
     ]);
     let scratch = tempfile::tempdir().unwrap();
@@ -312,7 +316,7 @@ async fn admin_seed_creates_consistent_demo_data() {
         (Some(2), Some(4), Some(4 * 1234))
     );
 
-    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let db = crate::servers::direct_pool(&url).await;
     let seats: i64 = sqlx::query_scalar("SELECT count(*) FROM seats")
         .fetch_one(&db)
         .await

@@ -5,17 +5,23 @@ use uuid::Uuid;
 
 use crate::servers;
 
+/// A fresh database migrated as the services migrate it (through PgBouncer when the tests
+/// go through it), and a pool straight at it for the test's own statements.
 async fn migrated_pool() -> PgPool {
-    let pool = PgPool::connect(&servers::fresh_database().await).await.unwrap();
-    imticket::infra::postgres::migrate(&pool).await.unwrap();
-    pool
+    let url = servers::fresh_database().await;
+    imticket::infra::postgres::migrate(&servers::app_db(&url))
+        .await
+        .unwrap();
+    servers::direct_pool(&url).await
 }
 
 #[tokio::test]
 async fn migrations_apply_on_an_empty_database_and_are_idempotent() {
-    let pool = PgPool::connect(&servers::fresh_database().await).await.unwrap();
-    imticket::infra::postgres::migrate(&pool).await.unwrap();
-    imticket::infra::postgres::migrate(&pool).await.unwrap();
+    let url = servers::fresh_database().await;
+    let db = servers::app_db(&url);
+    imticket::infra::postgres::migrate(&db).await.unwrap();
+    imticket::infra::postgres::migrate(&db).await.unwrap();
+    let pool = servers::direct_pool(&url).await;
     let tables: Vec<String> =
         sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
             .fetch_all(&pool)

@@ -96,7 +96,7 @@ impl RemoteApi {
 async fn killing_the_api_strands_an_inline_job_but_not_a_stream_job() {
     let redis = Redis::start();
     let env = test_env(&redis).await;
-    let db = sqlx::PgPool::connect(&env["DATABASE_URL"]).await.unwrap();
+    let db = crate::servers::direct_pool(&env["DATABASE_URL"]).await;
     let (mut api, port) = spawn_listening(binary_command(API, &env), &redis.dir().join("api-1.log"));
     let remote = RemoteApi {
         base: format!("http://127.0.0.1:{port}"),

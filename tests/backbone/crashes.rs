@@ -141,14 +141,14 @@ async fn kill_9_of_redis_under_load_keeps_streams_groups_and_pending_lists_and_l
         housekeeping_interval: Duration::from_secs(3600),
     };
     tasks.push(tokio::spawn(relay::run(
-        b.db.clone(),
+        b.deps.db.clone(),
         b.deps.redis.clone(),
         b.keys.clone(),
         relay_settings,
         stop.clone(),
     )));
     let producer = {
-        let (db, redis, keys) = (b.db.clone(), b.deps.redis.clone(), b.keys.clone());
+        let (db, redis, keys) = (b.deps.db.clone(), b.deps.redis.clone(), b.keys.clone());
         tokio::spawn(async move {
             for _ in 0..60 {
                 let mut tx = db.begin().await.unwrap();

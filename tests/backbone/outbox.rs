@@ -37,7 +37,7 @@ async fn the_fast_path_publishes_right_after_commit() {
     let b = backbone().await;
     let events = commit_events(&b, 3).await;
     let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
-    publisher::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    publisher::publish_now(&b.deps.db, &b.deps.redis, &b.keys, &ids).await;
     assert_eq!(unpublished(&b).await, 0);
     let key = b.keys.stream(Stream::Expiry);
     assert_eq!(b.xlen(&key).await, 3);
@@ -54,7 +54,7 @@ async fn the_fast_path_publishes_right_after_commit() {
         assert!(text.contains(&e.event_id.to_string()));
     }
     // Publishing the same rows again does nothing: they are no longer unpublished.
-    publisher::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    publisher::publish_now(&b.deps.db, &b.deps.redis, &b.keys, &ids).await;
     assert_eq!(b.xlen(&key).await, 3);
 }
 
@@ -93,10 +93,10 @@ async fn events_committed_while_redis_is_down_are_published_when_it_is_back() {
     b.redis.kill();
     let events = commit_events(&b, 5).await;
     let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
-    publisher::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await; // fails quietly: the commit stands
+    publisher::publish_now(&b.deps.db, &b.deps.redis, &b.keys, &ids).await; // fails quietly: the commit stands
     assert_eq!(unpublished(&b).await, 5);
     assert!(
-        publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+        publisher::publish_oldest(&b.deps.db, &b.deps.redis, &b.keys, 100)
             .await
             .is_err(),
         "the relay reports Redis down"
@@ -112,7 +112,7 @@ async fn events_committed_while_redis_is_down_are_published_when_it_is_back() {
         "the relay publishes once Redis is back",
         Duration::from_secs(20),
         || async {
-            publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+            publisher::publish_oldest(&b.deps.db, &b.deps.redis, &b.keys, 100)
                 .await
                 .is_ok()
                 && unpublished(&b).await == 0
@@ -129,7 +129,7 @@ async fn a_duplicate_publish_takes_effect_once() {
     let b = backbone().await;
     let events = commit_events(&b, 4).await;
     assert_eq!(
-        publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+        publisher::publish_oldest(&b.deps.db, &b.deps.redis, &b.keys, 100)
             .await
             .unwrap(),
         4
@@ -140,7 +140,7 @@ async fn a_duplicate_publish_takes_effect_once() {
         .await
         .unwrap();
     assert_eq!(
-        publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+        publisher::publish_oldest(&b.deps.db, &b.deps.redis, &b.keys, 100)
             .await
             .unwrap(),
         1
@@ -159,7 +159,7 @@ async fn concurrent_relays_publish_each_event_once() {
     let b = backbone().await;
     let events = commit_events(&b, 2000).await;
     let relays = (0..4).map(|_| {
-        let (db, redis, keys) = (b.db.clone(), b.deps.redis.clone(), b.keys.clone());
+        let (db, redis, keys) = (b.deps.db.clone(), b.deps.redis.clone(), b.keys.clone());
         tokio::spawn(async move {
             let mut total = 0;
             loop {
@@ -188,7 +188,7 @@ async fn concurrent_relays_publish_each_event_once() {
 async fn pruning_removes_old_published_rows_only() {
     let b = backbone().await;
     commit_events(&b, 3).await;
-    publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 2)
+    publisher::publish_oldest(&b.deps.db, &b.deps.redis, &b.keys, 2)
         .await
         .unwrap(); // two published, one not
     sqlx::query("UPDATE outbox SET published_at = now() - interval '2 days' WHERE published_at IS NOT NULL")
@@ -199,7 +199,10 @@ async fn pruning_removes_old_published_rows_only() {
         .execute(&b.db)
         .await
         .unwrap();
-    assert_eq!(publisher::prune(&b.db, Duration::from_secs(86_400)).await.unwrap(), 2);
+    assert_eq!(
+        publisher::prune(&b.deps.db, Duration::from_secs(86_400)).await.unwrap(),
+        2
+    );
     assert_eq!(
         unpublished(&b).await,
         1,
@@ -220,7 +223,7 @@ async fn a_redis_that_lost_its_data_gets_every_unprocessed_event_again() {
     let mut b = backbone().await;
     let events = commit_events(&b, 6).await;
     let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
-    publisher::publish_now(&b.db, &b.deps.redis, &b.keys, &ids).await;
+    publisher::publish_now(&b.deps.db, &b.deps.redis, &b.keys, &ids).await;
     let key = b.keys.stream(Stream::Expiry);
     assert_eq!(b.xlen(&key).await, 6);
     // Two of them were handled already.
@@ -232,7 +235,7 @@ async fn a_redis_that_lost_its_data_gets_every_unprocessed_event_again() {
         .unwrap();
     let mut watch = publisher::RedisWatch::default();
     assert_eq!(
-        watch.check(&b.db, &b.deps.redis, &b.keys).await.unwrap(),
+        watch.check(&b.deps.db, &b.deps.redis, &b.keys).await.unwrap(),
         0,
         "the first Redis seen"
     );
@@ -255,14 +258,14 @@ async fn a_redis_that_lost_its_data_gets_every_unprocessed_event_again() {
     }
     assert_eq!(b.xlen(&key).await, 0, "the stream is gone");
     let marked = loop {
-        match watch.check(&b.db, &b.deps.redis, &b.keys).await {
+        match watch.check(&b.deps.db, &b.deps.redis, &b.keys).await {
             Ok(marked) => break marked,
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await, // reconnecting
         }
     };
     assert_eq!(marked, 4, "the unprocessed events are marked for publishing again");
     assert_eq!(
-        publisher::publish_oldest(&b.db, &b.deps.redis, &b.keys, 100)
+        publisher::publish_oldest(&b.deps.db, &b.deps.redis, &b.keys, 100)
             .await
             .unwrap(),
         4
@@ -281,7 +284,7 @@ async fn a_redis_that_lost_its_data_gets_every_unprocessed_event_again() {
     let expected: Vec<uuid::Uuid> = events[2..].iter().map(|(_, e)| e.event_id).collect();
     assert_eq!(again, expected);
     // The same Redis again: nothing more.
-    assert_eq!(watch.check(&b.db, &b.deps.redis, &b.keys).await.unwrap(), 0);
+    assert_eq!(watch.check(&b.deps.db, &b.deps.redis, &b.keys).await.unwrap(), 0);
     let mut fresh_relay = publisher::RedisWatch::default();
-    assert_eq!(fresh_relay.check(&b.db, &b.deps.redis, &b.keys).await.unwrap(), 0);
+    assert_eq!(fresh_relay.check(&b.deps.db, &b.deps.redis, &b.keys).await.unwrap(), 0);
 }

@@ -43,7 +43,7 @@ async fn one_prune_pass_deletes_exactly_the_records_older_than_the_retention() {
     insert_records(&b.db, "recent", 300, retention - DAY).await;
     insert_records(&b.db, "fresh", 200, Duration::ZERO).await;
 
-    let deleted = prune_processed_events(&b.db, retention, &CancellationToken::new())
+    let deleted = prune_processed_events(&b.deps.db, retention, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(deleted, old as u64);
@@ -56,7 +56,7 @@ async fn one_prune_pass_deletes_exactly_the_records_older_than_the_retention() {
         (0, 300, 200)
     );
     assert_eq!(
-        prune_processed_events(&b.db, retention, &CancellationToken::new())
+        prune_processed_events(&b.deps.db, retention, &CancellationToken::new())
             .await
             .unwrap(),
         0,
@@ -71,12 +71,13 @@ async fn pruners_running_at_once_share_the_work() {
     insert_records(&b.db, "old", old, 8 * DAY).await;
     insert_records(&b.db, "fresh", 100, Duration::ZERO).await;
     let stop = CancellationToken::new();
-    let passes = futures_util::future::join_all((0..4).map(|_| prune_processed_events(&b.db, 7 * DAY, &stop))).await;
+    let passes =
+        futures_util::future::join_all((0..4).map(|_| prune_processed_events(&b.deps.db, 7 * DAY, &stop))).await;
     let deleted: u64 = passes.into_iter().map(Result::unwrap).sum();
     assert_eq!(deleted, old as u64, "every old record deleted once, no pass failed");
     // A pass that met rows another one had locked may have stopped early: the next one
     // finishes (at worst the rest waits one maintenance period).
-    prune_processed_events(&b.db, 7 * DAY, &stop).await.unwrap();
+    prune_processed_events(&b.deps.db, 7 * DAY, &stop).await.unwrap();
     assert_eq!((count(&b.db, "old").await, count(&b.db, "fresh").await), (0, 100));
 }
 

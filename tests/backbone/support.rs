@@ -24,6 +24,8 @@ pub const ADMIN: &str = env!("CARGO_BIN_EXE_imticket-admin");
 
 pub struct Backbone {
     pub redis: Redis,
+    /// The test's own pool, straight at PostgreSQL even when the deployment goes through
+    /// PgBouncer; the code under test uses `deps.db`.
     pub db: PgPool,
     pub env: HashMap<String, String>,
     pub deps: Deps,
@@ -57,7 +59,7 @@ pub async fn backbone() -> Backbone {
     ProbeHandler::install(&deps.db).await.unwrap();
     let keys = deps.keys.clone();
     Backbone {
-        db: deps.db.clone(),
+        db: crate::servers::direct_pool(&env["DATABASE_URL"]).await,
         redis,
         env,
         deps,
@@ -110,7 +112,7 @@ impl Backbone {
     }
 
     pub fn probe(&self, group: &str) -> ProbeHandler {
-        ProbeHandler::new(self.db.clone(), group, Duration::ZERO)
+        ProbeHandler::new(self.deps.db.clone(), group, Duration::ZERO)
     }
 
     /// (effect rows, distinct events) of a group's probe handler.

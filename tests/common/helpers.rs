@@ -17,7 +17,8 @@ pub const ADMIN_PASSWORD: &str = "admin-password-123";
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    /// A pool on the test's own database, for checking what the API did.
+    /// A pool on the test's own database, for checking what the API did: straight at
+    /// PostgreSQL even when the API goes through PgBouncer.
     pub db: PgPool,
     pub redis: Redis,
     pub env: HashMap<String, String>,
@@ -37,6 +38,8 @@ pub async fn test_env(redis: &Redis) -> HashMap<String, String> {
     let mut env = HashMap::from([
         ("IMTICKET_ENV".into(), "production".into()),
         ("DATABASE_URL".into(), database_url),
+        // `transaction` when the tests go through PgBouncer (IMTICKET_TEST_PGBOUNCER=1).
+        ("IMTICKET_DB_POOLER".into(), servers::pooler_setting().into()),
         ("JWT_SECRET".into(), format!("test-secret-{}", uuid::Uuid::new_v4())),
         ("IMTICKET_HTTP_ADDR".into(), "127.0.0.1:0".into()),
         ("IMTICKET_WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into()),
@@ -79,7 +82,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
     customize(&mut env);
     let app = Application::build(config_from(&env)).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
-    let db = PgPool::connect(&env["DATABASE_URL"]).await.unwrap();
+    let db = servers::direct_pool(&env["DATABASE_URL"]).await;
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {

@@ -292,9 +292,70 @@ impl Drop for OwnPostgres {
     }
 }
 
-/// A fresh, empty database in the test cluster; returns its URL.
+/// A fresh, empty database in the test cluster; returns its URL. With
+/// `IMTICKET_TEST_PGBOUNCER=1` the URL goes through the shared [`PgBouncer`] (transaction
+/// pooling) instead of straight to PostgreSQL; [`direct_url`] gives the direct one.
 pub async fn fresh_database() -> String {
+    let url = fresh_database_direct().await;
+    if through_pgbouncer() {
+        pgbouncer().url_for(&url)
+    } else {
+        url
+    }
+}
+
+/// A fresh, empty database in the test cluster, reached directly whatever
+/// `IMTICKET_TEST_PGBOUNCER` says.
+pub async fn fresh_database_direct() -> String {
     create_database(postgres()).await
+}
+
+/// The URL of the same database straight at PostgreSQL: what a test uses to look at the data
+/// itself, and what migrations need when the application goes through the pooler.
+pub fn direct_url(url: &str) -> String {
+    match pgbouncer_if_started() {
+        Some(bouncer) => url.replace(&format!(":{}/", bouncer.port), &format!(":{}/", postgres().port)),
+        None => url.to_owned(),
+    }
+}
+
+/// `IMTICKET_TEST_PGBOUNCER=1`: every test database is reached through PgBouncer.
+pub fn through_pgbouncer() -> bool {
+    std::env::var("IMTICKET_TEST_PGBOUNCER").is_ok_and(|v| v == "1")
+}
+
+/// The `IMTICKET_DB_POOLER` the test databases need.
+pub fn pooler() -> imticket::config::Pooler {
+    if through_pgbouncer() {
+        imticket::config::Pooler::Transaction
+    } else {
+        imticket::config::Pooler::None
+    }
+}
+
+/// [`pooler`] as `IMTICKET_DB_POOLER` says it, for a process's environment.
+pub fn pooler_setting() -> &'static str {
+    match pooler() {
+        imticket::config::Pooler::None => "none",
+        imticket::config::Pooler::Transaction => "transaction",
+    }
+}
+
+/// The application's view of `url`'s database, built as the services build theirs with the
+/// tests' [`pooler`].
+pub fn app_db(url: &str) -> imticket::infra::postgres::Db {
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let options = match pooler() {
+        imticket::config::Pooler::None => options,
+        imticket::config::Pooler::Transaction => options.statement_cache_capacity(0).extra_float_digits(None),
+    };
+    imticket::infra::postgres::Db::new(sqlx::PgPool::connect_lazy_with(options), pooler())
+}
+
+/// A pool for a test's own statements on `url`'s database, straight at PostgreSQL: only the
+/// application goes through the pooler; a test looks at the data itself.
+pub async fn direct_pool(url: &str) -> sqlx::PgPool {
+    sqlx::PgPool::connect(&direct_url(url)).await.unwrap()
 }
 
 async fn create_database(pg: &Postgres) -> String {
@@ -306,6 +367,200 @@ async fn create_database(pg: &Postgres) -> String {
         .await
         .unwrap();
     pg.url(&name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// PgBouncer
+
+/// The PgBouncer of this test process, in front of its shared PostgreSQL: transaction pooling,
+/// a wildcard database entry (every fresh database is reachable at once), a small server pool
+/// per database and room for thousands of clients. The tests that stop PostgreSQL
+/// ([`OwnPostgres`]) talk to their own cluster directly.
+pub struct PgBouncer {
+    pub port: u16,
+    dir: PathBuf,
+}
+
+/// Server connections PgBouncer keeps per database: far fewer than the clients (an API's pool
+/// is 20), so the tests run the way a scaled-out deployment does.
+pub const PGBOUNCER_POOL_SIZE: u32 = 4;
+
+/// A database entry of PgBouncer's with one server session for all its clients (PostgreSQL's
+/// `postgres` database): every client's transaction follows another client's in that same
+/// session, the harshest case for what a client leaves there. For statements that touch no
+/// table.
+const ONE_SESSION: &str = "one_session";
+
+static PGBOUNCER: OnceLock<PgBouncer> = OnceLock::new();
+
+/// The shared PgBouncer, started on first use.
+pub fn pgbouncer() -> &'static PgBouncer {
+    PGBOUNCER.get_or_init(|| PgBouncer::start(postgres()))
+}
+
+fn pgbouncer_if_started() -> Option<&'static PgBouncer> {
+    PGBOUNCER.get()
+}
+
+fn pgbouncer_binary() -> PathBuf {
+    ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbouncer not found. IMTICKET_TEST_PGBOUNCER=1 runs the tests through PgBouncer: install it \
+                 with `apt-get install -y pgbouncer` (or run scripts/test.sh, which does)."
+            )
+        })
+}
+
+impl PgBouncer {
+    fn start(pg: &Postgres) -> Self {
+        let scratch = scratch();
+        let binary = pgbouncer_binary();
+        let dir = scratch.dir.join("pgbouncer");
+        std::fs::create_dir_all(&dir).unwrap();
+        // `trust` still wants the user listed.
+        std::fs::write(dir.join("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
+        if scratch.root {
+            // PgBouncer refuses to run as root; it runs as `postgres`, like the cluster.
+            run(Command::new("chown").arg("-R").arg("postgres:").arg(&dir));
+        }
+        let mut attempts = 0;
+        loop {
+            let port = free_port();
+            let config = dir.join("pgbouncer.ini");
+            std::fs::write(&config, Self::config(&dir, pg.port, port)).unwrap();
+            // `-d`: it daemonizes once it listens and writes its pid file, which the reaper
+            // reads. The soft descriptor limit goes up to the hard one for max_client_conn.
+            let script = format!(
+                "ulimit -n $(ulimit -Hn); exec '{}' -d '{}'",
+                binary.display(),
+                config.display()
+            );
+            let mut cmd = if scratch.root {
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", "postgres", "--", "sh", "-c", &script]);
+                cmd
+            } else {
+                let mut cmd = Command::new("sh");
+                cmd.args(["-c", &script]);
+                cmd
+            };
+            if cmd.output().unwrap().status.success() {
+                let bouncer = Self { port, dir: dir.clone() };
+                if let Some(pid) = bouncer.wait_until_it_answers() {
+                    scratch.track(pid);
+                    return bouncer;
+                }
+            }
+            // One that wrote its pid file but never listened must not outlive the attempt.
+            if let Some(pid) = Self::pid(&dir) {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+            let _ = std::fs::remove_file(dir.join("pgbouncer.pid"));
+            attempts += 1;
+            assert!(
+                attempts < 5,
+                "PgBouncer did not start: {}",
+                std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()
+            );
+        }
+    }
+
+    fn config(dir: &Path, pg_port: u16, port: u16) -> String {
+        format!(
+            "[databases]\n\
+             * = host=127.0.0.1 port={pg_port}\n\
+             {ONE_SESSION} = host=127.0.0.1 port={pg_port} dbname=postgres pool_size=1\n\
+             [pgbouncer]\n\
+             listen_addr = 127.0.0.1\n\
+             listen_port = {port}\n\
+             unix_socket_dir =\n\
+             auth_type = trust\n\
+             auth_file = {dir}/userlist.txt\n\
+             admin_users = postgres\n\
+             pool_mode = transaction\n\
+             default_pool_size = {PGBOUNCER_POOL_SIZE}\n\
+             max_client_conn = 10000\n\
+             ignore_startup_parameters = extra_float_digits\n\
+             logfile = {dir}/pgbouncer.log\n\
+             pidfile = {dir}/pgbouncer.pid\n",
+            dir = dir.display()
+        )
+    }
+
+    fn pid(dir: &Path) -> Option<u32> {
+        std::fs::read_to_string(dir.join("pgbouncer.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Its pid once it has written its pid file and listens; `None` if it did not within 20 s
+    /// (another process took the port first).
+    fn wait_until_it_answers(&self) -> Option<u32> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(pid) = Self::pid(&self.dir)
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return Some(pid);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `url` (a database of the shared cluster) through this PgBouncer.
+    pub fn url_for(&self, url: &str) -> String {
+        url.replace(&format!(":{}/", postgres().port), &format!(":{}/", self.port))
+    }
+
+    /// The URL of [`ONE_SESSION`].
+    pub fn one_session_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{ONE_SESSION}", self.port)
+    }
+
+    /// A `SHOW` of its admin console (`POOLS`, `STATS`, …) through `psql`: one map of column
+    /// to value per row.
+    pub fn show(&self, what: &str) -> Vec<std::collections::HashMap<String, String>> {
+        let output = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-A",
+                "-F",
+                "|",
+                "-P",
+                "footer=off",
+                "-c",
+                &format!("SHOW {what}"),
+                "pgbouncer",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "SHOW {what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut lines = text.lines();
+        let columns: Vec<&str> = lines.next().unwrap_or_default().split('|').collect();
+        lines
+            .map(|line| {
+                columns
+                    .iter()
+                    .zip(line.split('|'))
+                    .map(|(c, v)| ((*c).to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

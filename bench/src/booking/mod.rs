@@ -90,7 +90,7 @@ pub(super) struct PgCounters {
 pub(super) async fn pg_counters(deps: &Deps) -> anyhow::Result<PgCounters> {
     // The statistics collector publishes at most every 500 ms (PGSTAT_MIN_INTERVAL in 15):
     // clear this backend's snapshot so each read sees the latest flush.
-    let mut conn = deps.db.acquire().await?;
+    let mut conn = deps.db.pool().acquire().await?;
     sqlx::query("SELECT pg_stat_clear_snapshot()")
         .execute(&mut *conn)
         .await?;
@@ -136,7 +136,7 @@ pub(super) async fn insert_fans(deps: &Deps, label: &str, n: usize) -> anyhow::R
         )
         .bind(chunk)
         .bind(label)
-        .execute(&deps.db)
+        .execute(deps.db.pool())
         .await
         .context("insert users")?;
     }
@@ -216,7 +216,7 @@ pub(super) async fn seats_interleaved(deps: &Deps, schedules: &[Uuid]) -> anyhow
         let seats: Vec<Uuid> =
             sqlx::query_scalar("SELECT id FROM seats WHERE schedule_id = $1 ORDER BY section, row_number, seat_number")
                 .bind(schedule)
-                .fetch_all(&deps.db)
+                .fetch_all(deps.db.pool())
                 .await
                 .context("read seats")?;
         per.push(seats);

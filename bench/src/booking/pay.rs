@@ -262,7 +262,7 @@ pub async fn flow(deps: &Deps, args: &BookingFlow) -> anyhow::Result<()> {
         let confirmed: i64 =
             sqlx::query_scalar("SELECT count(*) FROM reservations WHERE schedule_id = $1 AND status = 'confirmed'")
                 .bind(schedule)
-                .fetch_one(&deps.db)
+                .fetch_one(deps.db.pool())
                 .await?;
         if confirmed as usize >= paid || started.elapsed() > DEADLINE {
             break confirmed;

@@ -19,7 +19,7 @@ use crate::infra::postgres::catalog::{self as repo, ConcertStock};
 /// expires or is cancelled its seats return to the inventory and this turns false again.
 #[tracing::instrument(name = "concert sold out", skip_all, fields(concert_id = %concert_id))]
 pub async fn concert_sold_out(deps: &Deps, concert_id: Uuid) -> Result<bool, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     let stock = repo::concert_stock(&mut conn, concert_id).await?;
     Ok(is_sold_out(stock))
 }

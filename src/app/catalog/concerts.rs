@@ -88,7 +88,7 @@ pub async fn create_concert(
     let title = ConcertTitle::parse(title)?;
     let description = Description::parse(description)?;
     let sale_opens_at = sale_opens_at.map(|at| SaleOpensAt::parse(at, Utc::now())).transpose()?;
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.write().await.context("acquire connection")?;
     let row = repo::insert_concert(
         &mut conn,
         Uuid::now_v7(),
@@ -97,11 +97,12 @@ pub async fn create_concert(
         sale_opens_at.map(SaleOpensAt::get),
     )
     .await?;
+    conn.commit().await.context("commit concert")?;
     Ok(row.into())
 }
 
 pub async fn list_concerts(deps: &Deps, page: PageRequest) -> Result<ConcertPage, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     let (rows, total) = repo::list_concerts(&mut conn, i64::from(page.size), page.offset()).await?;
     let items = rows.into_iter().map(Concert::from).collect();
     Ok(ConcertPage {
@@ -113,7 +114,7 @@ pub async fn list_concerts(deps: &Deps, page: PageRequest) -> Result<ConcertPage
 }
 
 pub(crate) async fn load_concert_details(deps: &Deps, id: Uuid) -> Result<JsonBody, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     let concert = repo::find_concert(&mut conn, id)
         .await?
         .ok_or_else(AppError::concert_not_found)?;

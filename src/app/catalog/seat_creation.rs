@@ -104,7 +104,7 @@ pub async fn request_seats(deps: &Deps, schedule_id: Uuid, layout: SeatLayout, m
 }
 
 pub async fn job(deps: &Deps, id: Uuid) -> Result<Job, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     repo::find_job(&mut conn, id)
         .await?
         .map(Job::from)
@@ -166,7 +166,7 @@ pub async fn execute_seat_job(deps: &Deps, job_id: Uuid, processed: Option<(&str
             record_processed(&mut tx, processed).await?;
             tx.commit().await.context("commit finished job")?;
             tracing::info!(%job_id, seats = total, "seat-creation job done");
-            if let Some(schedule) = repo::find_schedule(&mut *deps.db.acquire().await?, schedule_id).await? {
+            if let Some(schedule) = repo::find_schedule(&mut *deps.db.read().await?, schedule_id).await? {
                 seats_created(deps, schedule_id, schedule.concert_id).await;
             }
             return Ok(JobEnd::Done);

@@ -50,7 +50,7 @@ pub struct SeatMap {
 /// Layout and states together from PostgreSQL (one query, one snapshot); 404 if there is no
 /// such schedule.
 async fn load(deps: &Deps, schedule_id: Uuid) -> Result<(Arc<Layout>, Vec<u8>), AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     repo::find_schedule(&mut conn, schedule_id)
         .await?
         .ok_or_else(AppError::schedule_not_found)?;
@@ -71,7 +71,7 @@ async fn load(deps: &Deps, schedule_id: Uuid) -> Result<(Arc<Layout>, Vec<u8>), 
 async fn load_states(deps: &Deps, layout: Arc<Layout>) -> Result<(Arc<Layout>, Vec<u8>), AppError> {
     let schedule_id = layout.schedule_id;
     let states = {
-        let mut conn = deps.db.acquire().await.context("acquire connection")?;
+        let mut conn = deps.db.read().await.context("acquire connection")?;
         repo::seat_states(&mut conn, schedule_id).await?.into_bytes()
     };
     deps.seat_layouts.counted_states_load();

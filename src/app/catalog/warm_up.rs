@@ -13,7 +13,7 @@ use crate::infra::redis::keys::CacheEntry;
 pub async fn warm_up(deps: &Deps, window: chrono::Duration) {
     let result = async {
         let now = Utc::now();
-        let schedules = repo::schedules_starting(&mut *deps.db.acquire().await?, now, now + window).await?;
+        let schedules = repo::schedules_starting(&mut *deps.db.read().await?, now, now + window).await?;
         let mut concerts = std::collections::HashSet::new();
         for schedule in &schedules {
             // Through the cache's own path: what another API process already warmed is not

@@ -1,8 +1,8 @@
 //! When each concert's sale opens, kept per process: a join must not cost a database query.
 
+use crate::infra::postgres::Db;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::bounded::Kept;
@@ -26,11 +26,11 @@ impl Default for SaleWindows {
 
 impl SaleWindows {
     /// When `concert_id`'s sale opens (`None`: open now); 404 for an unknown concert.
-    pub async fn opens_at(&self, db: &PgPool, concert_id: Uuid) -> Result<Option<DateTime<Utc>>, AppError> {
+    pub async fn opens_at(&self, db: &Db, concert_id: Uuid) -> Result<Option<DateTime<Utc>>, AppError> {
         if let Some(known) = self.known.get(&concert_id) {
             return Ok(known);
         }
-        let mut conn = db.acquire().await.context("acquire connection")?;
+        let mut conn = db.read().await.context("acquire connection")?;
         let window = repo::concert_sale_window(&mut conn, concert_id)
             .await?
             .ok_or_else(AppError::concert_not_found)?;

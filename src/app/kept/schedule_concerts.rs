@@ -2,7 +2,9 @@
 //! database query per request (a loser must cost none).
 
 use anyhow::Context;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+
+use crate::infra::postgres::Db;
 use uuid::Uuid;
 
 use super::bounded::Kept;
@@ -25,11 +27,11 @@ impl Default for ScheduleConcerts {
 
 impl ScheduleConcerts {
     /// The schedule's concert; 404 `schedule_not_found` for an unknown schedule.
-    pub async fn concert_of(&self, db: &PgPool, schedule_id: Uuid) -> Result<Uuid, AppError> {
+    pub async fn concert_of(&self, db: &Db, schedule_id: Uuid) -> Result<Uuid, AppError> {
         if let Some(concert) = self.known.get(&schedule_id) {
             return Ok(concert);
         }
-        let mut conn = db.acquire().await.context("acquire connection")?;
+        let mut conn = db.read().await.context("acquire connection")?;
         self.concert_of_in(&mut conn, schedule_id).await
     }
 

@@ -145,16 +145,19 @@ async fn hold_with(
             },
             Err(err) => Err(err),
         },
-        // Without a key the common hold is one statement in its own transaction.
+        // Without a key the common hold is one statement in its own transaction (behind a
+        // transaction pooler, the connection's transaction, committed here).
         None => {
             async {
-                let mut conn = deps.db.acquire().await.context("acquire connection")?;
+                let mut conn = deps.db.write().await.context("acquire connection")?;
                 if let Some(held) = fast_hold(deps, &mut conn, &wanted).await? {
+                    conn.commit().await.context("commit hold")?;
                     return Ok(held);
                 }
                 let mut tx = sqlx::Connection::begin(&mut *conn).await.context("begin hold")?;
                 let held = general_hold(deps, &mut tx, &wanted).await?;
                 tx.commit().await.context("commit hold")?;
+                conn.commit().await.context("commit hold")?;
                 Ok(held)
             }
             .await

@@ -47,7 +47,7 @@ impl From<repo::ReservationRow> for Reservation {
 /// `GET /reservations/{id}`: the caller's own reservation (another user's is 404: its existence
 /// does not leak).
 pub async fn get(deps: &Deps, user_id: Uuid, id: Uuid) -> Result<Reservation, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     let row = repo::find(&mut conn, id, false).await?.filter(|r| r.user_id == user_id);
     row.map(Reservation::from).ok_or_else(AppError::reservation_not_found)
 }
@@ -66,7 +66,7 @@ pub async fn of_user(
     user_id: Uuid,
     page: crate::domain::catalog::PageRequest,
 ) -> Result<ReservationPage, AppError> {
-    let mut conn = deps.db.acquire().await.context("acquire connection")?;
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     let (rows, total) = repo::of_user(&mut conn, user_id, i64::from(page.size), page.offset()).await?;
     Ok(ReservationPage {
         items: rows.into_iter().map(Reservation::from).collect(),
