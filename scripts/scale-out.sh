@@ -23,6 +23,8 @@
 #   IMTICKET_LB_ADDR          (127.0.0.1:8080)  HAProxy, where clients connect
 #   IMTICKET_LB_STATS_ADDR    (127.0.0.1:8404)  HAProxy's /stats page (and /stats;csv)
 #   DATABASE_URL, REDIS_URL   (unset)           use these servers; none of that kind is started
+#   IMTICKET_RUN_PGBOUNCER    (off)             `on`: the processes reach PostgreSQL through a
+#                                               transaction-mode PgBouncer (scripts/pgbouncer.sh)
 #   IMTICKET_RUN_REDIS        (single)          `cluster`: a local Redis Cluster instead of one Redis
 #                                               (scripts/redis-cluster.sh, 3 masters + 3 replicas;
 #                                               IMTICKET_STREAM_PARTITIONS=3)
@@ -80,7 +82,7 @@ mkdir -p "$logs"
 
 declare -A names=() outputs=() api_pid=()
 pids=()
-lb_pid="" redis_pid="" pg_started="" ready_pid="" cluster_started=""
+lb_pid="" redis_pid="" pg_started="" ready_pid="" cluster_started="" pgbouncer_started=""
 
 # Everything this run started, by pid, for the next run should this one be killed with -9.
 remember_pids() { printf '%s\n' "${pids[@]}" >"$data_dir/run.pids"; }
@@ -125,6 +127,7 @@ cleanup() {
     wait "$redis_pid" 2>/dev/null || true
   fi
   [ -n "$cluster_started" ] && bash scripts/redis-cluster.sh stop "$data_dir/cluster"
+  [ -n "$pgbouncer_started" ] && bash scripts/pgbouncer.sh stop "$data_dir/pgbouncer"
   [ -n "$pg_started" ] && pg_stop "$pg_data"
   rm -f "$data_dir/run.env" "$data_dir/run.pid" "$data_dir/redis.pid" "$data_dir/run.pids"
   log "stopped"
@@ -146,6 +149,16 @@ start_postgres() {
   pg_start "$pg_data" "$pg_port" 9>&-
   pg_createdb "$pg_port" imticket
   export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/imticket"
+}
+# start_pgbouncer: with IMTICKET_RUN_PGBOUNCER=on, a transaction-mode PgBouncer in front of the
+# PostgreSQL (scripts/pgbouncer.sh; its files in <data dir>/pgbouncer), which every process then
+# reaches through it with IMTICKET_DB_POOLER=transaction.
+start_pgbouncer() {
+  [ "${IMTICKET_RUN_PGBOUNCER:-off}" = on ] || return 0
+  DATABASE_URL=$(bash scripts/pgbouncer.sh start "$data_dir/pgbouncer" "$DATABASE_URL" 9>&-)
+  pgbouncer_started=yes
+  export DATABASE_URL IMTICKET_DB_POOLER=transaction
+  log "PostgreSQL through PgBouncer (transaction pooling) at ${DATABASE_URL##*@}"
 }
 start_redis() {
   if [ -n "${REDIS_URL:-}" ]; then
@@ -200,6 +213,7 @@ wait_lb() {
 }
 
 start_postgres
+start_pgbouncer
 start_redis
 export IMTICKET_REDIS_KEY_PREFIX=${IMTICKET_REDIS_KEY_PREFIX:-imticket:}
 export IMTICKET_ENV=${IMTICKET_ENV:-development}
@@ -214,7 +228,8 @@ export IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=${IMTICKET_BOOTSTRAP_ADMIN_PASSWORD:-ad
 # IMTICKET_HTTP_ADDR here is the balancer's: what clients of the run (imticket-admin, a script)
 # should use; each API's own is in its log.
 write_run_env "$data_dir/run.env" scripts/scale-out.sh DATABASE_URL REDIS_URL IMTICKET_REDIS_KEY_PREFIX \
-  IMTICKET_ENV IMTICKET_HTTP_ADDR IMTICKET_METRICS_TARGETS_DIR JWT_SECRET IMTICKET_REDIS_CLUSTER IMTICKET_STREAM_PARTITIONS
+  IMTICKET_ENV IMTICKET_HTTP_ADDR IMTICKET_METRICS_TARGETS_DIR JWT_SECRET IMTICKET_REDIS_CLUSTER IMTICKET_STREAM_PARTITIONS \
+  IMTICKET_DB_POOLER
 
 "$bin/imticket-admin" migrate 9>&-
 for n in $(seq "$apis"); do start_api "$n"; done
