@@ -268,9 +268,9 @@ async fn migrations_through_pgbouncer_run_once_at_a_time_and_leave_no_lock_behin
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
-        .fetch_one(&check)
-        .await
-        .unwrap();
+    .fetch_one(&check)
+    .await
+    .unwrap();
     assert_eq!(locks, 0);
     // And a later run, e.g. the next process to start, finds nothing to do.
     tokio::time::timeout(Duration::from_secs(30), imticket::infra::postgres::migrate(&db))
