@@ -93,6 +93,9 @@ servers_up=""
 # workers and the script.
 cleanup() {
   local status=$?
+  # Every step runs whatever the one before it said: a process already gone must not stop the
+  # clean-up half way (set -e would, leaving the rest running).
+  set +e
   trap - INT TERM EXIT
   log "stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done

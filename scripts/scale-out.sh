@@ -110,6 +110,9 @@ forget() {
 # then Redis (it writes its AOF), then PostgreSQL.
 cleanup() {
   local status=$? pid
+  # Every step runs whatever the one before it said: a process already gone must not stop the
+  # clean-up half way (set -e would, leaving the rest running).
+  set +e
   trap - INT TERM HUP USR1 EXIT
   log "stopping"
   [ -n "$ready_pid" ] && kill "$ready_pid" 2>/dev/null

@@ -33,8 +33,9 @@ impl ConfigError {
 
 /// `IMTICKET_*` variables that are not the processes' configuration but are read elsewhere,
 /// so they are never reported as unread: the settings of `scripts/run.sh` and
-/// `scripts/scale-out.sh` (whose processes inherit them), and the operator CLI's env file.
-pub const READ_ELSEWHERE: [&str; 11] = [
+/// `scripts/scale-out.sh` (whose processes inherit them), of `scripts/redis-cluster.sh`, and the
+/// operator CLI's env file.
+pub const READ_ELSEWHERE: [&str; 20] = [
     "IMTICKET_DOTENV",
     "IMTICKET_DATA_DIR",
     "IMTICKET_PG_PORT",
@@ -46,6 +47,15 @@ pub const READ_ELSEWHERE: [&str; 11] = [
     "IMTICKET_WORKERS_PER_ROLE",
     "IMTICKET_LB_ADDR",
     "IMTICKET_LB_STATS_ADDR",
+    "IMTICKET_RUN_REDIS",
+    "IMTICKET_RUN_PGBOUNCER",
+    "IMTICKET_CLUSTER_MASTERS",
+    "IMTICKET_CLUSTER_REPLICAS",
+    "IMTICKET_CLUSTER_NODE_TIMEOUT",
+    "IMTICKET_CLUSTER_BIND",
+    "IMTICKET_CLUSTER_PORTS",
+    "IMTICKET_CLUSTER_HOSTS",
+    "IMTICKET_CLUSTER_ASK",
 ];
 
 /// A source of variables (the process environment, a test's map, an operator's files) and
