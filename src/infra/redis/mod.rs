@@ -3,6 +3,7 @@
 //! | file | what |
 //! |---|---|
 //! | `mod.rs` | the [`Redis`] handle: to one Redis or a Redis Cluster; a multiplexed connection that reconnects by itself, one per handle (workers share one per process; the API has one per HTTP worker thread) |
+//! | `connection.rs` | the connection types the handle gives out (one Redis, a Cluster) and what they say of the topology |
 //! | `keys.rs` | every key name, under the deployment's prefix |
 //! | `protocol.rs` | the protocol's special ids (`*`, `>`, `-`, `+`, `0`) as named constants, and [`protocol::EntryId`] |
 //! | `reply.rs` | each reply shape parsed once, into a typed value ([`redis::FromRedisValue`]) |
@@ -20,6 +21,7 @@
 //! key set they touch shares a hash tag (see `keys.rs`).
 
 pub mod cache_store;
+mod connection;
 pub mod expiry_due;
 pub mod keys;
 pub mod protocol;
@@ -36,13 +38,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+use redis::{AsyncConnectionConfig, Value};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
+pub use connection::{Connection, DedicatedConnection, Topology};
 /// What every command function takes: any connection (a handle's shared one, a dedicated one).
 pub use redis::aio::ConnectionLike;
 
@@ -62,112 +64,6 @@ pub fn unreachable(err: &anyhow::Error) -> bool {
                 || matches!(e.code(), Some("CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN" | "LOADING"))
         }) || cause.downcast_ref::<tokio::time::error::Elapsed>().is_some()
     })
-}
-
-/// The shared connection of a handle: to one Redis (multiplexed, reconnecting by itself) or to
-/// a Redis Cluster (one multiplexed connection per node, following `MOVED`/`ASK` and
-/// failovers). Every command function takes it as `impl ConnectionLike`.
-#[derive(Clone)]
-pub enum Connection {
-    Single(ConnectionManager),
-    /// With the flag it raises when a command finds a node unreachable (see [`Redis::connection`]).
-    Cluster(ClusterConnection, Arc<AtomicBool>),
-}
-
-/// A connection of its own, for blocking reads: on the shared multiplexed connection a
-/// blocking `XREADGROUP` would delay every other command (on a Cluster, every command to that
-/// node).
-#[derive(Clone)]
-pub enum DedicatedConnection {
-    Single(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-/// Whether a cluster command's error may mean the client's slot map is out of date: a node it
-/// routes to no longer answers (killed, cut off) or says the cluster is down there. The redis
-/// crate reconnects to the same address after such errors but refreshes the slot map only on
-/// `MOVED`, which a node that cannot be reached never sends: after a failover it would keep
-/// trying the old master.
-fn maybe_stale_slots(err: &redis::RedisError) -> bool {
-    err.is_io_error()
-        || err.is_timeout()
-        || err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || matches!(
-            err.kind(),
-            redis::ErrorKind::ClusterDown
-                | redis::ErrorKind::MasterDown
-                | redis::ErrorKind::TryAgain
-                | redis::ErrorKind::ClusterConnectionNotFound
-        )
-}
-
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c, stale) => Box::pin(async move {
-                let answer = c.req_packed_command(cmd).await;
-                if answer.as_ref().is_err_and(maybe_stale_slots) {
-                    stale.store(true, Ordering::Relaxed);
-                }
-                answer
-            }),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Cluster(c, stale) => Box::pin(async move {
-                let answer = c.req_packed_commands(cmd, offset, count).await;
-                if answer.as_ref().is_err_and(maybe_stale_slots) {
-                    stale.store(true, Ordering::Relaxed);
-                }
-                answer
-            }),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(c) => c.get_db(),
-            Self::Cluster(c, _) => c.get_db(),
-        }
-    }
-}
-
-impl ConnectionLike for DedicatedConnection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
-    }
 }
 
 /// Where the handle connects: one server, or the seed nodes of a Cluster.

@@ -10,6 +10,7 @@ use redis::aio::ConnectionLike;
 use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply, StreamPendingCountReply, StreamPendingId};
 use serde::Serialize;
 
+pub use super::connection::Topology;
 use super::keys;
 use super::protocol::{BEFORE_FIRST, EntryId, HIGHEST, LOWEST, NEW_ENTRY, UNDELIVERED};
 use super::reply::{ReadEntries, StreamEntry, StreamSummary};
@@ -185,24 +186,6 @@ pub async fn add_all<F: redis::ToRedisArgs>(
         }
     }
     Ok(ids)
-}
-
-/// What a connection knows of where keys live: on a Cluster, keys of different slots cannot
-/// share a `MULTI`.
-pub trait Topology {
-    fn is_cluster(&self) -> bool;
-}
-
-impl Topology for super::Connection {
-    fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(..))
-    }
-}
-
-impl Topology for super::DedicatedConnection {
-    fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(_))
-    }
 }
 
 /// Adds each `(id, fields)` to `to` and acks `id` on `from` for `group` (the dead-letter move).
