@@ -30,6 +30,8 @@ impl Application {
         let deps = crate::root::api_deps(config)?;
         crate::infra::postgres::migrate(&deps.db).await?;
         crate::app::auth::bootstrap_admin(&deps).await?;
+        // Every group an event will be read by exists before the first event is published.
+        crate::stream::groups::ensure_at_start(&deps.redis, &deps.keys, &deps.config.streams.groups).await;
         // Warm the cache for the schedules of the coming week, without delaying start-up.
         let warm = deps.clone();
         tokio::spawn(async move { crate::app::catalog::warm_up::warm_up(&warm, chrono::Duration::days(7)).await });

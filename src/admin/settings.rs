@@ -49,6 +49,10 @@ pub struct AdminSettings {
     pub db_pooler: Pooler,
     /// A pending stream entry older than this is reported by `audit`.
     pub claim_idle: Duration,
+    /// The deployment's groups (which are retired) and when an idle one counts as abandoned,
+    /// for `streams`.
+    pub groups: crate::events::groups::Registry,
+    pub group_abandon_after: Duration,
     /// The deployment's token key and lifetime, for `seed --tokens-out`; the error says why
     /// there is none (read as the services read it, but only needed by that command).
     pub tokens: Result<(SecretString, Duration), ConfigError>,
@@ -66,6 +70,8 @@ impl AdminSettings {
             db_acquire_timeout: database::acquire_timeout(&env)?,
             db_pooler: database::pooler(&env)?,
             claim_idle: streams::claim_idle(&env)?,
+            groups: streams::retired_groups(&env)?,
+            group_abandon_after: streams::group_abandon_after(&env)?,
             tokens: crate::config::environment(&env)
                 .and_then(|e| auth::jwt_secret(&env, e))
                 .and_then(|secret| Ok((SecretString::from(secret), auth::jwt_ttl(&env)?))),

@@ -17,6 +17,7 @@ use crate::domain::queue::{
     Admission, EntryView, POLL_MAX_SECONDS, QueueStatus, Standing, eta_seconds, poll_after_active,
     poll_after_pre_queue, poll_after_waiting,
 };
+use crate::events::{QueueAdmitted, QueueJoined};
 use crate::infra::redis::waiting_room::{self as room, AdmitReport, WaitingRoom};
 
 /// What a client is told about its entry.
@@ -120,10 +121,27 @@ pub async fn join(deps: &Deps, user_id: Uuid, concert_id: Uuid) -> Result<Joined
         .await
         .map_err(unavailable)?;
     metrics::counter!("queue_joins_total").increment(1);
-    if view.standing.status() == QueueStatus::Active && view.entry == fresh {
+    if view.entry == fresh {
+        let joined = QueueJoined {
+            concert_id,
+            user_id,
+            entry_id: fresh,
+        };
+        deps.outbox.publish_direct(&[joined]).await;
+    }
+    if let Standing::Active { until_ms } = view.standing
+        && view.entry == fresh
+    {
         // A new entry admitted at once (nobody was waiting): a wait of zero.
         metrics::counter!("queue_admissions_total").increment(1);
         metrics::histogram!("queue_wait_seconds").record(0.0);
+        let admitted = QueueAdmitted {
+            concert_id,
+            user_id,
+            entry_id: fresh,
+            active_until: at_ms(until_ms),
+        };
+        deps.outbox.publish_direct(&[admitted]).await;
     }
     let queue_token = deps.tokens.issue_queue(QueuePass {
         user_id,
@@ -134,6 +152,11 @@ pub async fn join(deps: &Deps, user_id: Uuid, concert_id: Uuid) -> Result<Joined
         queue_token,
         view: describe(&view, deps.config.waiting_room.promote_per_second),
     })
+}
+
+/// A Redis clock reading (ms since the epoch) as a time.
+fn at_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// `GET /queue/status`.
@@ -221,6 +244,20 @@ pub async fn admit(deps: &Deps, concert_id: Uuid) -> anyhow::Result<AdmitReport>
         for wait in &report.waits_ms {
             histogram.record(*wait as f64 / 1000.0);
         }
+        let active_until = at_ms(report.active_until_ms as i64);
+        let admitted: Vec<QueueAdmitted> = report
+            .entries
+            .iter()
+            .filter_map(|e| {
+                Some(QueueAdmitted {
+                    concert_id,
+                    user_id: e.user_id.parse().ok()?,
+                    entry_id: e.entry_id.parse().ok()?,
+                    active_until,
+                })
+            })
+            .collect();
+        deps.outbox.publish_direct(&admitted).await;
     }
     if report.expired > 0 {
         metrics::counter!("queue_expired_total").increment(report.expired);

@@ -36,6 +36,13 @@ pub struct StreamSettings {
     /// to replay a dead letter (docs/event-backbone.md). Checked at start against the
     /// redelivery window.
     pub processed_events_retention: Duration,
+    /// `IMTICKET_STREAM_GROUP_ABANDON_AFTER_SECONDS`: a group that pins until abandoned
+    /// ([`crate::events::groups::Pinning::UntilAbandoned`]) stops holding its stream's trim
+    /// point once no consumer of it has been seen for this long.
+    pub group_abandon_after: Duration,
+    /// `IMTICKET_STREAM_GROUPS_RETIRED`: groups declared retired (comma-separated, each
+    /// `group` or `stream:group`): never created, never holding a trim point.
+    pub groups: crate::events::groups::Registry,
 }
 
 impl StreamSettings {
@@ -56,6 +63,8 @@ impl StreamSettings {
                 604_800,
                 60..=315_360_000,
             )?,
+            group_abandon_after: group_abandon_after(env)?,
+            groups: retired_groups(env)?,
         })
         .and_then(Self::checked)
     }
@@ -102,6 +111,8 @@ impl StreamSettings {
         MaintenanceSettings {
             interval: self.maintenance_interval,
             consumer_cleanup_idle: self.consumer_cleanup_idle,
+            group_abandon_after: self.group_abandon_after,
+            groups: self.groups.clone(),
         }
     }
 
@@ -112,8 +123,38 @@ impl StreamSettings {
             idle_wait: Duration::from_millis(200),
             retention: self.outbox_retention,
             housekeeping_interval: self.maintenance_interval,
+            groups: self.groups.clone(),
         }
     }
+}
+
+/// `IMTICKET_STREAM_GROUP_ABANDON_AFTER_SECONDS`, also read by the operator CLI (`streams`).
+pub(crate) fn group_abandon_after(env: &Env) -> Result<Duration, ConfigError> {
+    env.seconds("IMTICKET_STREAM_GROUP_ABANDON_AFTER_SECONDS", 86_400, 1..=31_536_000)
+}
+
+/// `IMTICKET_STREAM_GROUPS_RETIRED` (every name must be a declared group), also read by the
+/// operator CLI (`streams`).
+pub(crate) fn retired_groups(env: &Env) -> Result<crate::events::groups::Registry, ConfigError> {
+    const NAME: &str = "IMTICKET_STREAM_GROUPS_RETIRED";
+    let names: Vec<String> = env
+        .get(NAME)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| !crate::events::groups::Registry::names_a_group(n))
+    {
+        return Err(ConfigError::new(
+            NAME,
+            format!("{unknown:?} is not a declared group (`group` or `stream:group`, see imticket-admin streams)"),
+        ));
+    }
+    Ok(crate::events::groups::Registry::new(names))
 }
 
 /// `IMTICKET_STREAM_CLAIM_IDLE_MS`, also read by the operator CLI (`audit`).
@@ -153,6 +194,8 @@ impl ConsumerSettings {
 pub struct MaintenanceSettings {
     pub interval: Duration,
     pub consumer_cleanup_idle: Duration,
+    pub group_abandon_after: Duration,
+    pub groups: crate::events::groups::Registry,
 }
 
 /// The `outbox-relay` role.
@@ -163,6 +206,8 @@ pub struct RelaySettings {
     pub idle_wait: Duration,
     pub retention: Duration,
     pub housekeeping_interval: Duration,
+    /// Which groups must process every event (a new Redis gets again what they have not).
+    pub groups: crate::events::groups::Registry,
 }
 
 #[cfg(test)]

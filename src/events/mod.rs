@@ -8,16 +8,21 @@
 //! | stream (key after the prefix) | consumer group | event types |
 //! |---|---|---|
 //! | `stream:seat-creation` | `seat-creation` | `seat_creation.requested` v1 |
-//! | `stream:payments` | `payment` | `payment.completed` v1 |
-//! | `stream:expiry` | `expiry` | `hold.expired` v1 (work: release this hold if due), `reservation.expired` v1 (fact: it was released; the `expiry` worker acks it, other subscribers add their own group) |
+//! | `stream:payments` | `payment`, `settlement` | `payment.completed` v1 |
+//! | `stream:expiry` | `expiry`, `statistics`, `notifications` | `hold.expired` v1 (work: release this hold if due), `reservation.expired` v1 (fact: it was released; the `expiry` worker acks it, other subscribers add their own group) |
+//! | `stream:reservations` | `statistics`, `notifications` | `reservation.created` v1 (a hold was placed), `reservation.confirmed` v1 (paid and confirmed: the ticket) |
+//! | `stream:queue` | `statistics`, `notifications` | `queue.joined` v1 (a new entry in a line), `queue.admitted` v1 (its turn came) |
 //! | `stream:dead-letter` | (none: read by operators with `imticket-admin dlq`) | any |
 //!
-//! Names are documented in the README; never change them silently.
+//! Every group of a stream reads every event of it ([`groups`]); a group acks the types it
+//! does not use. Names are documented in the README; never change them silently.
 
 mod envelope;
+pub mod groups;
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -30,10 +35,18 @@ pub enum Stream {
     SeatCreation,
     Payments,
     Expiry,
+    Reservations,
+    Queue,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 3] = [Stream::SeatCreation, Stream::Payments, Stream::Expiry];
+    pub const ALL: [Stream; 5] = [
+        Stream::SeatCreation,
+        Stream::Payments,
+        Stream::Expiry,
+        Stream::Reservations,
+        Stream::Queue,
+    ];
 
     /// The logical name, stored in outbox rows and used in metric labels.
     pub fn name(self) -> &'static str {
@@ -41,22 +54,26 @@ impl Stream {
             Stream::SeatCreation => "seat-creation",
             Stream::Payments => "payments",
             Stream::Expiry => "expiry",
+            Stream::Reservations => "reservations",
+            Stream::Queue => "queue",
         }
     }
 
-    /// The consumer group of the worker role that handles this stream.
+    /// The stream's first declared group ([`groups::GROUPS`]): the worker role that does its
+    /// work (`payment`, `expiry`, `seat-creation`), or `statistics` for the streams of facts.
     pub fn group(self) -> &'static str {
         match self {
             Stream::SeatCreation => "seat-creation",
             Stream::Payments => "payment",
             Stream::Expiry => "expiry",
+            Stream::Reservations | Stream::Queue => "statistics",
         }
     }
 
     /// Whether `IMTICKET_STREAM_PARTITIONS` splits it: the streams every sale writes to. Seat
     /// creation (an admin's job now and then) stays one stream.
     pub fn is_partitioned(self) -> bool {
-        matches!(self, Stream::Payments | Stream::Expiry)
+        matches!(self, Stream::Payments | Stream::Expiry | Stream::Reservations)
     }
 
     pub fn from_name(name: &str) -> Option<Stream> {
@@ -131,6 +148,74 @@ pub struct ReservationExpired {
 impl Event for ReservationExpired {
     const STREAM: Stream = Stream::Expiry;
     const TYPE: &'static str = "reservation.expired";
+    const VERSION: u32 = 1;
+}
+
+/// A hold was placed: `seat_ids` are held for `user_id` until `expires_at`. Written in the
+/// hold's transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReservationCreated {
+    pub reservation_id: Uuid,
+    pub user_id: Uuid,
+    pub concert_id: Uuid,
+    pub schedule_id: Uuid,
+    pub seat_ids: Vec<Uuid>,
+    pub amount: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Event for ReservationCreated {
+    const STREAM: Stream = Stream::Reservations;
+    const TYPE: &'static str = "reservation.created";
+    const VERSION: u32 = 1;
+}
+
+/// A paid reservation was confirmed: the ticket. Written by the payment worker's confirmation,
+/// in its transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReservationConfirmed {
+    pub reservation_id: Uuid,
+    pub user_id: Uuid,
+    pub concert_id: Uuid,
+    pub schedule_id: Uuid,
+    pub seat_ids: Vec<Uuid>,
+    pub amount: i64,
+    pub ticket_code: String,
+    pub confirmed_at: DateTime<Utc>,
+}
+
+impl Event for ReservationConfirmed {
+    const STREAM: Stream = Stream::Reservations;
+    const TYPE: &'static str = "reservation.confirmed";
+    const VERSION: u32 = 1;
+}
+
+/// A fan joined a concert's line (a new entry; joining again is not an event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct QueueJoined {
+    pub concert_id: Uuid,
+    pub user_id: Uuid,
+    pub entry_id: Uuid,
+}
+
+impl Event for QueueJoined {
+    const STREAM: Stream = Stream::Queue;
+    const TYPE: &'static str = "queue.joined";
+    const VERSION: u32 = 1;
+}
+
+/// A fan's turn came: the entry is active (may hold seats) until `active_until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct QueueAdmitted {
+    pub concert_id: Uuid,
+    pub user_id: Uuid,
+    pub entry_id: Uuid,
+    pub active_until: DateTime<Utc>,
+}
+
+impl Event for QueueAdmitted {
+    const STREAM: Stream = Stream::Queue;
+    const TYPE: &'static str = "queue.admitted";
     const VERSION: u32 = 1;
 }
 

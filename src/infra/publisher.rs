@@ -14,7 +14,7 @@ use anyhow::Context;
 use super::postgres::outbox::{self as table, OutboxRow};
 use super::redis::keys::Keys;
 use super::redis::{Redis, streams};
-use crate::events::Stream;
+use crate::events::{Event, Stream};
 
 /// What a use case needs to publish the events it just committed.
 #[derive(Clone)]
@@ -32,6 +32,33 @@ impl Publisher {
     /// The same publisher over another Redis handle.
     pub fn with_redis(&self, redis: Redis) -> Self {
         Self { redis, ..self.clone() }
+    }
+
+    /// Facts decided in Redis rather than PostgreSQL (a queue join, an admission: a script's
+    /// answer), XADDed straight to their stream without an outbox row. At most once: if the
+    /// process dies between the script and this call, or Redis refuses the XADD, the event is
+    /// lost (logged and counted in `stream_direct_publish_failed_total`). Only facts that tell
+    /// readers (notifications, statistics) go this way, never work the booking depends on.
+    pub async fn publish_direct<E: Event>(&self, events: &[E]) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(err) = self.try_publish_direct(events).await {
+            metrics::counter!("stream_direct_publish_failed_total", "stream" => E::STREAM.name())
+                .increment(events.len() as u64);
+            tracing::warn!(stream = E::STREAM.name(), events = events.len(), error = %format!("{err:#}"), "could not publish events born in Redis; they are lost");
+        }
+    }
+
+    async fn try_publish_direct<E: Event>(&self, events: &[E]) -> anyhow::Result<()> {
+        let mut entries = Vec::with_capacity(events.len());
+        for event in events {
+            let envelope = crate::events::encode(event)?;
+            entries.push((self.keys.stream_for(E::STREAM, envelope.event_id), envelope.to_fields()));
+        }
+        let mut conn = self.redis.connection().await?;
+        streams::add_all(&mut conn, &entries).await.context("XADD events")?;
+        Ok(())
     }
 
     /// The fast path: publishes the just-committed rows `ids`. Failures are logged, not
@@ -137,13 +164,15 @@ pub async fn prune(db: &Db, retention: Duration) -> anyhow::Result<u64> {
 /// Redis killed mid-run comes back without up to a second of writes (or with none, its files
 /// lost), and a stream entry XADDed in that second is gone although its outbox row says
 /// published. So the relays note each Redis they see (`run_id`, in `redis_epochs`); one that
-/// finds a Redis other than the latest noted publishes again every event its consumer group has
-/// not recorded as processed — except those in the dead-letter stream. Handlers absorb what is
+/// finds a Redis other than the latest noted publishes again every event that one of its
+/// stream's groups that pin always ([`crate::events::groups::Registry::required`]) has not
+/// recorded as processed — except those in the dead-letter stream. Handlers absorb what is
 /// delivered twice.
 #[derive(Default)]
 pub struct RedisWatch {
     run_id: Option<String>,
     noted: Option<std::time::Instant>,
+    groups: crate::events::groups::Registry,
 }
 
 /// How often a relay notes that the Redis it sees is still the same one.
@@ -152,6 +181,14 @@ const NOTE_EVERY: Duration = Duration::from_secs(1);
 const EPOCH_LOCK: i64 = 0x1d71_c4e7_0ed0_5e01;
 
 impl RedisWatch {
+    /// A watch for a deployment whose groups are `groups` (some may be retired).
+    pub fn with_groups(groups: crate::events::groups::Registry) -> Self {
+        Self {
+            groups,
+            ..Self::default()
+        }
+    }
+
     /// Once per relay round. Returns how many rows were marked for publishing again (0 unless
     /// this Redis is new).
     pub async fn check(&mut self, db: &Db, redis: &Redis, keys: &Keys) -> anyhow::Result<u64> {
@@ -176,8 +213,12 @@ impl RedisWatch {
         if latest.as_deref().is_some_and(|latest| latest != run_id) {
             let mut conn = redis.connection().await?;
             let keep = dead_lettered_events(&mut conn, keys).await?;
-            let streams: Vec<String> = Stream::ALL.iter().map(|s| s.name().to_owned()).collect();
-            let groups: Vec<String> = Stream::ALL.iter().map(|s| s.group().to_owned()).collect();
+            let (streams, groups): (Vec<String>, Vec<String>) = self
+                .groups
+                .required()
+                .into_iter()
+                .map(|(stream, group)| (stream.name().to_owned(), group.to_owned()))
+                .unzip();
             marked = table::unpublish_unprocessed(&mut tx, &streams, &groups, &keep).await?;
             tracing::warn!(
                 run_id = %run_id,

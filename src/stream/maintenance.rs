@@ -1,41 +1,65 @@
-//! Housekeeping of a stream: statistics (for metrics and `imticket-admin streams`), trimming
-//! that never removes an entry some group has not acked (I6), and removal of dead consumers.
+//! Housekeeping of a stream: statistics (for metrics and `imticket-admin streams`), the
+//! declared groups created, trimming that never removes an entry a pinning group has not acked
+//! (I6, [`super::groups`]), and removal of dead consumers.
 
-use crate::infra::redis::ConnectionLike;
+use std::time::Duration;
 
+use super::groups::{self, Assessment};
 use crate::config::MaintenanceSettings;
+use crate::events::groups::Registry;
+use crate::infra::redis::ConnectionLike;
 use crate::infra::redis::protocol::EntryId;
 use crate::infra::redis::streams::{self, StreamStats, remove_dead_consumers};
 
-/// The lowest id some group still needs: its oldest pending entry, or else the first entry
-/// after the last one delivered to it. Everything below the minimum over all groups has been
-/// delivered to and acked by every group. `None` when the stream has no group.
-pub fn safe_trim_point(stats: &StreamStats) -> Option<EntryId> {
-    stats
-        .groups
-        .iter()
-        .map(|g| {
-            let delivered = EntryId::parse(&g.last_delivered_id).unwrap_or(EntryId { ms: 0, seq: 0 });
-            let pending = g.oldest_pending_id.as_deref().and_then(EntryId::parse);
-            match pending {
-                Some(p) => p.min(delivered.next()),
-                None => delivered.next(),
-            }
-        })
-        .min()
-}
-
-/// Trims entries every group has acked (`XTRIM MINID`). Never `XADD MAXLEN`: on Redis 7 that
-/// ignores consumer groups and can delete entries no one has processed (I6). Returns how
-/// many entries were removed.
+/// Trims entries every group has acked (`XTRIM MINID`), every group counting as pinning: the
+/// rule for a key outside the registry. Never `XADD MAXLEN`: on Redis 7 that ignores consumer
+/// groups and can delete entries no one has processed (I6). Returns how many entries were
+/// removed.
 pub async fn trim(conn: &mut impl ConnectionLike, key: &str) -> anyhow::Result<u64> {
     let Some(stats) = streams::stats(conn, key).await? else {
         return Ok(0);
     };
-    let Some(point) = safe_trim_point(&stats) else {
-        return Ok(0);
+    let seen = vec![None; stats.groups.len()];
+    let assessment = groups::assess(&stats, None, &Registry::default(), &seen, 0, Duration::MAX);
+    trim_to(conn, key, &assessment).await
+}
+
+/// The declared groups of `key`'s stream created if missing, then the stream trimmed at the
+/// trim point its groups allow (`registry`: which are retired; `abandon_after`: when an idle
+/// group that pins until abandoned stops). Returns how many entries went, and the assessment.
+pub async fn trim_declared(
+    conn: &mut impl ConnectionLike,
+    keys: &crate::infra::redis::keys::Keys,
+    registry: &Registry,
+    abandon_after: Duration,
+    key: &str,
+) -> anyhow::Result<Option<(u64, Assessment)>> {
+    if let Some(stream) = keys.stream_of(key) {
+        groups::ensure(conn, keys, registry, stream, key).await?;
+    }
+    let Some((_, assessment)) = groups::read_and_assess(conn, keys, registry, abandon_after, key).await? else {
+        return Ok(None);
     };
-    streams::trim_below(conn, key, point).await
+    let trimmed = trim_to(conn, key, &assessment).await?;
+    Ok(Some((trimmed, assessment)))
+}
+
+/// Trims below the assessment's trim point, if it has one.
+async fn trim_to(conn: &mut impl ConnectionLike, key: &str, assessment: &Assessment) -> anyhow::Result<u64> {
+    match assessment.trim_point.as_deref().and_then(EntryId::parse) {
+        Some(point) => streams::trim_below(conn, key, point).await,
+        None => Ok(0),
+    }
+}
+
+/// Publishes which group holds a stream's trim point and which are abandoned, as gauges.
+pub fn record_pinning(stream_label: &str, assessment: &Assessment) {
+    for standing in &assessment.groups {
+        let labels = [("stream", stream_label.to_owned()), ("group", standing.group.clone())];
+        let holds = assessment.held_by.as_deref() == Some(standing.group.as_str());
+        metrics::gauge!("stream_group_pins_trim", &labels).set(if holds { 1.0 } else { 0.0 });
+        metrics::gauge!("stream_group_abandoned", &labels).set(if standing.abandoned { 1.0 } else { 0.0 });
+    }
 }
 
 /// Publishes a stream's statistics as gauges (`stream_label` is the logical name).
@@ -101,10 +125,17 @@ async fn maintain_once(
     if removed > 0 {
         tracing::info!(stream = %label, group = %group, removed, "removed idle consumers without pending entries");
     }
-    let trimmed = trim(&mut conn, key).await?;
-    if trimmed > 0 {
-        tracing::debug!(stream = %label, trimmed, "trimmed acknowledged entries");
-        metrics::counter!("stream_trimmed_entries_total", "stream" => label.clone()).increment(trimmed);
+    // This group is alive; the declared groups of the stream exist before anything is trimmed.
+    let now = chrono::Utc::now().timestamp_millis();
+    streams::note_group_seen(&mut conn, &keys.groups_seen(), key, group, now, false).await?;
+    let assessed = trim_declared(&mut conn, keys, &settings.groups, settings.group_abandon_after, key).await?;
+    if let Some((trimmed, assessment)) = &assessed {
+        let trimmed = *trimmed;
+        if trimmed > 0 {
+            tracing::debug!(stream = %label, trimmed, held_by = ?assessment.held_by, "trimmed acknowledged entries");
+            metrics::counter!("stream_trimmed_entries_total", "stream" => label.clone()).increment(trimmed);
+        }
+        record_pinning(label, assessment);
     }
     if let Some(stats) = streams::stats(&mut conn, key).await? {
         record_metrics(label, &stats);
@@ -112,54 +143,4 @@ async fn maintain_once(
     let dead_letters = streams::len(&mut conn, &keys.dead_letter()).await?;
     metrics::gauge!("stream_dead_letter_length").set(dead_letters as f64);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::infra::redis::streams::GroupStats;
-
-    fn group(last: &str, oldest_pending: Option<&str>) -> GroupStats {
-        GroupStats {
-            name: "g".into(),
-            consumers: vec![],
-            pending: u64::from(oldest_pending.is_some()),
-            last_delivered_id: last.into(),
-            lag: None,
-            oldest_pending_id: oldest_pending.map(str::to_owned),
-            oldest_pending_age_ms: None,
-        }
-    }
-
-    fn stats(groups: Vec<GroupStats>) -> StreamStats {
-        StreamStats {
-            key: "k".into(),
-            length: 10,
-            first_id: None,
-            last_id: None,
-            groups,
-        }
-    }
-
-    #[test]
-    fn trim_point_is_the_slowest_groups_first_unacked_entry() {
-        assert_eq!(safe_trim_point(&stats(vec![])), None);
-        let fast = group("100-5", None);
-        let slow = group("100-5", Some("50-0"));
-        let behind = group("20-1", None);
-        assert_eq!(
-            safe_trim_point(&stats(vec![fast.clone()])).unwrap().to_string(),
-            "100-6"
-        );
-        assert_eq!(
-            safe_trim_point(&stats(vec![fast.clone(), slow])).unwrap().to_string(),
-            "50-0"
-        );
-        assert_eq!(safe_trim_point(&stats(vec![fast, behind])).unwrap().to_string(), "20-2");
-        // A group that never read anything keeps the whole stream.
-        assert_eq!(
-            safe_trim_point(&stats(vec![group("0-0", None)])).unwrap().to_string(),
-            "0-1"
-        );
-    }
 }

@@ -12,6 +12,7 @@
 //! | `delivery.rs` | an entry between read and ack |
 //! | `reclaim.rs` | pending entries whose back-off has passed |
 //! | `dead_letter.rs` | the dead-letter stream, for the consumer and for operators |
+//! | `groups.rs` | the declared groups created; which entries each still needs, who holds the trim point |
 //! | `maintenance.rs` | stream statistics, trimming, dead-consumer removal |
 //! | `relay.rs` | the `outbox-relay` role |
 //! | `probe.rs` | diagnostic handlers for benchmarks and crash tests |
@@ -19,6 +20,7 @@
 pub mod consumer;
 pub mod dead_letter;
 mod delivery;
+pub mod groups;
 pub mod handler;
 pub mod maintenance;
 pub mod probe;

@@ -32,7 +32,7 @@ pub async fn run(db: Db, redis: Redis, keys: Keys, settings: RelaySettings, shut
     tracing::info!("outbox relay started");
     let mut failures = 0u32;
     let mut last_housekeeping: Option<Instant> = None;
-    let mut watch = RedisWatch::default();
+    let mut watch = RedisWatch::with_groups(settings.groups.clone());
     while !shutdown.is_cancelled() {
         // A Redis that restarted may have lost its last writes: what it lost is published again.
         if let Err(err) = watch.check(&db, &redis, &keys).await {

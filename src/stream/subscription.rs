@@ -32,6 +32,12 @@ impl<H: Handler> Subscription<H> {
     /// partition, and the group shares each partition's entries between the processes. The
     /// label of a partition is `<name>.<i>`.
     pub fn each_partition(keys: &Keys, stream: Stream, handler: impl Into<Arc<H>>) -> Vec<Self> {
+        Self::each_partition_for(keys, stream, stream.group(), handler)
+    }
+
+    /// As [`Self::each_partition`], read by `group` (one of the stream's declared groups,
+    /// [`crate::events::groups`]): a fan-out reader of the stream.
+    pub fn each_partition_for(keys: &Keys, stream: Stream, group: &str, handler: impl Into<Arc<H>>) -> Vec<Self> {
         let handler = handler.into();
         let keys_of = keys.stream_keys(stream);
         let split = keys_of.len() > 1;
@@ -45,7 +51,7 @@ impl<H: Handler> Subscription<H> {
                 } else {
                     stream.name().to_owned()
                 },
-                group: stream.group().to_owned(),
+                group: group.to_owned(),
                 handler: handler.clone(),
             })
             .collect()

@@ -113,6 +113,7 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
 
     let deps = crate::root::deps(config.clone())?;
     let streams = crate::root::stream_runtime(&deps);
+    crate::stream::groups::ensure_at_start(&deps.redis, &deps.keys, &config.streams.groups).await;
     // Stopped after the roles: a handler finishing during the drain may invalidate.
     let retries_stop = CancellationToken::new();
     let retries = tokio::spawn(deps.cache.clone().keep_retrying_invalidations(retries_stop.clone()));

@@ -139,6 +139,7 @@ async fn kill_9_of_redis_under_load_keeps_streams_groups_and_pending_lists_and_l
         idle_wait: Duration::from_millis(50),
         retention: Duration::from_secs(3600),
         housekeeping_interval: Duration::from_secs(3600),
+        groups: Default::default(),
     };
     tasks.push(tokio::spawn(relay::run(
         b.deps.db.clone(),

@@ -12,6 +12,7 @@ mod support;
 
 mod admin_cli;
 mod crashes;
+mod fanout;
 mod outbox;
 mod queue_cli;
 mod retention;

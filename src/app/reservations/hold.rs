@@ -21,7 +21,7 @@ use crate::app::waiting_room::ActivePass;
 use crate::app::{AppError, Deps};
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::reservation::ReservationStatus;
-use crate::events::ReservationExpired;
+use crate::events::{ReservationCreated, ReservationExpired};
 use crate::infra::postgres::error::violated_constraint;
 use crate::infra::postgres::{catalog, outbox, reservations as repo};
 use crate::infra::redis::seat_gates;
@@ -113,6 +113,7 @@ async fn hold_with(
     let wanted = Wanted {
         id,
         user_id,
+        concert_id,
         schedule_id,
         seats,
     };
@@ -208,6 +209,7 @@ struct Held {
 struct Wanted<'a> {
     id: Uuid,
     user_id: Uuid,
+    concert_id: Uuid,
     schedule_id: Uuid,
     seats: &'a [Uuid],
 }
@@ -251,20 +253,47 @@ async fn fast_hold(deps: &Deps, conn: &mut sqlx::PgConnection, wanted: &Wanted<'
         user_id,
         schedule_id,
         seats,
+        ..
     } = *wanted;
     let cap = deps.config.booking.max_seats_per_user;
     let expires_at = hold_expires_at(deps)?;
-    let outcome = repo::hold_seats(conn, id, user_id, schedule_id, seats, i32::from(cap), expires_at)
-        .await
-        .map_err(|e| lost_at_the_guard(e, seats))?;
+    // The amount is the function's to fill in: 0 until then.
+    let created = crate::events::encode(&created(wanted, 0, expires_at))?;
+    let outcome = repo::hold_seats(
+        conn,
+        id,
+        user_id,
+        schedule_id,
+        seats,
+        i32::from(cap),
+        expires_at,
+        &created,
+    )
+    .await
+    .map_err(|e| lost_at_the_guard(e, seats))?;
     match outcome {
-        repo::FastHold::Held { amount } => Ok(Some(Held {
+        repo::FastHold::Held { amount, outbox_id } => Ok(Some(Held {
             reservation: held_reservation(id, schedule_id, seats, amount, expires_at),
             expired: Vec::new(),
-            outbox_ids: Vec::new(),
+            outbox_ids: vec![outbox_id],
         })),
         repo::FastHold::Limit { live } => Err(limit_reached(i64::from(cap), live)),
         repo::FastHold::Short => Ok(None),
+    }
+}
+
+/// The `reservation.created` event of a hold.
+fn created(wanted: &Wanted<'_>, amount: i64, expires_at: DateTime<Utc>) -> ReservationCreated {
+    let mut seat_ids = wanted.seats.to_vec();
+    seat_ids.sort_unstable();
+    ReservationCreated {
+        reservation_id: wanted.id,
+        user_id: wanted.user_id,
+        concert_id: wanted.concert_id,
+        schedule_id: wanted.schedule_id,
+        seat_ids,
+        amount,
+        expires_at,
     }
 }
 
@@ -298,6 +327,7 @@ async fn general_hold(deps: &Deps, tx: &mut sqlx::PgConnection, wanted: &Wanted<
         user_id,
         schedule_id,
         seats,
+        ..
     } = *wanted;
     let tx = &mut *tx;
     repo::lock_user_schedule(tx, user_id, schedule_id).await?;
@@ -351,6 +381,7 @@ async fn general_hold(deps: &Deps, tx: &mut sqlx::PgConnection, wanted: &Wanted<
     repo::insert_held(tx, id, user_id, schedule_id, amount, expires_at, seats)
         .await
         .map_err(|e| lost_at_the_guard(e, seats))?;
+    outbox_ids.push(outbox::append(tx, &created(wanted, amount, expires_at)).await?);
     Ok(Held {
         reservation: held_reservation(id, schedule_id, seats, amount, expires_at),
         expired,

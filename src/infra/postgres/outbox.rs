@@ -168,8 +168,8 @@ pub async fn status(conn: &mut PgConnection) -> anyhow::Result<OutboxStatus> {
     })
 }
 
-/// Marks unpublished again every published row whose event the consumer group of its stream
-/// (`streams[i]` is consumed by `groups[i]`) has not recorded as processed, except `keep` (the
+/// Marks unpublished again every published row whose event one of the groups that must read
+/// its stream (`streams[i]` is read by `groups[i]`) has not recorded as processed, except `keep` (the
 /// events in the dead-letter stream): after a Redis restart that may have lost entries, the
 /// relay publishes them again. Returns how many.
 pub async fn unpublish_unprocessed(
@@ -182,10 +182,11 @@ pub async fn unpublish_unprocessed(
         "UPDATE outbox o SET published_at = NULL, stream_id = NULL
          WHERE o.published_at IS NOT NULL
            AND o.event_id <> ALL($3::uuid[])
-           AND NOT EXISTS (
+           AND EXISTS (
                SELECT 1 FROM UNNEST($1::text[], $2::text[]) AS g(stream, consumer_group)
-               JOIN processed_events p ON p.consumer_group = g.consumer_group AND p.event_id = o.event_id
-               WHERE g.stream = o.stream)",
+               WHERE g.stream = o.stream AND NOT EXISTS (
+                   SELECT 1 FROM processed_events p
+                   WHERE p.consumer_group = g.consumer_group AND p.event_id = o.event_id))",
         streams,
         groups,
         keep

@@ -38,17 +38,20 @@ pub async fn lock_user_schedule(conn: &mut PgConnection, user_id: Uuid, schedule
 /// What [`hold_seats`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FastHold {
-    /// The seats are held; their total price.
-    Held { amount: i64 },
+    /// The seats are held; their total price, and the outbox row of the event that says so.
+    Held { amount: i64, outbox_id: i64 },
     /// The user's live seats (`live`) plus these would pass the cap; nothing changed.
     Limit { live: i64 },
     /// Not every seat was available; nothing changed (the general path decides why).
     Short,
 }
 
-/// A hold in one round trip: the user's lock, the cap, the seats taken and the reservation
-/// inserted, by the `hold_seats` function (migration `20261123000004`). In its own implicit
-/// transaction when `conn` has none, else in the caller's.
+/// A hold in one round trip: the user's lock, the cap, the seats taken, the reservation
+/// inserted (the `hold_seats` function, migration `20261123000004`) and, when held,
+/// `created` written to the outbox with the seats' total as its `amount`
+/// (`hold_seats_told`, migration `20261203000001`). In its own implicit transaction when
+/// `conn` has none, else in the caller's.
+#[allow(clippy::too_many_arguments)]
 pub async fn hold_seats(
     conn: &mut PgConnection,
     id: Uuid,
@@ -57,24 +60,32 @@ pub async fn hold_seats(
     seats: &[Uuid],
     cap: i32,
     expires_at: DateTime<Utc>,
+    created: &crate::events::Envelope,
 ) -> anyhow::Result<FastHold> {
     let row = sqlx::query!(
-        r#"SELECT outcome AS "outcome!", live AS "live!", amount FROM hold_seats($1, $2, $3, $4, $5, $6)"#,
+        r#"SELECT outcome AS "outcome!", live AS "live!", amount, outbox_id
+           FROM hold_seats_told($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
         id,
         user_id,
         schedule_id,
         seats,
         cap,
-        expires_at
+        expires_at,
+        created.event_id,
+        crate::events::Stream::Reservations.name(),
+        created.event_type,
+        i32::try_from(created.version).unwrap_or(i32::MAX),
+        created.payload,
+        created.trace_id
     )
     .fetch_one(conn)
     .await
     .context("hold seats")?;
-    match (row.outcome.as_str(), row.amount) {
-        ("held", Some(amount)) => Ok(FastHold::Held { amount }),
-        ("limit", _) => Ok(FastHold::Limit { live: row.live }),
-        ("short", _) => Ok(FastHold::Short),
-        (other, _) => anyhow::bail!("hold_seats answered {other:?}"),
+    match (row.outcome.as_str(), row.amount, row.outbox_id) {
+        ("held", Some(amount), Some(outbox_id)) => Ok(FastHold::Held { amount, outbox_id }),
+        ("limit", _, _) => Ok(FastHold::Limit { live: row.live }),
+        ("short", _, _) => Ok(FastHold::Short),
+        (other, _, _) => anyhow::bail!("hold_seats answered {other:?}"),
     }
 }
 

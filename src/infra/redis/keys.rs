@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `stream:<name>` | stream | an event stream ([`crate::events::Stream`]) |
 //! | `stream:dead-letter` | stream | entries that failed for good, read by operators |
+//! | `groups:seen` | hash | `<stream key>\|<group>` → when a consumer of the group last ran its stream's maintenance (ms): an abandoned group stops pinning the trim point |
 //! | `cache:{<entry>}` | string | a cached JSON body ([`CacheEntry`] names the entries) |
 //! | `cache:gen:{<entry>}` | string | the entry's generation counter (see [`crate::cache`]) |
 //! | `cache:invalidations` | pub/sub channel | cache entries just invalidated |
@@ -154,6 +155,11 @@ impl Keys {
 
     pub fn dead_letter(&self) -> String {
         self.stream_named("dead-letter")
+    }
+
+    /// When each consumer group was last seen running ([`crate::events::groups`]).
+    pub fn groups_seen(&self) -> String {
+        format!("{}groups:seen", self.prefix)
     }
 
     /// The logical name of a stream key of this deployment, if it is one.

@@ -245,23 +245,44 @@ pub struct AdmitReport {
     pub open: bool,
     /// How long each admitted entry waited, join to admission (ms).
     pub waits_ms: Vec<u64>,
+    /// The entries admitted, in line order.
+    pub entries: Vec<AdmittedEntry>,
+    /// When the admitted entries' active slots end (ms since the epoch; 0 if none).
+    pub active_until_ms: u64,
+}
+
+/// One entry an admission let in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmittedEntry {
+    pub entry_id: String,
+    pub user_id: String,
 }
 
 impl FromRedisValue for AdmitReport {
     fn from_redis_value(v: &Value) -> RedisResult<Self> {
-        let numbers: Vec<u64> = items(v)
-            .ok_or_else(|| type_error("an admission reply", v))?
-            .into_iter()
-            .map(|n| int(n).unwrap_or(0).max(0) as u64)
-            .collect();
-        let at = |i: usize| numbers.get(i).copied().unwrap_or(0);
+        let all = items(v).ok_or_else(|| type_error("an admission reply", v))?;
+        let at = |i: usize| all.get(i).and_then(|n| int(n)).unwrap_or(0).max(0) as u64;
+        let mut waits_ms = Vec::new();
+        let mut entries = Vec::new();
+        for admitted in all.get(6..).unwrap_or_default().chunks(3) {
+            let [wait, entry, user] = admitted else {
+                return Err(type_error("an admitted entry (wait, entry, user)", v));
+            };
+            waits_ms.push(int(wait).unwrap_or(0).max(0) as u64);
+            entries.push(AdmittedEntry {
+                entry_id: text(entry).unwrap_or_default(),
+                user_id: text(user).unwrap_or_default(),
+            });
+        }
         Ok(Self {
             admitted: at(0),
             expired: at(1),
             waiting: at(2),
             active: at(3),
             open: at(4) == 1,
-            waits_ms: numbers.iter().skip(5).copied().collect(),
+            active_until_ms: at(5),
+            waits_ms,
+            entries,
         })
     }
 }
@@ -339,13 +360,38 @@ mod tests {
 
     #[test]
     fn admission_reports_carry_the_waits() {
-        let reply = Value::Array([2, 1, 10, 5, 1, 300, 400].map(Value::Int).to_vec());
-        let report = AdmitReport::from_redis_value(&reply).unwrap();
+        let mut reply: Vec<Value> = [2, 1, 10, 5, 1, 9000].map(Value::Int).to_vec();
+        reply.extend([
+            Value::Int(300),
+            bulk("e1"),
+            bulk("u1"),
+            Value::Int(400),
+            bulk("e2"),
+            bulk("u2"),
+        ]);
+        let report = AdmitReport::from_redis_value(&Value::Array(reply)).unwrap();
         assert_eq!(
             (report.admitted, report.expired, report.waiting, report.active),
             (2, 1, 10, 5)
         );
         assert!(report.open);
         assert_eq!(report.waits_ms, vec![300, 400]);
+        assert_eq!(report.active_until_ms, 9000);
+        assert_eq!(
+            report.entries,
+            vec![
+                AdmittedEntry {
+                    entry_id: "e1".into(),
+                    user_id: "u1".into()
+                },
+                AdmittedEntry {
+                    entry_id: "e2".into(),
+                    user_id: "u2".into()
+                }
+            ]
+        );
+        // Before the opening: five numbers, nobody admitted.
+        let closed = AdmitReport::from_redis_value(&Value::Array([0, 0, 3, 0, 0].map(Value::Int).to_vec())).unwrap();
+        assert!(!closed.open && closed.entries.is_empty());
     }
 }

@@ -21,6 +21,11 @@ pub type Fields = [(String, String)];
 
 /// `XGROUP CREATE key group 0 MKSTREAM`; an existing group (BUSYGROUP) is fine.
 pub async fn create_group(conn: &mut impl ConnectionLike, key: &str, group: &str) -> anyhow::Result<()> {
+    create_group_if_missing(conn, key, group).await.map(|_| ())
+}
+
+/// As [`create_group`]; says whether the group was created now (false: it existed).
+pub async fn create_group_if_missing(conn: &mut impl ConnectionLike, key: &str, group: &str) -> anyhow::Result<bool> {
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(key)
@@ -30,10 +35,54 @@ pub async fn create_group(conn: &mut impl ConnectionLike, key: &str, group: &str
         .query_async(conn)
         .await;
     match created {
-        Ok(()) => Ok(()),
-        Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
+        Ok(()) => Ok(true),
+        Err(err) if err.code() == Some("BUSYGROUP") => Ok(false),
         Err(err) => Err(anyhow::Error::new(err).context(format!("create consumer group {group} on {key}"))),
     }
+}
+
+/// The field of `seen_key` ([`super::keys::Keys::groups_seen`]) that says when a consumer
+/// of `group` on stream `key` was last seen.
+pub fn seen_field(key: &str, group: &str) -> String {
+    format!("{key}|{group}")
+}
+
+/// Notes that a consumer of `group` on `key` runs now (`HSET`), or, with `only_if_new`, that
+/// the group came to be now (`HSETNX`: its abandonment is counted from its creation).
+pub async fn note_group_seen(
+    conn: &mut impl ConnectionLike,
+    seen_key: &str,
+    key: &str,
+    group: &str,
+    now_ms: i64,
+    only_if_new: bool,
+) -> anyhow::Result<()> {
+    let _changed: i64 = redis::cmd(if only_if_new { "HSETNX" } else { "HSET" })
+        .arg(seen_key)
+        .arg(seen_field(key, group))
+        .arg(now_ms)
+        .query_async(conn)
+        .await
+        .context("note a consumer group as seen")?;
+    Ok(())
+}
+
+/// When a consumer of each group of `key` was last seen (ms), for the groups noted at all.
+pub async fn groups_seen(
+    conn: &mut impl ConnectionLike,
+    seen_key: &str,
+    key: &str,
+    groups: &[&str],
+) -> anyhow::Result<Vec<Option<i64>>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cmd = redis::cmd("HMGET");
+    cmd.arg(seen_key);
+    for group in groups {
+        cmd.arg(seen_field(key, group));
+    }
+    cmd.query_async(conn).await.context("HMGET consumer groups seen")
 }
 
 /// Whether `err` says the stream or group does not exist (Redis restarted without its data,
