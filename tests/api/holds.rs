@@ -200,7 +200,7 @@ pub async fn check_invariants(app: &TestApp, schedule: &str) {
 /// one-statement hold (`hold_seats`), and the general path's seat update.
 async fn seat_takes(app: &TestApp) -> (i64, i64) {
     sqlx::query_as(
-        "SELECT COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT outcome %FROM hold_seats(%'), 0)::bigint,
+        "SELECT COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT outcome %FROM hold_seats_told(%'), 0)::bigint,
                 COALESCE(sum(calls) FILTER (WHERE query LIKE 'UPDATE seats s SET status = %FROM unnest($1::uuid[]) AS wanted(id)%RETURNING s.id, s.price'), 0)::bigint
          FROM pg_stat_statements
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",

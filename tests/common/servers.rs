@@ -732,12 +732,29 @@ impl RedisCluster {
     /// A manual failover (`CLUSTER FAILOVER` on a replica) of the master serving `key`; returns
     /// once the replica is master and every node says the cluster is up.
     pub fn fail_over(&self, key: &str) -> u16 {
-        let (old, replicas) = self.master_of(key);
+        // A replica that was just promoted, or just started, may not be listed under its
+        // master yet.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (old, replicas) = loop {
+            let (master, replicas) = self.master_of(key);
+            if !replicas.is_empty() {
+                break (master, replicas);
+            }
+            assert!(Instant::now() < deadline, "the master of {key} has no replica");
+            std::thread::sleep(Duration::from_millis(100));
+        };
         let replica = replicas[0];
         self.cli(replica, &["CLUSTER", "FAILOVER"]);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut asked = Instant::now();
         loop {
             let promoted = self.master_of(key).0 == replica;
+            // A manual failover gives up after cluster-mf-timeout (5 s) when the master is slow
+            // to pause (a loaded machine): ask again.
+            if !promoted && asked.elapsed() > Duration::from_secs(10) {
+                self.cli(replica, &["CLUSTER", "FAILOVER"]);
+                asked = Instant::now();
+            }
             let up = self
                 .nodes()
                 .iter()
