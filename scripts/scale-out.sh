@@ -47,7 +47,7 @@ lb_addr=${IMTICKET_LB_ADDR:-127.0.0.1:8080}
 lb_stats=${IMTICKET_LB_STATS_ADDR:-127.0.0.1:8404}
 profile=${IMTICKET_PROFILE:-release}
 target_dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-roles="seat-creation payment expiry expiry-scheduler queue-promoter outbox-relay"
+roles="seat-creation payment expiry expiry-scheduler queue-promoter outbox-relay statistics"
 # (Each process takes a port of its metrics range: 20 for the APIs, 20 for the workers.)
 [[ $apis =~ ^[0-9]+$ ]] && [ "$apis" -ge 1 ] && [ "$apis" -le 20 ] \
   || die "IMTICKET_API_PROCESSES: expected 1 to 20, got '$apis'"

@@ -28,7 +28,7 @@ if [ $# -eq 0 ]; then
   # and run in the first pass only (on the cluster they fail saying so).
   IMTICKET_TEST_REDIS_CLUSTER=1 cargo test --no-fail-fast --test api --test backbone -- \
     waiting_room holds seat_map catalog rate_limits payments expiry confirmations availability \
-    runtime retention admin_cli queue_cli outbox crashes \
+    runtime retention admin_cli queue_cli outbox crashes fanout \
     --skip redis_killed_mid_sale --skip while_redis_is_down --skip redis_down --skip with_redis_down \
     --skip also_without_redis --skip reads_fall_back_to_postgres --skip kill_9_of_redis \
     --skip a_redis_that_lost_its_data --skip concert_details_are_kept_in_the_process --skip seat_crashes || status=1

@@ -11,6 +11,7 @@ mod dlq;
 mod migrate;
 mod outbox;
 mod queue;
+mod report;
 mod seed;
 mod settings;
 mod streams;
@@ -65,6 +66,9 @@ commands! {
     Queue(queue::Queue),
     /// Create demo data fast: concerts, schedules with seats, users with points.
     Seed(seed::Seed),
+    /// Sales statistics per concert and settlement per day (as `/admin/reports…`).
+    #[command(subcommand)]
+    Report(report::Report),
 }
 
 /// Runs `command`: settings, the connections it needs, the work. Prints the output (or the

@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod operational;
 pub mod rate_limits;
+pub mod reports;
 pub mod reservations;
 mod schemas;
 pub mod waiting_room;
@@ -121,7 +122,9 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                     .service(resource("/reservations/{id}/payments").post(reservations::pay))
                     .service(resource("/users/me/reservations").get(reservations::mine))
                     .service(resource("/users/me/points").get(wallet::balance))
-                    .service(resource("/users/me/points/charge").post(wallet::charge)),
+                    .service(resource("/users/me/points/charge").post(wallet::charge))
+                    .service(resource("/admin/reports/concerts/{id}").get(reports::concert))
+                    .service(resource("/admin/reports/settlement").get(reports::settlement)),
             )
             .service(resource("/health/live").get(operational::live))
             .service(resource("/health/ready").get(operational::ready))

@@ -30,11 +30,12 @@ use crate::config::BookingSettings;
         waiting_room::join, waiting_room::status, waiting_room::leave,
         reservations::hold, reservations::get, reservations::cancel, reservations::pay, reservations::mine,
         wallet::balance, wallet::charge,
+        super::reports::concert, super::reports::settlement,
         operational::live, operational::ready, operational::metrics, openapi
     ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &DeclaredLicenseOnly),
-    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "wallet"), (name = "operational"))
+    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "wallet"), (name = "reports"), (name = "operational"))
 )]
 pub struct ApiDoc;
 

@@ -133,6 +133,11 @@ pub fn seat_creation_mode() -> Schema {
     choice(&["stream", "inline"], "default `stream`")
 }
 
+/// `?format=` of the reports.
+pub fn report_format() -> Schema {
+    choice(&["json", "csv"], "default `json`")
+}
+
 /// `?status=` of the seat map.
 pub fn seat_status() -> Schema {
     choice(&["available", "held", "sold"], "all seats when absent")

@@ -7,6 +7,7 @@
 //! | `waiting_room.rs` | join, status, leave, admission (the promoter's round), the booking gate |
 //! | `reservations/` | hold seats (`hold.rs`), read and cancel reservations |
 //! | `payments.rs`, `confirmation.rs`, `expiry.rs` | pay a hold; confirm a paid one (worker); expire a due one (worker) |
+//! | `statistics.rs` | sales statistics and settlement: the `statistics` role's counting, the admins' reports |
 //! | `wallet.rs`, `idempotency.rs` | points; requests made at most once per `Idempotency-Key` |
 //! | `kept/` | what each process keeps in memory (sale windows, schedules' concerts, seat layouts) |
 //! | `deps.rs`, `error.rs` | the handles use cases work with ([`Deps`]); the one error type ([`AppError`]) |
@@ -27,6 +28,7 @@ pub mod password;
 pub mod payments;
 pub mod rate_limits;
 pub mod reservations;
+pub mod statistics;
 pub mod tokens;
 pub mod waiting_room;
 pub mod wallet;

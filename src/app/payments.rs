@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::Deps;
 use super::error::{AppError, ErrorKind};
 use super::idempotency::{Answer, Begun, Keyed, Once, Scope};
+use super::statistics;
 use super::tokens::QueuePass;
 use super::waiting_room::require_active;
 use crate::domain::idempotency::IdempotencyKey;
@@ -50,6 +51,11 @@ pub async fn pay(
         .ok_or_else(AppError::reservation_not_found)?;
     let concert_id = deps.schedule_concerts.concert_of_in(once.tx(), row.schedule_id).await?;
     active.for_concert(concert_id)?;
+    // A refusal is counted for the concert's report too (after the answer, off its way).
+    let failed = |code: &'static str| {
+        statistics::payment_failed(deps, concert_id, code);
+        failed(code)
+    };
     match row.status.at(row.expires_at, Utc::now()) {
         ReservationStatus::Held => {}
         status if status.is_paid() => {

@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::events::Stream;
 use crate::stream::Subscription;
 use crate::stream::relay;
-use handlers::{ExpiryHandler, PaymentHandler, SeatCreationHandler};
+use handlers::statistics::{SETTLEMENT, STATISTICS};
+use handlers::{ExpiryHandler, PaymentHandler, SeatCreationHandler, SettlementHandler, StatisticsHandler};
 
 /// Every duty a worker process can take on. Any number of processes of any role may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -26,18 +27,21 @@ pub enum Role {
     ExpiryScheduler,
     QueuePromoter,
     OutboxRelay,
+    /// Sales statistics (group `statistics`) and settlement (group `settlement`).
+    Statistics,
     /// Every role in one process.
     All,
 }
 
 impl Role {
-    pub const EVERY: [Role; 6] = [
+    pub const EVERY: [Role; 7] = [
         Role::SeatCreation,
         Role::Payment,
         Role::Expiry,
         Role::ExpiryScheduler,
         Role::QueuePromoter,
         Role::OutboxRelay,
+        Role::Statistics,
     ];
 
     /// Roles that exist in this build. The rest arrive with later milestones.
@@ -56,6 +60,7 @@ impl fmt::Display for Role {
             Role::ExpiryScheduler => "expiry-scheduler",
             Role::QueuePromoter => "queue-promoter",
             Role::OutboxRelay => "outbox-relay",
+            Role::Statistics => "statistics",
             Role::All => "all",
         };
         f.write_str(name)
@@ -161,13 +166,32 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
             Role::QueuePromoter => {
                 tasks.spawn(promoter::run(deps.clone(), stop));
             }
+            Role::Statistics => {
+                let settlement = SettlementHandler::new(deps.clone());
+                for subscription in
+                    Subscription::each_partition_for(&deps.keys, Stream::Payments, SETTLEMENT, settlement)
+                {
+                    streams.spawn(&mut tasks, subscription, stop.clone());
+                }
+                let statistics = std::sync::Arc::new(StatisticsHandler::new(deps.clone()));
+                for stream in [Stream::Reservations, Stream::Expiry, Stream::Queue] {
+                    for subscription in Subscription::<StatisticsHandler>::each_partition_for(
+                        &deps.keys,
+                        stream,
+                        STATISTICS,
+                        statistics.clone(),
+                    ) {
+                        streams.spawn(&mut tasks, subscription, stop.clone());
+                    }
+                }
+            }
             other => anyhow::bail!("role {other} has no implementation"),
         }
     }
     // Every process that consumes a stream keeps `processed_events` bounded (harmless in many).
     if roles
         .iter()
-        .any(|r| matches!(r, Role::SeatCreation | Role::Payment | Role::Expiry))
+        .any(|r| matches!(r, Role::SeatCreation | Role::Payment | Role::Expiry | Role::Statistics))
     {
         tasks.spawn(crate::stream::pruning::run(
             deps.db.clone(),

@@ -11,6 +11,7 @@ pub mod outbox;
 mod pool;
 pub mod processed_events;
 pub mod reservations;
+pub mod statistics;
 pub mod users;
 pub mod wallet;
 

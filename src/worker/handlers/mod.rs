@@ -5,7 +5,9 @@
 pub mod expiry;
 pub mod payment;
 pub mod seat_creation;
+pub mod statistics;
 
 pub use expiry::ExpiryHandler;
 pub use payment::PaymentHandler;
 pub use seat_creation::SeatCreationHandler;
+pub use statistics::{SettlementHandler, StatisticsHandler};
