@@ -32,4 +32,5 @@ mod seat_crashes;
 mod seat_map;
 mod security;
 mod slow_clients;
+mod traces;
 mod waiting_room;
