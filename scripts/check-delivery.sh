@@ -38,6 +38,7 @@ expected="api expiry-scheduler expiry-worker grafana haproxy migrate outbox-rela
 log "promtool check config / rules, test rules"
 promtool check config "$obs/prometheus.yml" >/dev/null
 promtool check rules "$obs/alerts.yml" >/dev/null
+promtool check rules "$obs/alerts-fanout.yml" >/dev/null
 (cd "$obs" && promtool test rules alerts.test.yml)
 
 log "haproxy -c: the balancer's configuration, for compose and for local processes"
