@@ -50,6 +50,7 @@ rm -f "$local_servers"
 
 log "Grafana dashboard and provisioning"
 python3 -m json.tool "$obs/grafana/dashboards/imticket.json" >/dev/null
+python3 -m json.tool "$obs/grafana/dashboards/fanout.json" >/dev/null
 
 if command -v hadolint >/dev/null 2>&1; then
   log "hadolint Dockerfile"
