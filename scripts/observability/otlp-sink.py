@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A minimal OTLP/HTTP receiver for measurements: accepts POST /v1/traces (protobuf), answers
-200 with an empty ExportTraceServiceResponse, and counts requests and bytes (printed on
-SIGTERM/Ctrl-C). It decodes nothing; tests/api/traces.rs has the decoding receiver.
+200 with an empty ExportTraceServiceResponse, and prints the running count of exports and
+bytes after each one. It decodes nothing; tests/api/traces.rs has the decoding receiver.
 
     python3 scripts/observability/otlp-sink.py [PORT]      # default 4318
 """
@@ -22,6 +22,7 @@ class Sink(BaseHTTPRequestHandler):
             return
         received["requests"] += 1
         received["bytes"] += length
+        print(f"otlp-sink: {received['requests']} exports, {received['bytes']} bytes", flush=True)
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
@@ -32,7 +33,6 @@ class Sink(BaseHTTPRequestHandler):
 
 
 def stop(*_):
-    print(f"otlp-sink: {received['requests']} exports, {received['bytes']} bytes", flush=True)
     sys.exit(0)
 
 
