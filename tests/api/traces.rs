@@ -200,3 +200,72 @@ async fn a_payment_request_and_its_confirmation_by_the_worker_are_one_trace() {
         "no statement span under the handler"
     );
 }
+
+/// Every repository statement is timed by name on `/metrics`; one over
+/// `IMTICKET_DB_SLOW_STATEMENT_MS` is logged with its name and never with its parameters (the
+/// email a fan signs up with is one of `users.insert_with_wallet`'s).
+#[tokio::test]
+async fn statements_are_timed_by_name_and_slow_ones_logged_without_their_parameters() {
+    let redis = crate::servers::Redis::start();
+    let mut env = test_env(&redis).await;
+    // Every statement is "slow".
+    env.insert("IMTICKET_DB_SLOW_STATEMENT_MS".into(), "1".into());
+    let log_path = redis.dir().join("api-statements.log");
+    let (_api, port) = spawn_listening(binary_command(API, &env), &log_path);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let email = format!("secret-{}@example.com", uuid::Uuid::new_v4().simple());
+    let signed_up = client
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"email": email, "password": "correct-horse-battery", "name": "Fan"}))
+        .send()
+        .await
+        .unwrap();
+    expect_status(signed_up, StatusCode::CREATED).await;
+
+    eventually(
+        "the statements reach /metrics and the log",
+        Duration::from_secs(20),
+        || async {
+            let metrics = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            metrics.contains(r#"db_statement_duration_seconds_count{statement="users.insert_with_wallet"}"#)
+                && log.contains("slow database statement")
+                && log.contains("users.insert_with_wallet")
+        },
+    )
+    .await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let slow: Vec<&str> = log.lines().filter(|l| l.contains("slow database statement")).collect();
+    assert!(
+        slow.iter()
+            .all(|l| l.contains(r#""statement":""#) && l.contains("elapsed_ms")),
+        "{slow:?}"
+    );
+    assert!(!log.contains(&email), "a parameter reached the log:\n{log}");
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(name)),
+            "{name} missing from /metrics"
+        );
+    }
+}
