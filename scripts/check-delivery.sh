@@ -38,6 +38,7 @@ expected="api expiry-scheduler expiry-worker grafana haproxy migrate outbox-rela
 log "promtool check config / rules, test rules"
 promtool check config "$obs/prometheus.yml" >/dev/null
 promtool check rules "$obs/alerts.yml" >/dev/null
+promtool check rules "$obs/alerts-fanout.yml" >/dev/null
 (cd "$obs" && promtool test rules alerts.test.yml)
 
 log "haproxy -c: the balancer's configuration, for compose and for local processes"
@@ -49,6 +50,7 @@ rm -f "$local_servers"
 
 log "Grafana dashboard and provisioning"
 python3 -m json.tool "$obs/grafana/dashboards/imticket.json" >/dev/null
+python3 -m json.tool "$obs/grafana/dashboards/fanout.json" >/dev/null
 
 if command -v hadolint >/dev/null 2>&1; then
   log "hadolint Dockerfile"

@@ -29,6 +29,8 @@ async fn main() -> ExitCode {
         imticket::worker::run(config, cli.roles, shutdown).await
     }
     .await;
+    // The spans still queued for OTLP (none when traces are off).
+    imticket::telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -45,7 +45,13 @@ pub async fn observe(
     let started = Instant::now();
     let id = request_id(&req);
     let method = method_label(req.method());
-    let span = tracing::info_span!("http request", request_id = %id, method, route = tracing::field::Empty);
+    let span = tracing::info_span!("http request", request_id = %id, method, route = tracing::field::Empty,
+        otel.kind = "server");
+    // A caller's W3C `traceparent` makes this request part of its trace (traces exported only).
+    crate::telemetry::trace_context::set_remote_parent(
+        &span,
+        req.headers().get("traceparent").and_then(|v| v.to_str().ok()),
+    );
     let mut res = next.call(req).instrument(span.clone()).await?;
 
     // The route template (`/api/v1/concerts/{id}`), never the raw path: ids must not become

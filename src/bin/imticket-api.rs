@@ -14,7 +14,10 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     imticket::telemetry::init("imticket-api", &config);
-    match run(config).await {
+    let result = run(config).await;
+    // The spans still queued for OTLP (none when traces are off).
+    imticket::telemetry::shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error.cause_chain = ?err, "imticket-api failed");

@@ -19,6 +19,7 @@ pub mod listen;
 pub mod rate_limits;
 pub mod redis;
 pub mod streams;
+pub mod telemetry;
 pub mod waiting_room;
 pub mod worker;
 
@@ -34,6 +35,7 @@ pub use listen::PortRange;
 pub use rate_limits::RateLimitSettings;
 pub use redis::RedisSettings;
 pub use streams::{ConsumerSettings, MaintenanceSettings, RelaySettings, StreamSettings};
+pub use telemetry::TelemetrySettings;
 pub use waiting_room::WaitingRoomSettings;
 pub use worker::WorkerSettings;
 
@@ -60,6 +62,7 @@ pub struct Config {
     pub streams: StreamSettings,
     pub worker: WorkerSettings,
     pub rate_limits: RateLimitSettings,
+    pub telemetry: TelemetrySettings,
     /// `IMTICKET_SHUTDOWN_TIMEOUT_SECONDS`: how long in-flight requests and handlers may take
     /// to finish after SIGTERM.
     pub shutdown_timeout: Duration,
@@ -115,6 +118,7 @@ impl Config {
             streams: StreamSettings::read(&env)?,
             worker: WorkerSettings::read(&env)?,
             rate_limits: RateLimitSettings::read(&env)?,
+            telemetry: TelemetrySettings::read(&env)?,
             shutdown_timeout: env.seconds("IMTICKET_SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=3600)?,
             log_format: match env.choice("IMTICKET_LOG_FORMAT", "text", &["text", "json"])? {
                 "json" => LogFormat::Json,

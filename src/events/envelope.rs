@@ -8,7 +8,7 @@
 //! | `version` | `1` (payload schema version of this type) |
 //! | `occurred_at` | `2026-11-21T18:30:00.123Z` |
 //! | `payload` | `{"reservation_id":"…"}` (JSON) |
-//! | `trace_id` | request id of the request that caused it (omitted when none) |
+//! | `trace_id` | `00-4bf9…4736-00f0…02b7-01`: the W3C `traceparent` of the span that wrote the event (omitted when traces are not exported; see `telemetry::trace_context`) |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;

@@ -219,11 +219,13 @@ impl Event for QueueAdmitted {
     const VERSION: u32 = 1;
 }
 
-/// A fresh envelope (new event id, now) carrying `event`.
+/// A fresh envelope (new event id, now) carrying `event`, and the current span's trace
+/// context (W3C `traceparent`) when traces are exported, so its handler's span joins the trace.
 pub fn encode<E: Event>(event: &E) -> anyhow::Result<Envelope> {
     let payload = serde_json::to_value(event).map_err(|e| anyhow::anyhow!("encode {} payload: {e}", E::TYPE))?;
     let mut envelope = Envelope::new(E::TYPE, payload);
     envelope.version = E::VERSION;
+    envelope.trace_id = crate::telemetry::trace_context::current_traceparent();
     Ok(envelope)
 }
 

@@ -63,6 +63,7 @@ impl Publisher {
 
     /// The fast path: publishes the just-committed rows `ids`. Failures are logged, not
     /// returned: the commit already happened, and the relay publishes the rows later.
+    #[tracing::instrument(name = "outbox publish", skip_all, fields(events = ids.len()))]
     pub async fn publish_now(&self, ids: &[i64]) {
         publish_now(&self.db, &self.redis, &self.keys, ids).await;
     }

@@ -2,7 +2,8 @@
 //! PostgreSQL pool (`db_pool_connections{state="busy"|"idle"}`, `db_pool_max_connections`) and
 //! Redis memory (`redis_memory_used_bytes`, `redis_memory_max_bytes`; 0 = no `maxmemory`).
 //! Every process (API and worker) samples its own pool; the Redis figures are the same server
-//! seen from each (dashboards and alerts take the max).
+//! seen from each (dashboards and alerts take the max). With them, the process's own CPU,
+//! memory and file descriptors ([`crate::telemetry::process`]).
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub async fn run(db: Db, redis: Redis, max_connections: u32, stop: CancellationT
             _ = tick.tick() => {}
         }
         sample_pool(&db);
+        crate::telemetry::process::record();
         if let Ok(Ok((used, max))) = tokio::time::timeout(INTERVAL, redis.memory()).await {
             metrics::gauge!("redis_memory_used_bytes").set(used as f64);
             metrics::gauge!("redis_memory_max_bytes").set(max as f64);

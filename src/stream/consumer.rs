@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::dead_letter;
 use super::delivery::Delivery;
@@ -22,6 +23,7 @@ use crate::infra::redis::keys::Keys;
 use crate::infra::redis::streams::{self, is_missing_group};
 use crate::infra::redis::{DedicatedConnection, Redis};
 use crate::retry::retry_delay;
+use crate::telemetry::trace_context;
 
 /// A consumer name unique per process: host, pid and a random suffix (a restarted process
 /// with a recycled pid must not inherit a dead consumer's pending entries by name).
@@ -289,9 +291,10 @@ impl<H: Handler> Consumer<H> {
                 "stream" => self.stream_label.clone(), "group" => self.group.clone());
             let calls = envelopes.chunks(chunk_len).map(|chunk| {
                 let histogram = histogram.clone();
+                let span = self.handler_span(chunk);
                 async move {
                     let started = Instant::now();
-                    let mut outcomes = handler.handle(chunk).await;
+                    let mut outcomes = handler.handle(chunk).instrument(span).await;
                     histogram.record(started.elapsed().as_secs_f64());
                     outcomes.resize(chunk.len(), Outcome::Retry("the handler answered no outcome".into()));
                     outcomes
@@ -352,6 +355,28 @@ impl<H: Handler> Consumer<H> {
         self.count("retried", report.retried);
         self.count("dead_lettered", report.dead_lettered);
         Ok(())
+    }
+
+    /// The span a handler call runs in, for every handler alike: a child of the span that
+    /// wrote the first event of the chunk (its `traceparent`, carried by the outbox row and the
+    /// stream entry), linked to the writers of the others, so a request's trace goes on into
+    /// the worker. Events without a trace context start a trace of their own.
+    fn handler_span(&self, chunk: &[Envelope]) -> tracing::Span {
+        let first = chunk.first();
+        let span = tracing::info_span!("handle events",
+            otel.name = %format_args!("handle {}", self.stream_label),
+            otel.kind = "consumer",
+            stream = %self.stream_label, group = %self.group, events = chunk.len(),
+            event_type = first.map_or("", |e| e.event_type.as_str()),
+            event_id = tracing::field::Empty);
+        if let [only] = chunk {
+            span.record("event_id", tracing::field::display(only.event_id));
+        }
+        trace_context::set_remote_parent(&span, first.and_then(|e| e.trace_id.as_deref()));
+        for envelope in chunk.iter().skip(1) {
+            trace_context::add_remote_link(&span, envelope.trace_id.as_deref());
+        }
+        span
     }
 
     pub(super) fn count(&self, outcome: &'static str, n: usize) {

@@ -1,13 +1,18 @@
 //! Logging (tracing) and the process-wide Prometheus recorder.
 
+pub mod db_statements;
+pub mod otel;
 pub mod probes;
+pub mod process;
 pub mod targets;
+pub mod trace_context;
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{EnvFilter, FilterFn, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -15,36 +20,65 @@ use crate::config::{Config, LogFormat};
 
 /// Installs the global tracing subscriber for `config`'s process: filter from `RUST_LOG`
 /// (default `info`); JSON lines when `IMTICKET_LOG_FORMAT=json`, human-readable otherwise.
-/// Logs go to stderr. Then warns about every `IMTICKET_*` variable that nothing reads.
+/// Logs go to stderr. With `IMTICKET_OTLP_ENDPOINT`, spans are exported over OTLP too
+/// ([`otel`]). Then warns about every `IMTICKET_*` variable that nothing reads.
 pub fn init(service: &'static str, config: &Config) {
-    install(service, config.log_format);
+    let tracer = otel::tracer(service, &config.telemetry).unwrap_or_else(|err| {
+        // The exporter is built without any I/O; this is a broken setting, reported as one.
+        eprintln!("{service}: {err:#}");
+        std::process::exit(2)
+    });
+    install_with(service, config.log_format, &config.telemetry, tracer);
     config.warn_unread();
 }
 
 /// The subscriber alone (tests, which have no process environment of their own).
 pub fn install(service: &'static str, format: LogFormat) {
+    install_with(service, format, &crate::config::TelemetrySettings::default(), None);
+}
+
+/// Exports the spans still queued for OTLP; the binaries call it last.
+pub fn shutdown() {
+    otel::shutdown();
+}
+
+fn install_with(
+    service: &'static str,
+    format: LogFormat,
+    settings: &crate::config::TelemetrySettings,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = format == LogFormat::Json;
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = if json {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()
+    // The filter is the log layer's alone: the statement timer sees its spans at any
+    // `RUST_LOG`, and the span export takes every span at `info` and above.
+    let logs = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
     } else {
-        registry
-            // Colours only on a terminal: log files and collectors get plain text.
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()
+        // Colours only on a terminal: log files and collectors get plain text.
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
     };
+    let statements = db_statements::StatementTimer::new(settings.db_slow_statement)
+        .with_filter(FilterFn::new(|meta| meta.name() == db_statements::STATEMENT_SPAN));
+    let spans = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(LevelFilter::INFO)
+    });
+    let result = tracing_subscriber::registry()
+        .with(logs)
+        .with(statements)
+        .with(spans)
+        .try_init();
     if result.is_ok() {
         tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "starting");
     }

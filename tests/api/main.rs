@@ -33,4 +33,5 @@ mod seat_map;
 mod security;
 mod slow_clients;
 mod statistics;
+mod traces;
 mod waiting_room;

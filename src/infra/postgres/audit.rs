@@ -71,6 +71,7 @@ const CHECKS: &[(&str, &str, &str)] = &[
 ];
 
 /// Every violation the database shows now.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "audit.database"))]
 pub async fn database(conn: &mut PgConnection) -> anyhow::Result<Vec<Violation>> {
     let mut found = Vec::new();
     for (check, what, query) in CHECKS {

@@ -56,6 +56,7 @@ pub struct JobRow {
     pub error: Option<String>,
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.insert_concert"))]
 pub async fn insert_concert(
     conn: &mut PgConnection,
     id: Uuid,
@@ -78,6 +79,7 @@ pub async fn insert_concert(
 }
 
 /// A page of concerts in a stable order (creation time, then id).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.list_concerts"))]
 pub async fn list_concerts(conn: &mut PgConnection, limit: i64, offset: i64) -> anyhow::Result<(Vec<ConcertRow>, i64)> {
     let rows = sqlx::query_as!(
         ConcertRow,
@@ -96,6 +98,7 @@ pub async fn list_concerts(conn: &mut PgConnection, limit: i64, offset: i64) -> 
     Ok((rows, total))
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.find_concert"))]
 pub async fn find_concert(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<ConcertRow>> {
     sqlx::query_as!(
         ConcertRow,
@@ -110,6 +113,7 @@ pub async fn find_concert(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<O
 /// When a concert's sale opens: `None` when there is no such concert, `Some(None)` when it is
 /// on sale now, `Some(Some(t))` when it opens at `t` (which may have passed). A primary-key
 /// lookup: the waiting room calls it on every join.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.concert_sale_window"))]
 pub async fn concert_sale_window(
     conn: &mut PgConnection,
     concert_id: Uuid,
@@ -137,6 +141,7 @@ pub struct ConcertStock {
 /// walk every live hold of every concert through `reservations_status_expires_idx`, which
 /// grows with the busiest on-sale rather than with this concert. A concert that does not exist
 /// has no seats.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.concert_stock"))]
 pub async fn concert_stock(conn: &mut PgConnection, concert_id: Uuid) -> anyhow::Result<ConcertStock> {
     sqlx::query_as!(
         ConcertStock,
@@ -156,6 +161,7 @@ pub async fn concert_stock(conn: &mut PgConnection, concert_id: Uuid) -> anyhow:
 
 /// A concert's schedules with their seat counts (`schedule_inventory` plus its slots, not a
 /// count of seats).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.schedules_of"))]
 pub async fn schedules_of(conn: &mut PgConnection, concert_id: Uuid) -> anyhow::Result<Vec<ScheduleSummary>> {
     sqlx::query_as!(
         ScheduleSummary,
@@ -173,6 +179,7 @@ pub async fn schedules_of(conn: &mut PgConnection, concert_id: Uuid) -> anyhow::
 
 /// Inserts a schedule and its (empty) inventory row. Fails with `schedules_concert_fkey`
 /// when the concert does not exist.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.insert_schedule"))]
 pub async fn insert_schedule(
     conn: &mut PgConnection,
     id: Uuid,
@@ -196,6 +203,7 @@ pub async fn insert_schedule(
     Ok(row)
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.find_schedule"))]
 pub async fn find_schedule(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<ScheduleRow>> {
     sqlx::query_as!(
         ScheduleRow,
@@ -208,6 +216,7 @@ pub async fn find_schedule(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<
 }
 
 /// Schedules starting in `[from, to)`, for cache warm-up.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.schedules_starting"))]
 pub async fn schedules_starting(
     conn: &mut PgConnection,
     from: DateTime<Utc>,
@@ -225,6 +234,7 @@ pub async fn schedules_starting(
 }
 
 /// Available seats of a schedule: a primary-key lookup plus at most 64 slot rows.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.available_seats"))]
 pub async fn available_seats(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<Option<i32>> {
     sqlx::query_scalar!(
         r#"SELECT (i.available_seats + COALESCE((SELECT sum(d.available_delta) FROM schedule_inventory_slots d
@@ -238,6 +248,7 @@ pub async fn available_seats(conn: &mut PgConnection, schedule_id: Uuid) -> anyh
 }
 
 /// The seats of a schedule in seat-map order (section, row, number), with their status.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.seats_of"))]
 pub async fn seats_of(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<Vec<SeatRow>> {
     sqlx::query_as!(
         SeatRow,
@@ -253,6 +264,7 @@ pub async fn seats_of(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Res
 
 /// The states of a schedule's seats in seat-map order, one character a seat (`a` available,
 /// `h` held, `s` sold): what a seat map needs besides its layout, in one row.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.seat_states"))]
 pub async fn seat_states(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<String> {
     sqlx::query_scalar!(
         r#"SELECT coalesce(string_agg(left(status, 1), '' ORDER BY section, row_number, seat_number), '') AS "states!"
@@ -266,6 +278,7 @@ pub async fn seat_states(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::
 
 /// Inserts a chunk of seats in one statement (UNNEST), skipping positions that exist.
 /// Returns how many were inserted.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.insert_seats"))]
 pub async fn insert_seats(conn: &mut PgConnection, schedule_id: Uuid, seats: &SeatColumns) -> anyhow::Result<u64> {
     let ids: Vec<Uuid> = (0..seats.len()).map(|_| Uuid::now_v7()).collect();
     let result = sqlx::query!(
@@ -289,6 +302,7 @@ pub async fn insert_seats(conn: &mut PgConnection, schedule_id: Uuid, seats: &Se
 /// Adds `delta` to the schedule's available seats through the slot of this connection's
 /// backend (`pg_backend_pid() % 64`): concurrent transactions of one schedule run on different
 /// connections, so they rarely wait for the same row.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.add_available"))]
 pub async fn add_available(conn: &mut PgConnection, schedule_id: Uuid, delta: i32) -> anyhow::Result<()> {
     sqlx::query!(
         "INSERT INTO schedule_inventory_slots (schedule_id, slot, available_delta)
@@ -304,6 +318,7 @@ pub async fn add_available(conn: &mut PgConnection, schedule_id: Uuid, delta: i3
 }
 
 /// Adds newly created seats to the schedule's counts.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.add_to_inventory"))]
 pub async fn add_to_inventory(conn: &mut PgConnection, schedule_id: Uuid, seats: i32) -> anyhow::Result<()> {
     sqlx::query!(
         "INSERT INTO schedule_inventory (schedule_id, total_seats, available_seats) VALUES ($1, $2, $2)
@@ -318,6 +333,7 @@ pub async fn add_to_inventory(conn: &mut PgConnection, schedule_id: Uuid, seats:
     Ok(())
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.insert_job"))]
 pub async fn insert_job(conn: &mut PgConnection, job: &JobRow) -> anyhow::Result<()> {
     sqlx::query!(
         "INSERT INTO jobs (id, kind, mode, schedule_id, status, request, total) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -335,6 +351,7 @@ pub async fn insert_job(conn: &mut PgConnection, job: &JobRow) -> anyhow::Result
     Ok(())
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.find_job"))]
 pub async fn find_job(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
@@ -348,6 +365,7 @@ pub async fn find_job(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Optio
 
 /// Locks the job row for the rest of the transaction: concurrent executors of one job (a
 /// redelivered event while the first worker still runs) take turns chunk by chunk.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.lock_job"))]
 pub async fn lock_job(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
@@ -359,6 +377,7 @@ pub async fn lock_job(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Optio
     .context("lock job")
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.update_job"))]
 pub async fn update_job(
     conn: &mut PgConnection,
     id: Uuid,

@@ -19,6 +19,7 @@ pub async fn lock(conn: &mut PgConnection, user_id: Uuid, scope: &str, key: &str
 }
 
 /// The answer stored for the user's `key` on the endpoint `scope`.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "idempotency.find"))]
 pub async fn find(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -38,6 +39,7 @@ pub async fn find(
     .context("find idempotency key")
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "idempotency.insert"))]
 pub async fn insert(
     conn: &mut PgConnection,
     user_id: Uuid,

@@ -71,6 +71,7 @@ impl OutboxRow {
 }
 
 /// Writes one event in the caller's transaction; returns its outbox id.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.insert"))]
 async fn insert(conn: &mut PgConnection, event: &NewEvent<'_>) -> anyhow::Result<i64> {
     sqlx::query_scalar!(
         "INSERT INTO outbox (event_id, stream, event_type, version, payload, trace_id, occurred_at)
@@ -89,6 +90,7 @@ async fn insert(conn: &mut PgConnection, event: &NewEvent<'_>) -> anyhow::Result
 }
 
 /// Locks up to `limit` unpublished rows, oldest first, skipping rows another relay holds.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.claim_unpublished"))]
 pub async fn claim_unpublished(conn: &mut PgConnection, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
     sqlx::query_as!(
         OutboxRow,
@@ -102,6 +104,7 @@ pub async fn claim_unpublished(conn: &mut PgConnection, limit: i64) -> anyhow::R
 }
 
 /// Locks the given rows if they are still unpublished (the fast path after a commit).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.claim_ids"))]
 pub async fn claim_ids(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<Vec<OutboxRow>> {
     sqlx::query_as!(
         OutboxRow,
@@ -114,6 +117,7 @@ pub async fn claim_ids(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<V
     .context("claim outbox rows by id")
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.mark_published"))]
 pub async fn mark_published(conn: &mut PgConnection, ids: &[i64], stream_ids: &[String]) -> anyhow::Result<()> {
     sqlx::query!(
         "UPDATE outbox SET published_at = now(), stream_id = p.stream_id, attempts = attempts + 1
@@ -128,6 +132,7 @@ pub async fn mark_published(conn: &mut PgConnection, ids: &[i64], stream_ids: &[
 }
 
 /// Deletes published rows older than `before`, at most `limit` per call (short transactions).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.prune_published"))]
 pub async fn prune_published(conn: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> anyhow::Result<u64> {
     let result = sqlx::query!(
         "DELETE FROM outbox WHERE id IN (
@@ -149,6 +154,7 @@ pub struct OutboxStatus {
     pub last_published_at: Option<DateTime<Utc>>,
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.status"))]
 pub async fn status(conn: &mut PgConnection) -> anyhow::Result<OutboxStatus> {
     let row = sqlx::query!(
         r#"SELECT
@@ -172,6 +178,7 @@ pub async fn status(conn: &mut PgConnection) -> anyhow::Result<OutboxStatus> {
 /// its stream (`streams[i]` is read by `groups[i]`) has not recorded as processed, except `keep` (the
 /// events in the dead-letter stream): after a Redis restart that may have lost entries, the
 /// relay publishes them again. Returns how many.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.unpublish_unprocessed"))]
 pub async fn unpublish_unprocessed(
     conn: &mut PgConnection,
     streams: &[String],
@@ -198,6 +205,7 @@ pub async fn unpublish_unprocessed(
 }
 
 /// The Redis the relays saw last (`redis_epochs`), if any.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.latest_redis"))]
 pub async fn latest_redis(conn: &mut PgConnection) -> anyhow::Result<Option<String>> {
     let run_id = sqlx::query_scalar!("SELECT run_id FROM redis_epochs ORDER BY last_seen_at DESC LIMIT 1")
         .fetch_optional(conn)
@@ -207,6 +215,7 @@ pub async fn latest_redis(conn: &mut PgConnection) -> anyhow::Result<Option<Stri
 }
 
 /// Records that the Redis `run_id` is the one being published to, now.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.saw_redis"))]
 pub async fn saw_redis(conn: &mut PgConnection, run_id: &str) -> anyhow::Result<()> {
     sqlx::query!(
         "INSERT INTO redis_epochs (run_id) VALUES ($1)

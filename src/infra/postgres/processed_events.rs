@@ -12,6 +12,7 @@ use uuid::Uuid;
 /// before: the caller applies its effect for exactly these. A concurrent transaction
 /// recording the same event blocks here until it commits (then the event is not returned)
 /// or rolls back (then it is).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "processed_events.record_new"))]
 pub async fn record_new(conn: &mut PgConnection, group: &str, event_ids: &[Uuid]) -> anyhow::Result<HashSet<Uuid>> {
     let fresh = sqlx::query_scalar!(
         "INSERT INTO processed_events (event_id, consumer_group)
@@ -39,6 +40,7 @@ pub async fn record_new(conn: &mut PgConnection, group: &str, event_ids: &[Uuid]
 /// (`SKIP LOCKED`), so concurrent pruners share the work instead of queueing on it. The
 /// rows are found through `processed_events_processed_at_idx` and deleted by `ctid` (a TID
 /// scan; records are never updated, and the lock keeps the row where it is).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "processed_events.prune"))]
 pub async fn prune(conn: &mut PgConnection, before: chrono::DateTime<chrono::Utc>, limit: i64) -> anyhow::Result<u64> {
     let result = sqlx::query!(
         "DELETE FROM processed_events WHERE ctid = ANY(ARRAY(

@@ -22,6 +22,7 @@ pub struct ReservationRow {
 }
 
 /// The concert a schedule belongs to.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.schedule_concert"))]
 pub async fn schedule_concert(conn: &mut PgConnection, schedule_id: Uuid) -> anyhow::Result<Option<Uuid>> {
     sqlx::query_scalar!("SELECT concert_id FROM schedules WHERE id = $1", schedule_id)
         .fetch_optional(conn)
@@ -52,6 +53,7 @@ pub enum FastHold {
 /// (`hold_seats_told`, migration `20261203000001`). In its own implicit transaction when
 /// `conn` has none, else in the caller's.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.hold_seats"))]
 pub async fn hold_seats(
     conn: &mut PgConnection,
     id: Uuid,
@@ -91,6 +93,11 @@ pub async fn hold_seats(
 
 /// Seats of the user's live reservations of the schedule: held and not yet due, paid or
 /// confirmed. Said so that only the user's index can serve it (as in `hold_seats`).
+#[tracing::instrument(
+    name = "db statement",
+    skip_all,
+    fields(statement = "reservations.live_seats_of_user")
+)]
 pub async fn live_seats_of_user(conn: &mut PgConnection, user_id: Uuid, schedule_id: Uuid) -> anyhow::Result<i64> {
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM reservation_seats rs JOIN reservations r ON r.id = rs.reservation_id
@@ -117,6 +124,11 @@ pub struct ExpiredHold {
 /// Expires the held reservations past `expires_at` that hold any of `seats`, and frees all of
 /// their seats, in the caller's transaction: a seat whose hold is due counts as free even
 /// before the expiry worker ran.
+#[tracing::instrument(
+    name = "db statement",
+    skip_all,
+    fields(statement = "reservations.expire_due_holds_on")
+)]
 pub async fn expire_due_holds_on(conn: &mut PgConnection, seats: &[Uuid]) -> anyhow::Result<Vec<ExpiredHold>> {
     let expired = sqlx::query!(
         "UPDATE reservations SET status = 'expired', updated_at = now()
@@ -163,6 +175,7 @@ pub async fn expire_due_holds_on(conn: &mut PgConnection, seats: &[Uuid]) -> any
 /// primary key: with `id = ANY($1) AND schedule_id = $2 AND status = 'available'` the generic
 /// plan of a prepared statement ANDs in the `(schedule_id, status)` index and reads every
 /// available seat of the schedule on each hold (7 ms instead of 0.1 ms on 50,000 seats).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.take_seats"))]
 pub async fn take_seats(
     conn: &mut PgConnection,
     schedule_id: Uuid,
@@ -182,6 +195,11 @@ pub async fn take_seats(
 }
 
 /// Which of `seats` belong to the schedule (to tell an unknown seat from a taken one).
+#[tracing::instrument(
+    name = "db statement",
+    skip_all,
+    fields(statement = "reservations.seats_of_schedule")
+)]
 pub async fn seats_of_schedule(
     conn: &mut PgConnection,
     schedule_id: Uuid,
@@ -202,6 +220,7 @@ pub async fn seats_of_schedule(
 /// count (the connection's slot, as [`crate::infra::postgres::catalog::add_available`]), in one
 /// statement (one round trip on the hold path). `reservation_seats_live_seat_key`
 /// fails it if a seat is in another live reservation.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.insert_held"))]
 pub async fn insert_held(
     conn: &mut PgConnection,
     id: Uuid,
@@ -238,6 +257,7 @@ pub async fn insert_held(
 }
 
 /// A reservation with its seats; `lock`: `FOR UPDATE` (the caller changes it).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.find"))]
 pub async fn find(conn: &mut PgConnection, id: Uuid, lock: bool) -> anyhow::Result<Option<ReservationRow>> {
     let row = if lock {
         sqlx::query!(
@@ -281,6 +301,7 @@ pub async fn find(conn: &mut PgConnection, id: Uuid, lock: bool) -> anyhow::Resu
 
 /// Ends a held reservation (`to`: cancelled or expired) and frees its seats; returns the seats
 /// freed (0 if it was no longer held).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.release_held"))]
 pub async fn release_held(conn: &mut PgConnection, id: Uuid, to: ReservationStatus) -> anyhow::Result<i64> {
     anyhow::ensure!(
         ReservationStatus::Held.can_become(to) && to != ReservationStatus::Paid,
@@ -310,6 +331,7 @@ pub async fn release_held(conn: &mut PgConnection, id: Uuid, to: ReservationStat
 
 /// `paid` → `confirmed` with its ticket code, and its seats `sold`; false if it was not paid
 /// (already confirmed: a redelivery).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.confirm_paid"))]
 pub async fn confirm_paid(conn: &mut PgConnection, id: Uuid, ticket_code: &str) -> anyhow::Result<bool> {
     let changed = sqlx::query!(
         "UPDATE reservations SET status = 'confirmed', ticket_code = $2, updated_at = now()
@@ -336,6 +358,7 @@ pub async fn confirm_paid(conn: &mut PgConnection, id: Uuid, ticket_code: &str) 
 
 /// `held` → `paid`, with the payment row, in the caller's transaction; false if it was not
 /// held any more.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.mark_paid"))]
 pub async fn mark_paid(
     conn: &mut PgConnection,
     id: Uuid,
@@ -369,6 +392,7 @@ pub async fn mark_paid(
 }
 
 /// The user's reservations, newest first, one page, with the total count.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.of_user"))]
 pub async fn of_user(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -414,6 +438,7 @@ pub async fn of_user(
 }
 
 /// Held reservations due for at least `grace` (the sweep's safety net), oldest first.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.due_held"))]
 pub async fn due_held(conn: &mut PgConnection, grace_seconds: f64, limit: i64) -> anyhow::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
         "SELECT id FROM reservations WHERE status = 'held' AND expires_at <= now() - make_interval(secs => $1)

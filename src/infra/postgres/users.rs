@@ -22,6 +22,7 @@ pub struct NewUser<'a> {
 }
 
 /// Inserts the user and its empty wallet. Fails with `users_email_key` if the address is taken.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "users.insert_with_wallet"))]
 pub async fn insert_with_wallet(conn: &mut PgConnection, user: &NewUser<'_>) -> anyhow::Result<()> {
     sqlx::query!(
         "INSERT INTO users (id, email, password_hash, name, role) VALUES ($1, $2, $3, $4, $5)",
@@ -43,6 +44,7 @@ pub async fn insert_with_wallet(conn: &mut PgConnection, user: &NewUser<'_>) -> 
 
 /// Inserts users (one password hash for all: demo and load-test accounts), each with a wallet
 /// holding `points` and, when `points > 0`, the ledger row of that charge: one statement.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "users.insert_many_with_points"))]
 pub async fn insert_many_with_points(
     conn: &mut PgConnection,
     ids: &[Uuid],
@@ -78,6 +80,7 @@ pub async fn insert_many_with_points(
     Ok(inserted as u64)
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "users.find_by_email"))]
 pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> anyhow::Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
@@ -89,6 +92,7 @@ pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> anyhow::Resu
     .context("find user by email")
 }
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "users.find_by_id"))]
 pub async fn find_by_id(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<UserRow>> {
     sqlx::query_as!(
         UserRow,
@@ -101,6 +105,7 @@ pub async fn find_by_id(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Opt
 }
 
 /// Returns whether a row changed (false: no such user, or already admin).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "users.promote_to_admin"))]
 pub async fn promote_to_admin(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<bool> {
     let result = sqlx::query!("UPDATE users SET role = 'admin' WHERE id = $1 AND role <> 'admin'", id)
         .execute(conn)

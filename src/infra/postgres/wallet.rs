@@ -5,6 +5,7 @@ use anyhow::Context;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "wallet.balance"))]
 pub async fn balance(conn: &mut PgConnection, user_id: Uuid) -> anyhow::Result<i64> {
     let balance = sqlx::query_scalar!("SELECT balance FROM wallets WHERE user_id = $1", user_id)
         .fetch_optional(conn)
@@ -14,6 +15,7 @@ pub async fn balance(conn: &mut PgConnection, user_id: Uuid) -> anyhow::Result<i
 }
 
 /// Adds `amount` (> 0), creating the wallet on first use, and writes the ledger row.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "wallet.charge"))]
 pub async fn charge(conn: &mut PgConnection, user_id: Uuid, amount: i64) -> anyhow::Result<i64> {
     let balance = sqlx::query_scalar!(
         "INSERT INTO wallets (user_id, balance) VALUES ($1, $2)
@@ -40,6 +42,7 @@ pub async fn charge(conn: &mut PgConnection, user_id: Uuid, amount: i64) -> anyh
 /// Takes `amount` for `reservation_id` if the balance covers it (a conditional update: never
 /// below zero, whatever runs concurrently); writes the ledger row. `None`: not enough points,
 /// nothing changed.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "wallet.debit"))]
 pub async fn debit(
     conn: &mut PgConnection,
     user_id: Uuid,
