@@ -82,6 +82,8 @@ export IMTICKET_API_METRICS_ADDR=off
 export JWT_SECRET="fuzz-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export IMTICKET_JWT_TTL_SECONDS=86400
 export IMTICKET_RATE_LIMITS=off
+# Queue streams (GET /queue/events) end after 2 s: the fuzzer reads each response to its end.
+export IMTICKET_SSE_MAX_SECONDS=2
 # Everyone who joins is admitted at once and stays active for the whole run.
 export IMTICKET_QUEUE_ACTIVE_CAPACITY=10000000 IMTICKET_QUEUE_PROMOTE_PER_SECOND=1000000
 export IMTICKET_QUEUE_ACTIVE_TTL_SECONDS=86400

@@ -39,6 +39,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         redis.clone(),
         keys.clone(),
     ));
+    let queue_streams = crate::app::queue_events::QueueStreams::new(config.waiting_room.sse_max_streams);
     Ok(Deps {
         config: Arc::new(config),
         db,
@@ -52,6 +53,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         sale_windows: Arc::default(),
         schedule_concerts: Arc::default(),
         seat_layouts: Arc::default(),
+        queue_streams,
     })
 }
 

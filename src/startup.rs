@@ -134,6 +134,13 @@ impl Application {
         .context("listen")?
         .run();
         let drain = tokio::spawn(drain_then_stop(shutdown, http.drain, stop.clone()));
+        // Open queue streams end when the drain does (their clients reconnect, through the
+        // balancer, to an instance that stays), so they never hold the shutdown up.
+        let streams = (stop.clone(), self.deps.queue_streams.clone());
+        tokio::spawn(async move {
+            streams.0.cancelled().await;
+            streams.1.close_all();
+        });
         let result = server.await.context("HTTP server");
         // Also when the server ended on its own.
         drain.abort();

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod operational;
+pub mod queue_events;
 pub mod rate_limits;
 pub mod reports;
 pub mod reservations;
@@ -113,6 +114,8 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                     .service(resource("/concerts/{id}/queue").post(waiting_room::join))
                     .service(resource("/queue/status").get(waiting_room::status))
                     .service(resource("/queue").delete(waiting_room::leave))
+                    .service(resource("/queue/events").get(queue_events::events))
+                    .service(resource("/queue/events/token").post(queue_events::token))
                     .service(resource("/reservations").post(reservations::hold))
                     .service(
                         resource("/reservations/{id}")

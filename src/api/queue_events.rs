@@ -103,7 +103,8 @@ pub async fn events(req: HttpRequest, deps: Data<Deps>, query: Query<EventsQuery
     };
     // Reconnect after 2–5 s: clients dropped together (a deploy) come back spread out.
     let retry_ms = rand::rng().random_range(2_000..5_000);
-    let head = futures_util::stream::once(async move { Ok::<_, AppError>(Bytes::from(format!("retry: {retry_ms}\n\n"))) });
+    let head =
+        futures_util::stream::once(async move { Ok::<_, AppError>(Bytes::from(format!("retry: {retry_ms}\n\n"))) });
     let body = futures_util::StreamExt::chain(head, futures_util::stream::unfold(stream, Watch::next));
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))

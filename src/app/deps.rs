@@ -36,6 +36,8 @@ pub struct Deps {
     pub schedule_concerts: Arc<ScheduleConcerts>,
     /// Seat-map layouts, kept per process (reads and write-throughs need them).
     pub seat_layouts: Arc<SeatLayouts>,
+    /// The process's open `GET /queue/events` streams.
+    pub queue_streams: Arc<super::queue_events::QueueStreams>,
 }
 
 impl Deps {

@@ -5,6 +5,7 @@
 //! | `auth.rs`, `password.rs`, `tokens.rs` | sign up, log in, the current user; password hashing; access and queue tokens |
 //! | `catalog/` | concerts and schedules, the seat map, bulk seat creation, availability, the cache warm-up |
 //! | `waiting_room.rs` | join, status, leave, admission (the promoter's round), the booking gate |
+//! | `queue_events.rs` | the open `GET /queue/events` streams of a process, and what an event is |
 //! | `reservations/` | hold seats (`hold.rs`), read and cancel reservations |
 //! | `payments.rs`, `confirmation.rs`, `expiry.rs` | pay a hold; confirm a paid one (worker); expire a due one (worker) |
 //! | `statistics.rs` | sales statistics and settlement: the `statistics` role's counting, the admins' reports |
@@ -26,6 +27,7 @@ pub mod idempotency;
 pub mod kept;
 pub mod password;
 pub mod payments;
+pub mod queue_events;
 pub mod rate_limits;
 pub mod reservations;
 pub mod statistics;

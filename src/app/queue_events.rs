@@ -84,7 +84,10 @@ pub fn state_id(json: &str) -> String {
 
 /// Whether nothing will change any more: the stream ends after this state.
 pub fn is_final(view: &QueueView) -> bool {
-    matches!(view.status, QueueStatus::Done | QueueStatus::Expired | QueueStatus::SoldOut)
+    matches!(
+        view.status,
+        QueueStatus::Done | QueueStatus::Expired | QueueStatus::SoldOut
+    )
 }
 
 #[cfg(test)]

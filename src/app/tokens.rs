@@ -38,6 +38,10 @@ struct Claims {
 /// expired) lives in Redis and is checked on every use; the token only names the entry.
 pub const QUEUE_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 const QUEUE_AUDIENCE: &str = "queue";
+/// Lifetime of a queue-events token (`?token=` of `GET /queue/events`): it is in a URL, so it
+/// lives only long enough to open the stream.
+pub const QUEUE_EVENTS_TOKEN_TTL: Duration = Duration::from_secs(60);
+const QUEUE_EVENTS_AUDIENCE: &str = "queue-events";
 
 /// What a verified queue token says: whose entry, in which concert's line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +72,7 @@ pub struct TokenService {
     decoding: DecodingKey,
     validation: Validation,
     queue_validation: Validation,
+    queue_events_validation: Validation,
     ttl: Duration,
 }
 
@@ -88,11 +93,14 @@ impl TokenService {
         let mut queue_validation = validation.clone();
         queue_validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         queue_validation.set_audience(&[QUEUE_AUDIENCE]);
+        let mut queue_events_validation = queue_validation.clone();
+        queue_events_validation.set_audience(&[QUEUE_EVENTS_AUDIENCE]);
         Self {
             encoding: EncodingKey::from_secret(key),
             decoding: DecodingKey::from_secret(key),
             validation,
             queue_validation,
+            queue_events_validation,
             ttl,
         }
     }
@@ -132,27 +140,46 @@ impl TokenService {
 }
 
 impl TokenService {
-    pub fn issue_queue(&self, pass: QueuePass) -> Result<String, AppError> {
+    fn issue_pass(&self, pass: QueuePass, audience: &str, ttl: Duration) -> Result<String, AppError> {
         let now = chrono::Utc::now().timestamp();
         let claims = QueueClaims {
             sub: pass.user_id,
             concert: pass.concert_id,
             jti: pass.entry_id,
-            aud: QUEUE_AUDIENCE.to_owned(),
+            aud: audience.to_owned(),
             iat: now,
-            exp: now + QUEUE_TOKEN_TTL.as_secs() as i64,
+            exp: now + ttl.as_secs() as i64,
             iss: ISSUER.to_owned(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AppError::internal(anyhow::Error::new(e).context("sign queue token")))
     }
 
+    pub fn issue_queue(&self, pass: QueuePass) -> Result<String, AppError> {
+        self.issue_pass(pass, QUEUE_AUDIENCE, QUEUE_TOKEN_TTL)
+    }
+
+    /// A token for `GET /queue/events?token=` (a browser's `EventSource` cannot send
+    /// `X-Queue-Token`): the same entry, audience `queue-events`, valid
+    /// [`QUEUE_EVENTS_TOKEN_TTL`]. It passes nowhere else, and a queue token does not pass as it.
+    pub fn issue_queue_events(&self, pass: QueuePass) -> Result<String, AppError> {
+        self.issue_pass(pass, QUEUE_EVENTS_AUDIENCE, QUEUE_EVENTS_TOKEN_TTL)
+    }
+
     /// Verifies a queue token (signature, algorithm, issuer, audience `queue`, expiry): every
     /// failure is the same 401 `invalid_queue_token`, never echoing the token.
     pub fn verify_queue(&self, token: &str) -> Result<QueuePass, AppError> {
+        self.verify_pass(token, &self.queue_validation)
+    }
+
+    /// As [`Self::verify_queue`], for a queue-events token.
+    pub fn verify_queue_events(&self, token: &str) -> Result<QueuePass, AppError> {
+        self.verify_pass(token, &self.queue_events_validation)
+    }
+
+    fn verify_pass(&self, token: &str, validation: &Validation) -> Result<QueuePass, AppError> {
         let invalid = || AppError::unauthorized("invalid_queue_token", "the queue token is invalid or expired");
-        let data = jsonwebtoken::decode::<QueueClaims>(token, &self.decoding, &self.queue_validation)
-            .map_err(|_| invalid())?;
+        let data = jsonwebtoken::decode::<QueueClaims>(token, &self.decoding, validation).map_err(|_| invalid())?;
         if data.claims.iat > chrono::Utc::now().timestamp() + LEEWAY_SECS as i64 {
             return Err(invalid());
         }

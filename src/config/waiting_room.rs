@@ -13,6 +13,13 @@ pub struct WaitingRoomSettings {
     pub promote_per_second: u32,
     /// `IMTICKET_QUEUE_ACTIVE_TTL_SECONDS`: how long an admitted user stays active.
     pub active_ttl: Duration,
+    /// `IMTICKET_SSE_MAX_STREAMS`: `GET /queue/events` streams one API process keeps open.
+    pub sse_max_streams: usize,
+    /// `IMTICKET_SSE_KEEPALIVE_SECONDS`: a comment on an idle stream this often.
+    pub sse_keepalive: Duration,
+    /// `IMTICKET_SSE_MAX_SECONDS`: a stream ends after this long (the client reconnects), so
+    /// long-lived connections spread over the instances a scale-out adds.
+    pub sse_max_lifetime: Duration,
 }
 
 impl WaitingRoomSettings {
@@ -21,6 +28,9 @@ impl WaitingRoomSettings {
             active_capacity: env.number("IMTICKET_QUEUE_ACTIVE_CAPACITY", 1000, 1..=10_000_000)?,
             promote_per_second: env.number("IMTICKET_QUEUE_PROMOTE_PER_SECOND", 100, 1..=1_000_000)?,
             active_ttl: env.seconds("IMTICKET_QUEUE_ACTIVE_TTL_SECONDS", 600, 1..=86_400)?,
+            sse_max_streams: env.number("IMTICKET_SSE_MAX_STREAMS", 20_000, 1..=1_000_000)?,
+            sse_keepalive: env.seconds("IMTICKET_SSE_KEEPALIVE_SECONDS", 15, 1..=300)?,
+            sse_max_lifetime: env.seconds("IMTICKET_SSE_MAX_SECONDS", 600, 1..=86_400)?,
         })
     }
 

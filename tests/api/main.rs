@@ -32,6 +32,7 @@ mod seat_crashes;
 mod seat_map;
 mod security;
 mod slow_clients;
+mod sse;
 mod statistics;
 mod traces;
 mod waiting_room;
