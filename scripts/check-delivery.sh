@@ -32,7 +32,7 @@ obs=scripts/observability
 log "docker-compose config (env file docker.env.example)"
 IMTICKET_ENV_FILE=docker.env.example docker-compose -f docker-compose.yml config -q
 services=$(IMTICKET_ENV_FILE=docker.env.example docker-compose -f docker-compose.yml config --services | sort | tr '\n' ' ')
-expected="api expiry-scheduler expiry-worker grafana haproxy migrate outbox-relay payment-worker postgres prometheus queue-promoter redis seat-creation-worker statistics "
+expected="api expiry-scheduler expiry-worker grafana haproxy migrate notifications outbox-relay payment-worker postgres prometheus queue-promoter redis seat-creation-worker statistics "
 [ "$services" = "$expected" ] || die "docker-compose.yml services: $services (expected: $expected)"
 
 log "promtool check config / rules, test rules"

@@ -47,11 +47,12 @@ lb_addr=${IMTICKET_LB_ADDR:-127.0.0.1:8080}
 lb_stats=${IMTICKET_LB_STATS_ADDR:-127.0.0.1:8404}
 profile=${IMTICKET_PROFILE:-release}
 target_dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-roles="seat-creation payment expiry expiry-scheduler queue-promoter outbox-relay statistics"
+roles="seat-creation payment expiry expiry-scheduler queue-promoter outbox-relay statistics notifications"
 # (Each process takes a port of its metrics range: 20 for the APIs, 20 for the workers.)
 [[ $apis =~ ^[0-9]+$ ]] && [ "$apis" -ge 1 ] && [ "$apis" -le 20 ] \
   || die "IMTICKET_API_PROCESSES: expected 1 to 20, got '$apis'"
-[[ $per_role =~ ^[1-3]$ ]] || die "IMTICKET_WORKERS_PER_ROLE: expected 1 to 3, got '$per_role'"
+# Every role's processes share the workers' 20 metrics ports (8 roles: at most 2 each).
+[[ $per_role =~ ^[1-2]$ ]] || die "IMTICKET_WORKERS_PER_ROLE: expected 1 or 2, got '$per_role'"
 [[ $api_first_port =~ ^[0-9]+$ ]] && [ "$api_first_port" -ge 1024 ] && [ $((api_first_port + apis - 1)) -le 65535 ] \
   || die "IMTICKET_API_FIRST_PORT: expected a port from 1024 with room for $apis APIs, got '$api_first_port'"
 

@@ -14,6 +14,9 @@ source scripts/lib/common.sh
 ensure_system_packages haproxy
 ensure_pgbouncer
 ensure_rust
+# The webhook tests check signatures with the Standard Webhooks reference library.
+python3 -c 'import standardwebhooks' 2>/dev/null ||
+  python3 -m pip install -q --disable-pip-version-check standardwebhooks==1.1.0
 # The delivery files (compose, Prometheus rules and their unit tests, dashboard, Dockerfile).
 bash scripts/check-delivery.sh
 # Every test binary runs even when one fails, so one red test never hides the others; the fuzz

@@ -40,6 +40,8 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         keys.clone(),
     ));
     let queue_streams = crate::app::queue_events::QueueStreams::new(config.waiting_room.sse_max_streams);
+    let webhooks =
+        crate::infra::webhooks::WebhookClient::new(config.notifications.timeout, config.notifications.allow_private)?;
     Ok(Deps {
         config: Arc::new(config),
         db,
@@ -54,6 +56,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         schedule_concerts: Arc::default(),
         seat_layouts: Arc::default(),
         queue_streams,
+        webhooks,
     })
 }
 

@@ -16,6 +16,7 @@ pub mod reservations;
 mod schemas;
 pub mod waiting_room;
 pub mod wallet;
+pub mod webhooks;
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
@@ -127,7 +128,15 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                     .service(resource("/users/me/points").get(wallet::balance))
                     .service(resource("/users/me/points/charge").post(wallet::charge))
                     .service(resource("/admin/reports/concerts/{id}").get(reports::concert))
-                    .service(resource("/admin/reports/settlement").get(reports::settlement)),
+                    .service(resource("/admin/reports/settlement").get(reports::settlement))
+                    .service(resource("/admin/webhooks").post(webhooks::create).get(webhooks::list))
+                    .service(
+                        resource("/admin/webhooks/{id}")
+                            .get(webhooks::get)
+                            .delete(webhooks::delete),
+                    )
+                    .service(resource("/admin/webhooks/{id}/rotate-secret").post(webhooks::rotate))
+                    .service(resource("/admin/webhooks/{id}/deliveries").get(webhooks::deliveries)),
             )
             .service(resource("/health/live").get(operational::live))
             .service(resource("/health/ready").get(operational::ready))

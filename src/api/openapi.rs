@@ -32,11 +32,13 @@ use crate::config::BookingSettings;
         reservations::hold, reservations::get, reservations::cancel, reservations::pay, reservations::mine,
         wallet::balance, wallet::charge,
         super::reports::concert, super::reports::settlement,
+        super::webhooks::create, super::webhooks::list, super::webhooks::get, super::webhooks::delete,
+        super::webhooks::rotate, super::webhooks::deliveries,
         operational::live, operational::ready, operational::metrics, openapi
     ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &DeclaredLicenseOnly),
-    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "wallet"), (name = "reports"), (name = "operational"))
+    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "wallet"), (name = "reports"), (name = "webhooks"), (name = "operational"))
 )]
 pub struct ApiDoc;
 

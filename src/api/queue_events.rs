@@ -27,6 +27,22 @@ pub struct QueueEventsToken {
     pub expires_in: u64,
 }
 
+/// One Server-Sent Event of `GET /queue/events`, as a client's parser sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueEvent {
+    /// `status`.
+    pub event: Option<String>,
+    /// A hash of the state: send it back as `Last-Event-ID`.
+    pub id: Option<String>,
+    /// A `QueueStatusBody` as JSON text.
+    #[schema(
+        example = r#"{"status":"waiting","position":250,"eta_seconds":3,"active_until":null,"poll_after_seconds":2}"#
+    )]
+    pub data: String,
+    /// Reconnect delay (ms), in the stream's first message.
+    pub retry: Option<u64>,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
@@ -72,7 +88,7 @@ fn pass_of(req: &HttpRequest, deps: &Deps, query: &EventsQuery) -> Result<QueueP
         ("Last-Event-ID" = Option<String>, Header, description = "the `id` of the last event received"),
         EventsQuery),
     responses((status = 200, description = "`text/event-stream`: `event: status` with a `QueueStatusBody` as `data`",
-            content((String = "text/event-stream"))),
+            content((QueueEvent = "text/event-stream"))),
         (status = 503, description = "`too_many_streams`: this process keeps `IMTICKET_SSE_MAX_STREAMS` open (Retry-After)", body = Problem)))]
 pub async fn events(req: HttpRequest, deps: Data<Deps>, query: Query<EventsQuery>) -> Result<HttpResponse, AppError> {
     let pass = pass_of(&req, &deps, &query)?;

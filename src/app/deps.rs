@@ -38,6 +38,8 @@ pub struct Deps {
     pub seat_layouts: Arc<SeatLayouts>,
     /// The process's open `GET /queue/events` streams.
     pub queue_streams: Arc<super::queue_events::QueueStreams>,
+    /// The HTTP client webhooks are delivered with (and endpoints checked by).
+    pub webhooks: crate::infra::webhooks::WebhookClient,
 }
 
 impl Deps {

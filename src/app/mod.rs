@@ -8,6 +8,7 @@
 //! | `queue_events.rs` | the open `GET /queue/events` streams of a process, and what an event is |
 //! | `reservations/` | hold seats (`hold.rs`), read and cancel reservations |
 //! | `payments.rs`, `confirmation.rs`, `expiry.rs` | pay a hold; confirm a paid one (worker); expire a due one (worker) |
+//! | `webhooks.rs` | webhook endpoints (admin), the deliveries of the `notifications` role, its dispatcher |
 //! | `statistics.rs` | sales statistics and settlement: the `statistics` role's counting, the admins' reports |
 //! | `wallet.rs`, `idempotency.rs` | points; requests made at most once per `Idempotency-Key` |
 //! | `kept/` | what each process keeps in memory (sale windows, schedules' concerts, seat layouts) |
@@ -34,6 +35,7 @@ pub mod statistics;
 pub mod tokens;
 pub mod waiting_room;
 pub mod wallet;
+pub mod webhooks;
 
 pub use deps::Deps;
 pub(crate) use deps::to_json;

@@ -16,6 +16,7 @@ pub mod database;
 pub mod env;
 pub mod http;
 pub mod listen;
+pub mod notifications;
 pub mod rate_limits;
 pub mod redis;
 pub mod streams;
@@ -63,6 +64,7 @@ pub struct Config {
     pub worker: WorkerSettings,
     pub rate_limits: RateLimitSettings,
     pub telemetry: TelemetrySettings,
+    pub notifications: notifications::NotificationSettings,
     /// `IMTICKET_SHUTDOWN_TIMEOUT_SECONDS`: how long in-flight requests and handlers may take
     /// to finish after SIGTERM.
     pub shutdown_timeout: Duration,
@@ -119,6 +121,7 @@ impl Config {
             worker: WorkerSettings::read(&env)?,
             rate_limits: RateLimitSettings::read(&env)?,
             telemetry: TelemetrySettings::read(&env)?,
+            notifications: notifications::NotificationSettings::read(&env)?,
             shutdown_timeout: env.seconds("IMTICKET_SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=3600)?,
             log_format: match env.choice("IMTICKET_LOG_FORMAT", "text", &["text", "json"])? {
                 "json" => LogFormat::Json,

@@ -6,6 +6,7 @@ pub mod queue;
 pub mod rate_limit;
 pub mod reservation;
 pub mod user;
+pub mod webhook;
 
 /// A value that failed to parse, with the field it came from and a human reason. Displayed as
 /// `field: reason`; a value nested inside `field` is displayed with its own path instead

@@ -4,6 +4,7 @@
 
 pub mod expiry_scheduler;
 pub mod handlers;
+pub mod notifications;
 pub mod promoter;
 
 use std::fmt;
@@ -29,12 +30,14 @@ pub enum Role {
     OutboxRelay,
     /// Sales statistics (group `statistics`) and settlement (group `settlement`).
     Statistics,
+    /// Webhook notifications (group `notifications`) and their dispatcher.
+    Notifications,
     /// Every role in one process.
     All,
 }
 
 impl Role {
-    pub const EVERY: [Role; 7] = [
+    pub const EVERY: [Role; 8] = [
         Role::SeatCreation,
         Role::Payment,
         Role::Expiry,
@@ -42,6 +45,7 @@ impl Role {
         Role::QueuePromoter,
         Role::OutboxRelay,
         Role::Statistics,
+        Role::Notifications,
     ];
 
     /// Roles that exist in this build. The rest arrive with later milestones.
@@ -61,6 +65,7 @@ impl fmt::Display for Role {
             Role::QueuePromoter => "queue-promoter",
             Role::OutboxRelay => "outbox-relay",
             Role::Statistics => "statistics",
+            Role::Notifications => "notifications",
             Role::All => "all",
         };
         f.write_str(name)
@@ -156,6 +161,7 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
                     streams.spawn(&mut tasks, subscription, stop.clone());
                 }
             }
+            Role::Notifications => notifications::spawn(&deps, &streams, &mut tasks, &stop),
             Role::ExpiryScheduler => {
                 tasks.spawn(expiry_scheduler::run(deps.clone(), stop));
             }
@@ -189,10 +195,12 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
         }
     }
     // Every process that consumes a stream keeps `processed_events` bounded (harmless in many).
-    if roles
-        .iter()
-        .any(|r| matches!(r, Role::SeatCreation | Role::Payment | Role::Expiry | Role::Statistics))
-    {
+    if roles.iter().any(|r| {
+        matches!(
+            r,
+            Role::SeatCreation | Role::Payment | Role::Expiry | Role::Statistics | Role::Notifications
+        )
+    }) {
         tasks.spawn(crate::stream::pruning::run(
             deps.db.clone(),
             config.streams.clone(),

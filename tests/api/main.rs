@@ -36,3 +36,4 @@ mod sse;
 mod statistics;
 mod traces;
 mod waiting_room;
+mod webhooks;

@@ -693,6 +693,14 @@ async fn a_users_token_on_every_admin_operation_is_403_and_writes_nothing() {
     assert_eq!(
         refused,
         [
+            "DELETE /api/v1/admin/webhooks/{id}",
+            "GET /api/v1/admin/reports/concerts/{id}",
+            "GET /api/v1/admin/reports/settlement",
+            "GET /api/v1/admin/webhooks",
+            "GET /api/v1/admin/webhooks/{id}",
+            "GET /api/v1/admin/webhooks/{id}/deliveries",
+            "POST /api/v1/admin/webhooks",
+            "POST /api/v1/admin/webhooks/{id}/rotate-secret",
             "POST /api/v1/concerts",
             "POST /api/v1/concerts/{id}/schedules",
             "POST /api/v1/schedules/{id}/seats",

@@ -14,6 +14,7 @@ pub mod reservations;
 pub mod statistics;
 pub mod users;
 pub mod wallet;
+pub mod webhooks;
 
 pub use pool::{Conn, Db};
 

@@ -3,11 +3,13 @@
 //! handler goes here, and its role is one line in [`super::run`].
 
 pub mod expiry;
+pub mod notifications;
 pub mod payment;
 pub mod seat_creation;
 pub mod statistics;
 
 pub use expiry::ExpiryHandler;
+pub use notifications::NotificationsHandler;
 pub use payment::PaymentHandler;
 pub use seat_creation::SeatCreationHandler;
 pub use statistics::{SettlementHandler, StatisticsHandler};

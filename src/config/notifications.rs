@@ -1,0 +1,54 @@
+//! The `notifications` role's webhook deliveries: the retry schedule, the timeout, which
+//! addresses an endpoint may have, and how long a rotated-out secret still signs.
+
+use std::time::Duration;
+
+use super::env::{ConfigError, Env};
+
+#[derive(Debug, Clone)]
+pub struct NotificationSettings {
+    /// `IMTICKET_WEBHOOK_RETRY_SCHEDULE`: seconds before each attempt, comma-separated (the
+    /// first is the first attempt's delay); after the last, the delivery has failed.
+    pub retry_schedule: Vec<Duration>,
+    /// `IMTICKET_WEBHOOK_TIMEOUT_MS`: one attempt's whole time (connect, send, answer).
+    pub timeout: Duration,
+    /// `IMTICKET_WEBHOOK_ALLOW_PRIVATE`: endpoints on loopback, private, link-local or other
+    /// non-public addresses are refused unless this is `true` (tests, a private network).
+    pub allow_private: bool,
+    /// `IMTICKET_WEBHOOK_SECRET_OVERLAP_SECONDS`: after a rotation the old secret signs too
+    /// for this long, so receivers can switch without losing a delivery.
+    pub secret_overlap: Duration,
+}
+
+/// Svix's schedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+const SVIX: &str = "0,5,300,1800,7200,18000,36000,36000";
+
+impl NotificationSettings {
+    pub(super) fn read(env: &Env) -> Result<Self, ConfigError> {
+        const NAME: &str = "IMTICKET_WEBHOOK_RETRY_SCHEDULE";
+        let text = env.get(NAME).unwrap_or_else(|| SVIX.to_owned());
+        let retry_schedule = text
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= 604_800)
+                    .map(Duration::from_secs)
+            })
+            .collect::<Option<Vec<_>>>()
+            .filter(|s| !s.is_empty() && s.len() <= 20)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    NAME,
+                    format!("expected 1 to 20 comma-separated seconds (0–604800), got {text:?}"),
+                )
+            })?;
+        Ok(Self {
+            retry_schedule,
+            timeout: env.millis("IMTICKET_WEBHOOK_TIMEOUT_MS", 5_000, 100..=60_000)?,
+            allow_private: env.choice("IMTICKET_WEBHOOK_ALLOW_PRIVATE", "false", &["true", "false"])? == "true",
+            secret_overlap: env.seconds("IMTICKET_WEBHOOK_SECRET_OVERLAP_SECONDS", 86_400, 0..=2_592_000)?,
+        })
+    }
+}
