@@ -17,6 +17,9 @@ ensure_rust
 # The webhook tests check signatures with the Standard Webhooks reference library.
 python3 -c 'import standardwebhooks' 2>/dev/null ||
   python3 -m pip install -q --disable-pip-version-check standardwebhooks==1.1.0
+# The email tests send to a local SMTP server (scripts/lib/smtp_sink.py).
+python3 -c 'import aiosmtpd' 2>/dev/null ||
+  python3 -m pip install -q --disable-pip-version-check aiosmtpd==1.4.6
 # The delivery files (compose, Prometheus rules and their unit tests, dashboard, Dockerfile).
 bash scripts/check-delivery.sh
 # Every test binary runs even when one fails, so one red test never hides the others; the fuzz

@@ -42,6 +42,11 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
     let queue_streams = crate::app::queue_events::QueueStreams::new(config.waiting_room.sse_max_streams);
     let webhooks =
         crate::infra::webhooks::WebhookClient::new(config.notifications.timeout, config.notifications.allow_private)?;
+    let mailer = crate::infra::mail::Mailer::new(
+        config.notifications.smtp_url.as_ref(),
+        &config.notifications.mail_from,
+        config.notifications.smtp_timeout,
+    )?;
     Ok(Deps {
         config: Arc::new(config),
         db,
@@ -57,6 +62,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         seat_layouts: Arc::default(),
         queue_streams,
         webhooks,
+        mailer,
     })
 }
 

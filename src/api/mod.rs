@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod notifications;
 pub mod openapi;
 pub mod operational;
 pub mod queue_events;
@@ -56,6 +57,15 @@ impl Endpoint {
         F::Output: Responder + 'static,
     {
         self.route(Method::POST, handler)
+    }
+
+    fn put<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::PUT, handler)
     }
 
     fn delete<F, Args>(self, handler: F) -> Self
@@ -126,6 +136,11 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                     .service(resource("/reservations/{id}/payments").post(reservations::pay))
                     .service(resource("/users/me/reservations").get(reservations::mine))
                     .service(resource("/users/me/points").get(wallet::balance))
+                    .service(
+                        resource("/users/me/notifications")
+                            .get(notifications::get)
+                            .put(notifications::put),
+                    )
                     .service(resource("/users/me/points/charge").post(wallet::charge))
                     .service(resource("/admin/reports/concerts/{id}").get(reports::concert))
                     .service(resource("/admin/reports/settlement").get(reports::settlement))

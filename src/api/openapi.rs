@@ -34,11 +34,12 @@ use crate::config::BookingSettings;
         super::reports::concert, super::reports::settlement,
         super::webhooks::create, super::webhooks::list, super::webhooks::get, super::webhooks::delete,
         super::webhooks::rotate, super::webhooks::deliveries,
+        super::notifications::get, super::notifications::put,
         operational::live, operational::ready, operational::metrics, openapi
     ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &DeclaredLicenseOnly),
-    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "wallet"), (name = "reports"), (name = "webhooks"), (name = "operational"))
+    tags((name = "auth"), (name = "catalog"), (name = "waiting room"), (name = "reservations"), (name = "wallet"), (name = "reports"), (name = "webhooks"), (name = "notifications"), (name = "operational"))
 )]
 pub struct ApiDoc;
 

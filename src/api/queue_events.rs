@@ -48,6 +48,7 @@ pub struct QueueEvent {
 pub struct EventsQuery {
     /// A token from `POST /queue/events/token`, for clients that cannot send `X-Queue-Token`
     /// (a browser's `EventSource`). Ignored when the header is sent.
+    #[param(pattern = "^[A-Za-z0-9_.=-]{1,4096}$")]
     pub token: Option<String>,
 }
 

@@ -18,13 +18,31 @@ pub struct NewEndpoint {
     /// `http://` or `https://`; its host must resolve to public addresses only.
     #[schema(example = "https://hooks.example.com/imticket", max_length = 2000)]
     pub url: String,
-    /// `queue.admitted`, `reservation.created`, `reservation.confirmed`,
-    /// `reservation.expired`, or `*` for all.
-    #[schema(min_items = 1, max_items = 20)]
+    /// The notices it wants, or `*` for all.
+    #[schema(min_items = 1, max_items = 20, value_type = Vec<EventType>)]
     pub event_types: Vec<String>,
     #[serde(default)]
     #[schema(max_length = 500)]
     pub description: String,
+}
+
+/// An event type an endpoint may subscribe to (`reservation.expiring`: the reminder
+/// `IMTICKET_NOTIFY_HOLD_REMINDER_SECONDS` before an unpaid hold ends).
+#[derive(ToSchema)]
+#[allow(dead_code)] // the schema of `event_types`' items; the values are read as strings
+pub enum EventType {
+    #[schema(rename = "queue.admitted")]
+    QueueAdmitted,
+    #[schema(rename = "reservation.created")]
+    ReservationCreated,
+    #[schema(rename = "reservation.expiring")]
+    ReservationExpiring,
+    #[schema(rename = "reservation.confirmed")]
+    ReservationConfirmed,
+    #[schema(rename = "reservation.expired")]
+    ReservationExpired,
+    #[schema(rename = "*")]
+    All,
 }
 
 /// An endpoint just registered, with its secret (shown this once).

@@ -40,6 +40,8 @@ pub struct Deps {
     pub queue_streams: Arc<super::queue_events::QueueStreams>,
     /// The HTTP client webhooks are delivered with (and endpoints checked by).
     pub webhooks: crate::infra::webhooks::WebhookClient,
+    /// The SMTP client mail is sent with (off without `IMTICKET_SMTP_URL`).
+    pub mailer: crate::infra::mail::Mailer,
 }
 
 impl Deps {

@@ -8,7 +8,9 @@
 //! | `queue_events.rs` | the open `GET /queue/events` streams of a process, and what an event is |
 //! | `reservations/` | hold seats (`hold.rs`), read and cancel reservations |
 //! | `payments.rs`, `confirmation.rs`, `expiry.rs` | pay a hold; confirm a paid one (worker); expire a due one (worker) |
-//! | `webhooks.rs` | webhook endpoints (admin), the deliveries of the `notifications` role, its dispatcher |
+//! | `notices.rs` | the `notifications` group's work: an event becomes webhook deliveries and mail, as the fan's preferences allow; reminders; the preferences |
+//! | `email/` | mail templates (text and HTML) and the mail dispatcher |
+//! | `webhooks.rs` | webhook endpoints (admin) and the webhook dispatcher |
 //! | `statistics.rs` | sales statistics and settlement: the `statistics` role's counting, the admins' reports |
 //! | `wallet.rs`, `idempotency.rs` | points; requests made at most once per `Idempotency-Key` |
 //! | `kept/` | what each process keeps in memory (sale windows, schedules' concerts, seat layouts) |
@@ -22,10 +24,12 @@ pub mod auth;
 pub mod catalog;
 pub mod confirmation;
 mod deps;
+pub mod email;
 pub mod error;
 pub mod expiry;
 pub mod idempotency;
 pub mod kept;
+pub mod notices;
 pub mod password;
 pub mod payments;
 pub mod queue_events;

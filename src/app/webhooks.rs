@@ -1,5 +1,5 @@
 //! Webhooks: endpoints an admin registers (`/admin/webhooks`), the deliveries the
-//! `notifications` role makes of the events they subscribe to ([`enqueue`]), and the
+//! `notifications` role makes of the events they subscribe to ([`super::notices::enqueue`]), and the
 //! dispatcher's round ([`dispatch_round`]): signed per Standard Webhooks, retried on a schedule
 //! with jitter, re-signed on every attempt under the same id, stopped by 410 Gone. Why it is
 //! built this way: docs/architecture.md ("Notifications").
@@ -7,26 +7,19 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use rand::Rng;
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{AppError, Deps};
 use crate::domain::webhook::{new_secret, signature_header};
-use crate::infra::postgres::processed_events;
 use crate::infra::postgres::webhooks::{self as repo, Due, Settled};
 use crate::infra::webhooks::Answer;
 
 pub use repo::{Delivery, Endpoint};
 
 /// The event types an endpoint may subscribe to (`*`: all of them).
-pub const EVENT_TYPES: &[&str] = &[
-    "queue.admitted",
-    "reservation.created",
-    "reservation.confirmed",
-    "reservation.expired",
-];
+pub use crate::domain::notice::TYPES as EVENT_TYPES;
 
 /// How long a leased delivery is another dispatcher's to leave alone: longer than an attempt.
 const LEASE: Duration = Duration::from_secs(60);
@@ -116,43 +109,6 @@ pub async fn deliveries(deps: &Deps, id: Uuid) -> Result<Vec<Delivery>, AppError
     Ok(repo::deliveries(&mut conn, id, 100).await?)
 }
 
-/// One event the notifications group tells: its id, type, time and payload.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub occurred_at: DateTime<Utc>,
-    pub payload: Value,
-}
-
-/// Turns `notices` into deliveries for `group`, in one transaction with their processed-events
-/// records: an event redelivered to the group adds none.
-pub async fn enqueue(deps: &Deps, group: &str, notices: &[Notice]) -> anyhow::Result<()> {
-    if notices.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = notices.iter().map(|n| n.event_id).collect();
-    let first = deps
-        .config
-        .notifications
-        .retry_schedule
-        .first()
-        .copied()
-        .unwrap_or_default();
-    let mut tx = deps.db.begin().await.context("begin webhook deliveries")?;
-    let fresh = processed_events::record_new(&mut tx, group, &ids).await?;
-    for notice in notices.iter().filter(|n| fresh.contains(&n.event_id)) {
-        let body = json!({
-            "type": notice.event_type,
-            "timestamp": notice.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "data": notice.payload,
-        });
-        repo::enqueue(&mut tx, notice.event_id, &notice.event_type, &body, first).await?;
-    }
-    tx.commit().await.context("commit webhook deliveries")?;
-    Ok(())
-}
-
 /// When attempt `made` (1-based) failed: the next one's time, or `None` when the schedule is
 /// spent. The schedule's wait, ±10 % jitter, or the endpoint's `Retry-After` if longer (capped).
 fn next_attempt(schedule: &[Duration], made: usize, retry_after: Option<Duration>) -> Option<Duration> {
@@ -170,6 +126,7 @@ fn next_attempt(schedule: &[Duration], made: usize, retry_after: Option<Duration
 pub async fn dispatch_round(deps: &Deps) -> anyhow::Result<usize> {
     let due = {
         let mut tx = deps.db.begin().await.context("begin webhook lease")?;
+        repo::skip_settled_reminders(&mut tx).await?;
         let due = repo::lease_due(&mut tx, ROUND, LEASE).await?;
         tx.commit().await.context("commit webhook lease")?;
         due

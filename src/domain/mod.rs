@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod idempotency;
+pub mod notice;
 pub mod queue;
 pub mod rate_limit;
 pub mod reservation;

@@ -6,6 +6,7 @@
 //! HTTP client that delivers [`webhooks`].
 
 pub mod listen;
+pub mod mail;
 pub mod postgres;
 pub mod publisher;
 pub mod redis;

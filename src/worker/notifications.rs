@@ -1,6 +1,7 @@
 //! The `notifications` role: the `notifications` group on the queue, reservations and expiry
-//! streams turns events into webhook deliveries, and the dispatcher here sends the due ones.
-//! Any number of processes may run it: deliveries are leased, never sent twice at once.
+//! streams turns events into webhook deliveries and mail, and the two dispatchers here send
+//! the due ones. Any number of processes may run it: deliveries are leased, never sent twice
+//! at once.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handlers::notifications::{NOTIFICATIONS, NotificationsHandler};
 use crate::app::Deps;
-use crate::app::webhooks::dispatch_round;
+use crate::app::{email, webhooks};
 use crate::events::Stream;
 use crate::retry::retry_delay;
 use crate::stream::{StreamRuntime, Subscription};
@@ -27,15 +28,30 @@ pub fn spawn(deps: &Deps, streams: &StreamRuntime, tasks: &mut JoinSet<()>, stop
             streams.spawn(tasks, subscription, stop.clone());
         }
     }
-    tasks.spawn(dispatch(deps.clone(), stop.clone()));
+    tasks.spawn(dispatch(deps.clone(), stop.clone(), Channel::Webhook));
+    if deps.mailer.enabled() {
+        tasks.spawn(dispatch(deps.clone(), stop.clone(), Channel::Email));
+    } else {
+        tracing::info!("IMTICKET_SMTP_URL is empty: no mail is queued or sent");
+    }
 }
 
-/// Sends due deliveries until `stop`; a round that fails (PostgreSQL down) backs off.
-async fn dispatch(deps: Deps, stop: CancellationToken) {
-    tracing::info!("webhook dispatcher started");
+#[derive(Debug, Clone, Copy)]
+enum Channel {
+    Webhook,
+    Email,
+}
+
+/// Sends due deliveries of `channel` until `stop`; a round that fails (PostgreSQL down) backs off.
+async fn dispatch(deps: Deps, stop: CancellationToken, channel: Channel) {
+    tracing::info!(?channel, "dispatcher started");
     let mut failures = 0u32;
     while !stop.is_cancelled() {
-        let wait = match dispatch_round(&deps).await {
+        let round = match channel {
+            Channel::Webhook => webhooks::dispatch_round(&deps).await,
+            Channel::Email => email::dispatch_round(&deps).await,
+        };
+        let wait = match round {
             Ok(0) => {
                 failures = 0;
                 IDLE
@@ -46,7 +62,7 @@ async fn dispatch(deps: Deps, stop: CancellationToken) {
             }
             Err(err) => {
                 failures += 1;
-                tracing::warn!(error = %format!("{err:#}"), failures, "webhook dispatch failed; backing off");
+                tracing::warn!(error = %format!("{err:#}"), failures, ?channel, "dispatch failed; backing off");
                 retry_delay(failures)
             }
         };
@@ -55,5 +71,5 @@ async fn dispatch(deps: Deps, stop: CancellationToken) {
             _ = tokio::time::sleep(wait) => {}
         }
     }
-    tracing::info!("webhook dispatcher stopped");
+    tracing::info!(?channel, "dispatcher stopped");
 }

@@ -15,6 +15,7 @@ mod balancer;
 mod catalog;
 mod cluster;
 mod confirmations;
+mod email;
 mod errors;
 mod expiry;
 mod holds;

@@ -18,13 +18,13 @@ use imticket::worker::Role;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: String,
+pub(crate) struct Received {
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         &self.headers.iter().find(|(n, _)| n == name).unwrap().1
     }
 }
@@ -32,13 +32,13 @@ impl Received {
 /// A local webhook receiver: records every request and answers the statuses queued in
 /// `answers` in turn (then 200).
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
-    answers: Arc<Mutex<Vec<u16>>>,
+    pub(crate) answers: Arc<Mutex<Vec<u16>>>,
 }
 
 impl Receiver {
-    fn start(&self) -> String {
+    pub(crate) fn start(&self) -> String {
         let me = self.clone();
         let server = HttpServer::new(move || {
             let me = me.clone();
@@ -70,13 +70,13 @@ impl Receiver {
         format!("http://{addr}/hook")
     }
 
-    fn got(&self) -> Vec<Received> {
+    pub(crate) fn got(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 }
 
 /// The reference library's verdict on one request.
-fn verified_type(secret: &str, got: &Received) -> String {
+pub(crate) fn verified_type(secret: &str, got: &Received) -> String {
     let headers: serde_json::Map<String, Value> = got.headers.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
     let input = json!({"secret": secret, "headers": headers, "body": got.body}).to_string();
     let mut child = std::process::Command::new("python3")
@@ -101,13 +101,13 @@ fn verified_type(secret: &str, got: &Received) -> String {
     stdout
 }
 
-fn workers(app: &TestApp, roles: Vec<Role>) -> tokio_util::sync::DropGuard {
+pub(crate) fn workers(app: &TestApp, roles: Vec<Role>) -> tokio_util::sync::DropGuard {
     let stop = CancellationToken::new();
     tokio::spawn(imticket::worker::run(config_from(&app.env), roles, stop.clone()));
     stop.drop_guard()
 }
 
-async fn register(app: &TestApp, admin: &str, url: &str, types: Value) -> Value {
+pub(crate) async fn register(app: &TestApp, admin: &str, url: &str, types: Value) -> Value {
     let response = app
         .post_json_authed(
             "/api/v1/admin/webhooks",

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod catalog;
 pub mod error;
 pub mod idempotency;
+pub mod notices;
 pub mod outbox;
 mod pool;
 pub mod processed_events;

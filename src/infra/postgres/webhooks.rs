@@ -93,32 +93,47 @@ pub async fn rotate_secret(
     Ok(done.rows_affected() > 0)
 }
 
-/// One delivery row per enabled endpoint subscribed to `event_type` (or to `*`); an event
-/// already turned into deliveries adds none. Returns how many were added.
-/// The first attempt is due after `first`.
+/// One delivery row per enabled endpoint subscribed to `event_type` (or to `*`), due at
+/// `due_at`; an event already turned into deliveries adds none. A reminder names the
+/// reservation it is sent only while held (`while_held`). Returns how many were added.
 pub async fn enqueue(
     conn: &mut PgConnection,
     event_id: Uuid,
     event_type: &str,
     body: &Value,
-    first: std::time::Duration,
+    due_at: DateTime<Utc>,
+    while_held: Option<Uuid>,
 ) -> anyhow::Result<u64> {
-    let first_ms = i64::try_from(first.as_millis()).unwrap_or(i64::MAX);
     let done = sqlx::query!(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, next_attempt_at)
-         SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, $1, $2, $3,
-                now() + make_interval(secs => $4::bigint / 1000.0)
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, next_attempt_at, while_held)
+         SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, $1, $2, $3, $4, $5
          FROM webhook_endpoints e
          WHERE e.disabled_at IS NULL AND ($2 = ANY(e.event_types) OR '*' = ANY(e.event_types))
          ON CONFLICT ON CONSTRAINT webhook_deliveries_event_key DO NOTHING",
         event_id,
         event_type,
         body,
-        first_ms
+        due_at,
+        while_held
     )
     .execute(conn)
     .await
     .context("enqueue webhook deliveries")?;
+    Ok(done.rows_affected())
+}
+
+/// Skips the due webhook reminders whose hold was paid, cancelled or ran out first; returns how
+/// many. Run in the transaction that then leases the due deliveries.
+pub async fn skip_settled_reminders(conn: &mut PgConnection) -> anyhow::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE webhook_deliveries d SET status = 'skipped', last_error = 'the hold was settled before the reminder was due'
+         FROM reservations r
+         WHERE d.while_held = r.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+           AND (r.status <> 'held' OR r.expires_at <= now())"
+    )
+    .execute(conn)
+    .await
+    .context("skip settled webhook reminders")?;
     Ok(done.rows_affected())
 }
 
@@ -245,7 +260,7 @@ pub struct Delivery {
     pub id: String,
     pub event_id: Uuid,
     pub event_type: String,
-    /// `pending`, `delivered` or `failed`.
+    /// `pending`, `delivered`, `failed`, or `skipped` (a reminder whose hold was settled first).
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,

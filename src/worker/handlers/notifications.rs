@@ -1,10 +1,11 @@
 //! The `notifications` group's handler (streams `queue`, `reservations`, `expiry`): each event
-//! a fan is told about becomes a webhook delivery per endpoint subscribed to its type
-//! ([`crate::app::webhooks::enqueue`]); the dispatcher ([`crate::worker::notifications`])
-//! sends them. Other types (`queue.joined`, `hold.expired`) are acked as they are.
+//! a fan is told about becomes a webhook delivery per endpoint subscribed to its type and a
+//! mail to the fan, as the fan's preferences allow ([`crate::app::notices::enqueue`]); the
+//! dispatchers ([`crate::worker::notifications`]) send them. Other types (`queue.joined`,
+//! `hold.expired`) are acked as they are.
 
 use crate::app::Deps;
-use crate::app::webhooks::{EVENT_TYPES, Notice, enqueue};
+use crate::app::notices::{Notice, enqueue, is_notice};
 use crate::events::Envelope;
 use crate::stream::{Handler, Outcome};
 
@@ -26,7 +27,7 @@ impl Handler for NotificationsHandler {
         let told: Vec<(usize, Notice)> = batch
             .iter()
             .enumerate()
-            .filter(|(_, e)| EVENT_TYPES.contains(&e.event_type.as_str()))
+            .filter(|(_, e)| is_notice(&e.event_type))
             .map(|(i, e)| {
                 let notice = Notice {
                     event_id: e.event_id,
