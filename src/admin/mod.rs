@@ -15,6 +15,7 @@ mod report;
 mod seed;
 mod settings;
 mod streams;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,9 @@ commands! {
     /// Sales statistics per concert and settlement per day (as `/admin/reports…`).
     #[command(subcommand)]
     Report(report::Report),
+    /// Webhook endpoints and their delivery log (as `/admin/webhooks…`).
+    #[command(subcommand)]
+    Webhooks(webhooks::Webhooks),
 }
 
 /// Runs `command`: settings, the connections it needs, the work. Prints the output (or the
@@ -141,6 +145,7 @@ mod tests {
         assert_eq!(needs(&["outbox", "status"]), Needs::DATABASE);
         assert_eq!(needs(&["queue", "list"]), Needs::REDIS);
         assert_eq!(needs(&["seed", "--concerts", "1"]), Needs::DATABASE);
+        assert_eq!(needs(&["webhooks", "list"]), Needs::DATABASE);
         let bad = Cli::try_parse_from(["imticket-admin", "dlq", "show", "nope"]).unwrap();
         assert!(
             bad.command

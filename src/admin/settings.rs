@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgPoolOptions;
 
 use crate::config::env::{Env, parse_env_file, url_without_password};
+use crate::config::notifications::NotificationSettings;
 use crate::config::{ConfigError, Pooler, RedisSettings, auth, database, streams};
 use crate::infra::postgres::Db;
 use crate::infra::redis::Redis;
@@ -56,6 +57,9 @@ pub struct AdminSettings {
     /// The deployment's token key and lifetime, for `seed --tokens-out`; the error says why
     /// there is none (read as the services read it, but only needed by that command).
     pub tokens: Result<(SecretString, Duration), ConfigError>,
+    /// The webhook settings (which targets are allowed, the rotation overlap), for `webhooks`;
+    /// the error says what is wrong (only that command needs them).
+    pub notifications: Result<NotificationSettings, ConfigError>,
     /// Where DATABASE_URL and REDIS_URL came from, for error messages.
     origins: HashMap<&'static str, String>,
 }
@@ -75,6 +79,7 @@ impl AdminSettings {
             tokens: crate::config::environment(&env)
                 .and_then(|e| auth::jwt_secret(&env, e))
                 .and_then(|secret| Ok((SecretString::from(secret), auth::jwt_ttl(&env)?))),
+            notifications: NotificationSettings::read(&env),
             origins: HashMap::new(),
         })
     }

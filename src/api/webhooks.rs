@@ -81,7 +81,14 @@ pub async fn create(deps: Data<Deps>, _: AdminUser, Json(body): Json<NewEndpoint
     if body.url.len() > 2000 {
         return Err(AppError::validation("invalid_field", "url: at most 2000 characters"));
     }
-    let (endpoint, secret) = webhooks::create(&deps, &body.url, &body.event_types, &body.description).await?;
+    let (endpoint, secret) = webhooks::create(
+        &deps.db,
+        &deps.webhooks,
+        &body.url,
+        &body.event_types,
+        &body.description,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(CreatedEndpoint { endpoint, secret }))
 }
 
@@ -90,7 +97,7 @@ pub async fn create(deps: Data<Deps>, _: AdminUser, Json(body): Json<NewEndpoint
     responses((status = 200, body = Endpoints), (status = 403, description = "`admin_required`", body = Problem)))]
 pub async fn list(deps: Data<Deps>, _: AdminUser) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(Endpoints {
-        items: webhooks::list(&deps).await?,
+        items: webhooks::list(&deps.db).await?,
     }))
 }
 
@@ -100,7 +107,7 @@ pub async fn list(deps: Data<Deps>, _: AdminUser) -> Result<HttpResponse, AppErr
     responses((status = 200, body = Endpoint), (status = 403, description = "`admin_required`", body = Problem),
         (status = 404, description = "`webhook_not_found`", body = Problem)))]
 pub async fn get(deps: Data<Deps>, _: AdminUser, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(webhooks::get(&deps, *id).await?))
+    Ok(HttpResponse::Ok().json(webhooks::get(&deps.db, *id).await?))
 }
 
 /// Remove a webhook endpoint and its deliveries (admin).
@@ -109,7 +116,7 @@ pub async fn get(deps: Data<Deps>, _: AdminUser, id: Path<Uuid>) -> Result<HttpR
     responses((status = 204, description = "removed"), (status = 403, description = "`admin_required`", body = Problem),
         (status = 404, description = "`webhook_not_found`", body = Problem)))]
 pub async fn delete(deps: Data<Deps>, _: AdminUser, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
-    webhooks::delete(&deps, *id).await?;
+    webhooks::delete(&deps.db, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -120,7 +127,7 @@ pub async fn delete(deps: Data<Deps>, _: AdminUser, id: Path<Uuid>) -> Result<Ht
         (status = 404, description = "`webhook_not_found`", body = Problem)))]
 pub async fn rotate(deps: Data<Deps>, _: AdminUser, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(Secret {
-        secret: webhooks::rotate(&deps, *id).await?,
+        secret: webhooks::rotate(&deps.db, *id, deps.config.notifications.secret_overlap).await?,
     }))
 }
 
@@ -131,6 +138,6 @@ pub async fn rotate(deps: Data<Deps>, _: AdminUser, id: Path<Uuid>) -> Result<Ht
         (status = 404, description = "`webhook_not_found`", body = Problem)))]
 pub async fn deliveries(deps: Data<Deps>, _: AdminUser, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(Deliveries {
-        items: webhooks::deliveries(&deps, *id).await?,
+        items: webhooks::deliveries(&deps.db, *id).await?,
     }))
 }

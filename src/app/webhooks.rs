@@ -13,8 +13,9 @@ use uuid::Uuid;
 
 use super::{AppError, Deps};
 use crate::domain::webhook::{new_secret, signature_header};
+use crate::infra::postgres::Db;
 use crate::infra::postgres::webhooks::{self as repo, Due, Settled};
-use crate::infra::webhooks::Answer;
+use crate::infra::webhooks::{Answer, WebhookClient};
 
 pub use repo::{Delivery, Endpoint};
 
@@ -30,7 +31,8 @@ const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 
 /// Registers an endpoint; returns it and its secret (shown this once).
 pub async fn create(
-    deps: &Deps,
+    db: &Db,
+    client: &WebhookClient,
     url: &str,
     event_types: &[String],
     description: &str,
@@ -42,12 +44,12 @@ pub async fn create(
             "description: at most 500 characters",
         ));
     }
-    deps.webhooks
+    client
         .check_target(url)
         .await
         .map_err(|reason| AppError::validation("invalid_field", reason))?;
     let secret = new_secret(rand::rng().random());
-    let mut conn = deps.db.write().await.context("acquire connection")?;
+    let mut conn = db.write().await.context("acquire connection")?;
     let endpoint = repo::insert_endpoint(&mut conn, Uuid::now_v7(), url, event_types, description, &secret).await?;
     conn.commit().await.context("commit webhook endpoint")?;
     Ok((endpoint, secret))
@@ -76,35 +78,35 @@ fn not_found() -> AppError {
     AppError::not_found("webhook_not_found", "no such webhook endpoint")
 }
 
-pub async fn list(deps: &Deps) -> Result<Vec<Endpoint>, AppError> {
-    let mut conn = deps.db.read().await.context("acquire connection")?;
+pub async fn list(db: &Db) -> Result<Vec<Endpoint>, AppError> {
+    let mut conn = db.read().await.context("acquire connection")?;
     Ok(repo::endpoints(&mut conn).await?)
 }
 
-pub async fn get(deps: &Deps, id: Uuid) -> Result<Endpoint, AppError> {
-    let mut conn = deps.db.read().await.context("acquire connection")?;
+pub async fn get(db: &Db, id: Uuid) -> Result<Endpoint, AppError> {
+    let mut conn = db.read().await.context("acquire connection")?;
     repo::endpoint(&mut conn, id).await?.ok_or_else(not_found)
 }
 
-pub async fn delete(deps: &Deps, id: Uuid) -> Result<(), AppError> {
-    let mut conn = deps.db.write().await.context("acquire connection")?;
+pub async fn delete(db: &Db, id: Uuid) -> Result<(), AppError> {
+    let mut conn = db.write().await.context("acquire connection")?;
     let deleted = repo::delete_endpoint(&mut conn, id).await?;
     conn.commit().await.context("commit")?;
     if deleted { Ok(()) } else { Err(not_found()) }
 }
 
 /// A new secret; the old one keeps signing for `IMTICKET_WEBHOOK_SECRET_OVERLAP_SECONDS`.
-pub async fn rotate(deps: &Deps, id: Uuid) -> Result<String, AppError> {
+pub async fn rotate(db: &Db, id: Uuid, overlap: Duration) -> Result<String, AppError> {
     let secret = new_secret(rand::rng().random());
-    let overlap = chrono::Duration::from_std(deps.config.notifications.secret_overlap).context("secret overlap")?;
-    let mut conn = deps.db.write().await.context("acquire connection")?;
+    let overlap = chrono::Duration::from_std(overlap).context("secret overlap")?;
+    let mut conn = db.write().await.context("acquire connection")?;
     let rotated = repo::rotate_secret(&mut conn, id, &secret, Utc::now() + overlap).await?;
     conn.commit().await.context("commit")?;
     if rotated { Ok(secret) } else { Err(not_found()) }
 }
 
-pub async fn deliveries(deps: &Deps, id: Uuid) -> Result<Vec<Delivery>, AppError> {
-    let mut conn = deps.db.read().await.context("acquire connection")?;
+pub async fn deliveries(db: &Db, id: Uuid) -> Result<Vec<Delivery>, AppError> {
+    let mut conn = db.read().await.context("acquire connection")?;
     repo::endpoint(&mut conn, id).await?.ok_or_else(not_found)?;
     Ok(repo::deliveries(&mut conn, id, 100).await?)
 }

@@ -38,7 +38,7 @@ pub struct NotificationSettings {
 const SVIX: &str = "0,5,300,1800,7200,18000,36000,36000";
 
 impl NotificationSettings {
-    pub(super) fn read(env: &Env) -> Result<Self, ConfigError> {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
         const NAME: &str = "IMTICKET_WEBHOOK_RETRY_SCHEDULE";
         let text = env.get(NAME).unwrap_or_else(|| SVIX.to_owned());
         let retry_schedule = text

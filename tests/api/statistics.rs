@@ -201,7 +201,7 @@ async fn an_on_sale_settles_to_the_ledger_exactly_and_the_report_counts_every_st
     assert_eq!(from_cli["funnel"], report["funnel"]);
 }
 
-fn admin_cli(app: &TestApp, args: &[&str]) -> String {
+pub(crate) fn admin_cli(app: &TestApp, args: &[&str]) -> String {
     let output = binary_command(env!("CARGO_BIN_EXE_imticket-admin"), &app.env)
         .args(args)
         .output()

@@ -314,3 +314,54 @@ async fn private_targets_and_unknown_types_are_refused_and_endpoints_are_admin_o
         .await;
     expect_problem(response, StatusCode::NOT_FOUND, "webhook_not_found").await;
 }
+
+#[tokio::test]
+async fn the_operator_cli_adds_lists_rotates_reads_and_removes_an_endpoint() {
+    let app = spawn_app_with(|env| {
+        env.insert("IMTICKET_WEBHOOK_ALLOW_PRIVATE".into(), "true".into());
+    })
+    .await;
+    let cli = |args: &[&str]| crate::statistics::admin_cli(&app, args);
+    let added: Value = serde_json::from_str(&cli(&[
+        "--json",
+        "webhooks",
+        "add",
+        "http://127.0.0.1:9/hook",
+        "--events",
+        "queue.admitted,reservation.expiring",
+    ]))
+    .unwrap();
+    let id = added["endpoint"]["id"].as_str().unwrap().to_owned();
+    assert!(added["secret"].as_str().unwrap().starts_with("whsec_"));
+    let admin = app.admin_token().await;
+    let served = expect_status(
+        app.get_authed(&format!("/api/v1/admin/webhooks/{id}"), &admin).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(served["event_types"], json!(["queue.admitted", "reservation.expiring"]));
+    let table = cli(&["webhooks", "list"]);
+    assert!(
+        table.contains(&id) && table.contains("enabled") && !table.contains("whsec_"),
+        "{table}"
+    );
+    let rotated: Value = serde_json::from_str(&cli(&["--json", "webhooks", "rotate-secret", &id])).unwrap();
+    assert_ne!(rotated["secret"], added["secret"]);
+    let deliveries: Value = serde_json::from_str(&cli(&["--json", "webhooks", "deliveries", &id])).unwrap();
+    assert_eq!(deliveries, json!([]));
+    // The same checks as the API: an unknown type is refused and nothing is stored.
+    let refused = binary_command(env!("CARGO_BIN_EXE_imticket-admin"), &app.env)
+        .args([
+            "webhooks",
+            "add",
+            "http://127.0.0.1:9/x",
+            "--events",
+            "payment.refunded",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("payment.refunded"));
+    cli(&["webhooks", "remove", &id]);
+    assert_eq!(app.count("webhook_endpoints").await, 0);
+}
