@@ -37,6 +37,10 @@ impl Application {
         tokio::spawn(async move { crate::app::catalog::warm_up::warm_up(&warm, chrono::Duration::days(7)).await });
         // Touch the recorder now so /metrics lists the process from the first scrape.
         crate::telemetry::metrics_handle();
+        // Series that count rare things are exported from the start, at zero: a rule on
+        // them sees 0, not an absent series.
+        metrics::gauge!("sse_open_streams").set(0.0);
+        metrics::counter!("sse_events_sent_total").increment(0);
 
         let listener = crate::infra::listen::listener(addr, deps.config.http.reuse_port)
             .with_context(|| format!("bind {addr} (IMTICKET_HTTP_ADDR)"))?;

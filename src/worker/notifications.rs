@@ -20,6 +20,8 @@ const IDLE: Duration = Duration::from_millis(200);
 
 /// The group's consumers (one per stream partition) and the dispatcher.
 pub fn spawn(deps: &Deps, streams: &StreamRuntime, tasks: &mut JoinSet<()>, stop: &CancellationToken) {
+    // Exported from the start, at zero (a 410 is rare; a rule on it should see 0).
+    metrics::counter!("webhook_endpoints_disabled").increment(0);
     let handler = std::sync::Arc::new(NotificationsHandler::new(deps.clone()));
     for stream in [Stream::Queue, Stream::Reservations, Stream::Expiry] {
         for subscription in

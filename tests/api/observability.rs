@@ -1,7 +1,8 @@
 //! The dashboard and the alert rules (scripts/observability/) name only metrics the binaries
 //! export: a real API and a real worker process (all roles) serve a small sale — seats created
 //! by the worker, fans admitted, holds won, lost and refused, a payment refused and one made and
-//! confirmed, an idempotent replay and conflict, a hold and an active slot expired — and the union of their
+//! confirmed, an idempotent replay and conflict, a hold and an active slot expired, notices
+//! failing to reach a webhook endpoint and an SMTP server that are down — and the union of their
 //! `/metrics` must contain every series name the dashboard and rules use.
 
 use std::collections::{BTreeSet, HashMap};
@@ -17,6 +18,8 @@ const API: &str = env!("CARGO_BIN_EXE_imticket-api");
 const WORKER: &str = env!("CARGO_BIN_EXE_imticket-worker");
 const DASHBOARD: &str = include_str!("../../scripts/observability/grafana/dashboards/imticket.json");
 const ALERTS: &str = include_str!("../../scripts/observability/alerts.yml");
+const FANOUT_DASHBOARD: &str = include_str!("../../scripts/observability/grafana/dashboards/fanout.json");
+const FANOUT_ALERTS: &str = include_str!("../../scripts/observability/alerts-fanout.yml");
 
 /// PromQL words that are not metric names.
 const KEYWORDS: &[&str] = &[
@@ -114,20 +117,26 @@ fn find_word_then_paren(expr: &str, word: &str) -> Option<usize> {
 }
 
 fn dashboard_and_rule_names() -> BTreeSet<String> {
-    let dashboard: Value = serde_json::from_str(DASHBOARD).unwrap();
-    let mut exprs: Vec<String> = dashboard["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
-        .map(|t| t["expr"].as_str().unwrap().to_owned())
-        .collect();
-    exprs.extend(
-        ALERTS
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("expr:"))
-            .map(str::to_owned),
-    );
+    let mut exprs: Vec<String> = Vec::new();
+    for dashboard in [DASHBOARD, FANOUT_DASHBOARD] {
+        let dashboard: Value = serde_json::from_str(dashboard).unwrap();
+        exprs.extend(
+            dashboard["panels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+                .map(|t| t["expr"].as_str().unwrap().to_owned()),
+        );
+    }
+    for rules in [ALERTS, FANOUT_ALERTS] {
+        exprs.extend(
+            rules
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("expr:"))
+                .map(str::to_owned),
+        );
+    }
     assert!(exprs.len() > 30, "expressions found: {}", exprs.len());
     exprs.iter().flat_map(|e| metric_names(e)).collect()
 }
@@ -231,6 +240,9 @@ async fn every_metric_of_the_dashboard_and_the_alerts_is_exported_by_a_running_s
     env.insert("IMTICKET_QUEUE_ACTIVE_TTL_SECONDS".into(), "5".into());
     env.insert("IMTICKET_MAX_SEATS_PER_USER".into(), "1".into());
     env.insert("IMTICKET_STREAM_MAINTENANCE_SECONDS".into(), "1".into());
+    // The notification channels fail (nothing listens on either port): their metrics appear.
+    env.insert("IMTICKET_WEBHOOK_ALLOW_PRIVATE".into(), "true".into());
+    env.insert("IMTICKET_SMTP_URL".into(), "smtp://127.0.0.1:9".into());
     let (_api, api_port) = spawn_listening(binary_command(API, &env), &redis.dir().join("api.log"));
     let mut worker_cmd = binary_command(WORKER, &env);
     worker_cmd.arg("all");
@@ -246,6 +258,15 @@ async fn every_metric_of_the_dashboard_and_the_alerts_is_exported_by_a_running_s
         .post("/api/v1/concerts", Some(&admin), &[], json!({"title": "Metrics"}))
         .await;
     let concert = concert["id"].as_str().unwrap().to_owned();
+    let (status, hook) = site
+        .post(
+            "/api/v1/admin/webhooks",
+            Some(&admin),
+            &[],
+            json!({"url": "http://127.0.0.1:9/down", "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
     let starts = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
     let (_, schedule) = site
         .post(
