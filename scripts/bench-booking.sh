@@ -13,6 +13,10 @@
 #   HOLDS=20000 CONNECTIONS=32 FLOW=5000 MAP_HOLDS=10000 READERS=8 scripts/bench-booking.sh
 #   BENCH_BIN=DIR scripts/bench-booking.sh     binaries from DIR instead of a fresh release build
 #   ONLY=holds scripts/bench-booking.sh         tests 1, 1b and 2 with pgbench before and after, then stop
+#   NOTIFY=healthy|dead scripts/bench-booking.sh a notifications worker runs throughout, with one
+#       webhook endpoint for every notice and mail to every fan: to a receiver answering 204 and
+#       an SMTP sink (healthy), or to peers that accept connections and never answer (dead);
+#       docs/PERFORMANCE.md "Notifications off the booking path"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -43,6 +47,25 @@ export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_HTTP_ADDR="$addr" IMTICKE
   IMTICKET_QUEUE_ACTIVE_CAPACITY=1000000 IMTICKET_QUEUE_PROMOTE_PER_SECOND=1000000 \
   IMTICKET_QUEUE_ACTIVE_TTL_SECONDS=7200 IMTICKET_HOLD_TTL_SECONDS=7200 \
   IMTICKET_BOOTSTRAP_ADMIN_EMAIL=bench@imticket.test IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=bench-password
+notify=${NOTIFY:-}
+case "$notify" in
+  "") ;;
+  healthy | dead)
+    hook_port=$(free_port)
+    smtp_port=$(free_port)
+    if [ "$notify" = healthy ]; then
+      python3 -c 'import aiosmtpd' 2>/dev/null ||
+        python3 -m pip install -q --disable-pip-version-check aiosmtpd==1.4.6
+      python3 scripts/lib/http_ok.py "$hook_port" & bench_pids+=($!)
+      python3 scripts/lib/smtp_sink.py "$smtp_port" "$bench_work/mail" >/dev/null & bench_pids+=($!)
+    else
+      python3 scripts/lib/blackhole.py "$hook_port" & bench_pids+=($!)
+      python3 scripts/lib/blackhole.py "$smtp_port" & bench_pids+=($!)
+    fi
+    export IMTICKET_WEBHOOK_ALLOW_PRIVATE=true IMTICKET_SMTP_URL="smtp://127.0.0.1:$smtp_port"
+    ;;
+  *) die "NOTIFY: expected healthy or dead, got $notify" ;;
+esac
 "$bin"/imticket-admin migrate >/dev/null
 psql -q -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' bench
 # BENCH_PRE_SQL runs on the bench database after the migrations (e.g. to put an index back and
@@ -66,6 +89,11 @@ new_schedule() {
   echo "$schedule"
 }
 bench() { "$bin"/imticket-bench "$@"; }
+if [ -n "$notify" ]; then
+  post admin/webhooks "{\"url\":\"http://127.0.0.1:$hook_port/hook\",\"event_types\":[\"*\"]}" >/dev/null
+  "$bin"/imticket-worker notifications & bench_pids+=($!)
+  echo "== notifications: a worker with one webhook endpoint (*) and SMTP, both $notify"
+fi
 db() { psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -tAc "$1" bench; }
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(redis-server --version | cut -d' ' -f3); $(psql --version)"
@@ -122,3 +150,7 @@ none_paid() { [ "$(db "SELECT count(*) FROM reservations WHERE status = 'paid'")
 wait_until 600 "test 4's payments confirmed" none_paid
 bench booking-flow --addr "$addr" --concert "$flow_concert" --schedule "$flow_schedule" --users "$flow" --connections "$connections"
 echo "reservations by status: $(db "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM reservations GROUP BY 1 ORDER BY 1) s")"
+if [ -n "$notify" ]; then
+  echo "webhook deliveries by status: $(db "SELECT coalesce(string_agg(status || ' ' || n, ', '), 'none') FROM (SELECT status, count(*) n FROM webhook_deliveries GROUP BY 1 ORDER BY 1) s")"
+  echo "mails by status: $(db "SELECT coalesce(string_agg(status || ' ' || n, ', '), 'none') FROM (SELECT status, count(*) n FROM email_deliveries GROUP BY 1 ORDER BY 1) s")"
+fi

@@ -19,12 +19,12 @@ use crate::webhooks::{Receiver, register, verified_type, workers};
 use imticket::worker::Role;
 
 /// A local SMTP server writing each mail it takes to a folder; stopped on drop.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
 }
 
 impl SmtpSink {
-    fn start(port: u16, folder: &Path) -> Self {
+    pub(crate) fn start(port: u16, folder: &Path) -> Self {
         let mut child = Command::new("python3")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lib/smtp_sink.py"))
             .arg(port.to_string())
@@ -54,7 +54,7 @@ impl Drop for SmtpSink {
 }
 
 /// Every mail the sink took, in no particular order.
-fn mails(folder: &Path) -> Vec<Value> {
+pub(crate) fn mails(folder: &Path) -> Vec<Value> {
     let Ok(entries) = std::fs::read_dir(folder) else {
         return Vec::new();
     };

@@ -35,6 +35,7 @@ mod security;
 mod slow_clients;
 mod sse;
 mod statistics;
+mod told;
 mod traces;
 mod waiting_room;
 mod webhooks;

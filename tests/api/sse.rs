@@ -12,7 +12,7 @@ use crate::helpers::*;
 use crate::holds::fans;
 
 /// An open event stream, read chunk by chunk.
-struct Events {
+pub(crate) struct Events {
     body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Send>>,
     buffer: String,
 }
@@ -26,7 +26,7 @@ enum Message {
 }
 
 impl Events {
-    async fn open(request: reqwest::RequestBuilder) -> Self {
+    pub(crate) async fn open(request: reqwest::RequestBuilder) -> Self {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -72,7 +72,7 @@ impl Events {
     }
 
     /// The next event, skipping comments and the retry hint.
-    async fn event(&mut self, within: Duration) -> (String, Value) {
+    pub(crate) async fn event(&mut self, within: Duration) -> (String, Value) {
         loop {
             match self.next(within).await {
                 Some(Message::Event { id, data }) => return (id, data),
@@ -83,7 +83,7 @@ impl Events {
     }
 }
 
-async fn join(app: &TestApp, access: &str, concert: &str) -> Value {
+pub(crate) async fn join(app: &TestApp, access: &str, concert: &str) -> Value {
     let response = app
         .client
         .post(app.url(&format!("/api/v1/concerts/{concert}/queue")))
@@ -94,7 +94,7 @@ async fn join(app: &TestApp, access: &str, concert: &str) -> Value {
     expect_status(response, StatusCode::OK).await
 }
 
-fn stream_of(app: &TestApp, queue_token: &str) -> reqwest::RequestBuilder {
+pub(crate) fn stream_of(app: &TestApp, queue_token: &str) -> reqwest::RequestBuilder {
     app.client
         .get(app.url("/api/v1/queue/events"))
         .header("x-queue-token", queue_token)

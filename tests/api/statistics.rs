@@ -38,7 +38,7 @@ async fn admin_get(app: &TestApp, admin: &str, path: &str) -> (StatusCode, Strin
 }
 
 /// What the ledger says was charged, per (UTC day, concert).
-async fn ledger(app: &TestApp) -> Vec<(String, Uuid, i64, i64)> {
+pub(crate) async fn ledger(app: &TestApp) -> Vec<(String, Uuid, i64, i64)> {
     sqlx::query_as(
         "SELECT to_char((pt.created_at AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD'), s.concert_id, count(*), sum(-pt.amount)::bigint
          FROM point_transactions pt JOIN reservations r ON r.id = pt.reservation_id JOIN schedules s ON s.id = r.schedule_id
@@ -49,7 +49,7 @@ async fn ledger(app: &TestApp) -> Vec<(String, Uuid, i64, i64)> {
     .unwrap()
 }
 
-async fn settled(app: &TestApp) -> Vec<(String, Uuid, i64, i64)> {
+pub(crate) async fn settled(app: &TestApp) -> Vec<(String, Uuid, i64, i64)> {
     sqlx::query_as("SELECT to_char(day, 'YYYY-MM-DD'), concert_id, payments, points FROM settlement_days ORDER BY 1, 2")
         .fetch_all(&app.db)
         .await
