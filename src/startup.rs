@@ -95,11 +95,10 @@ impl Application {
         // This process's own /metrics (several processes may share the API's port).
         let probes = match &http.metrics_addr {
             Some(range) => Some(crate::telemetry::probes::ProbeServer::start(
-                range,
+                crate::infra::listen::first_free(range, "IMTICKET_API_METRICS_ADDR")?,
                 crate::telemetry::probes::Service {
                     name: "imticket-api",
                     roles: "api",
-                    variable: "IMTICKET_API_METRICS_ADDR",
                 },
                 deps.config.metrics_targets_dir.as_deref(),
             )?),

@@ -47,7 +47,8 @@ pub struct QueueEvent {
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// A token from `POST /queue/events/token`, for clients that cannot send `X-Queue-Token`
-    /// (a browser's `EventSource`). Ignored when the header is sent.
+    /// (a browser's `EventSource`). Ignored when the header is sent; a malformed one is a
+    /// 400 `invalid_query` either way.
     #[param(pattern = "^[A-Za-z0-9_.=-]{1,4096}$")]
     pub token: Option<String>,
 }
@@ -64,7 +65,21 @@ pub async fn token(deps: Data<Deps>, QueueToken(pass): QueueToken) -> Result<Htt
     }))
 }
 
+/// What the OpenAPI document's pattern for `token` allows: the characters of a JWT, 1–4096.
+fn well_formed(token: &str) -> bool {
+    (1..=4096).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'=' | b'-'))
+}
+
 fn pass_of(req: &HttpRequest, deps: &Deps, query: &EventsQuery) -> Result<QueuePass, AppError> {
+    if query.token.as_deref().is_some_and(|token| !well_formed(token)) {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            "token: must be 1-4096 characters of A-Z a-z 0-9 _ . = -",
+        ));
+    }
     if let Some(value) = req.headers().get(QUEUE_TOKEN_HEADER) {
         let token = value
             .to_str()
@@ -72,7 +87,7 @@ fn pass_of(req: &HttpRequest, deps: &Deps, query: &EventsQuery) -> Result<QueueP
         return deps.tokens.verify_queue(token.trim());
     }
     match &query.token {
-        Some(token) => deps.tokens.verify_queue_events(token.trim()),
+        Some(token) => deps.tokens.verify_queue_events(token),
         None => Err(AppError::unauthorized(
             "missing_queue_token",
             "a queue token is required (X-Queue-Token, or ?token= from POST /queue/events/token)",

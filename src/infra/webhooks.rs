@@ -1,6 +1,8 @@
 //! Sending webhooks: one HTTP POST per attempt, and the guard that keeps an endpoint from
 //! pointing the service at its own network (SSRF): every address the endpoint's host resolves
-//! to must be public, at registration and again before each attempt.
+//! to must be public, at registration and again before each attempt. The client connects only
+//! to addresses its own resolver ([`PublicOnly`]) found public: a host whose DNS answers a
+//! public address to the check and a private one to the connection (DNS rebinding) is refused.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -56,9 +58,31 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// The client's resolver when private targets are refused: the system's answer, refused whole
+/// if any address in it is not public. The connection uses exactly the addresses it returns,
+/// so nothing resolved between the check and the connection can slip through.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.is_empty() || addrs.iter().any(|a| !is_public(a.ip())) {
+                return Err(format!("{host:?} resolves to an address that is not public").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 impl WebhookClient {
     pub fn new(timeout: Duration, allow_private: bool) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if !allow_private {
+            http = http.dns_resolver(std::sync::Arc::new(PublicOnly));
+        }
+        let http = http
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             // A redirect could lead anywhere the guard did not look.
@@ -127,11 +151,24 @@ impl WebhookClient {
                     .map(Duration::from_secs),
             },
             Err(err) if err.is_timeout() => Answer::Failed("timed out".to_owned()),
-            Err(err) if err.is_connect() => Answer::Failed("could not connect".to_owned()),
+            Err(err) if err.is_connect() => Answer::Failed(connect_failure(&err)),
             Err(_) => Answer::Failed("the request failed".to_owned()),
         };
         (answer, started.elapsed())
     }
+}
+
+/// Why a connection failed: the resolver's refusal when it was that, else "could not connect".
+fn connect_failure(err: &reqwest::Error) -> String {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text.contains("is not public") {
+            return format!("refused: {text}");
+        }
+        source = cause.source();
+    }
+    "could not connect".to_owned()
 }
 
 #[cfg(test)]
@@ -177,5 +214,14 @@ mod tests {
         }
         let open = WebhookClient::new(Duration::from_secs(1), true).unwrap();
         assert!(open.check_target("http://127.0.0.1:9/hook").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_connection_itself_goes_only_to_public_addresses() {
+        // `localhost` resolves to loopback: the guarded client's own resolver refuses it, so
+        // the request fails before any connection, whatever a check before it said.
+        let guarded = WebhookClient::new(Duration::from_secs(2), false).unwrap();
+        let refused = guarded.http.post("http://localhost:9/hook").send().await.unwrap_err();
+        assert!(connect_failure(&refused).contains("is not public"), "{refused:?}");
     }
 }

@@ -1,5 +1,6 @@
-//! A process's own small HTTP server: `/metrics` and `/health/live`, on the first free port of
-//! its range (`IMTICKET_WORKER_METRICS_ADDR`, `IMTICKET_API_METRICS_ADDR`), so any number of
+//! A process's own small HTTP server: `/metrics` and `/health/live`, on a listener its caller
+//! bound on the first free port of its range (`IMTICKET_WORKER_METRICS_ADDR`,
+//! `IMTICKET_API_METRICS_ADDR`; [`crate::infra::listen::first_free`]), so any number of
 //! processes with one environment share a host. Independent of the API's routes.
 
 use std::net::SocketAddr;
@@ -10,7 +11,6 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 
 use super::targets::Target;
-use crate::config::PortRange;
 
 async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
@@ -28,8 +28,6 @@ pub struct Service<'a> {
     pub name: &'a str,
     /// The worker roles (or `api`).
     pub roles: &'a str,
-    /// The setting the range came from, for errors.
-    pub variable: &'a str,
 }
 
 /// A started probe server: stop it with [`ProbeServer::stop`] after the work has drained.
@@ -41,11 +39,13 @@ pub struct ProbeServer {
 }
 
 impl ProbeServer {
-    /// Binds the first free port of `range` and, with `targets_dir`, writes this process's
-    /// discovery file there.
-    pub fn start(range: &PortRange, service: Service<'_>, targets_dir: Option<&Path>) -> anyhow::Result<Self> {
+    /// Serves on `listener` and, with `targets_dir`, writes this process's discovery file there.
+    pub fn start(
+        listener: std::net::TcpListener,
+        service: Service<'_>,
+        targets_dir: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         crate::telemetry::metrics_handle();
-        let listener = crate::infra::listen::first_free(range, service.variable)?;
         let addr = listener.local_addr().context("local address")?;
         let server = HttpServer::new(|| {
             // Resources, so a wrong method answers 405 with `Allow: GET` rather than 404.

@@ -112,11 +112,10 @@ pub async fn run(config: Config, requested: Vec<Role>, shutdown: CancellationTok
 
     let role_names = roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(",");
     let probes = crate::telemetry::probes::ProbeServer::start(
-        &config.worker.metrics_addr,
+        crate::infra::listen::first_free(&config.worker.metrics_addr, "IMTICKET_WORKER_METRICS_ADDR")?,
         crate::telemetry::probes::Service {
             name: "imticket-worker",
             roles: &role_names,
-            variable: "IMTICKET_WORKER_METRICS_ADDR",
         },
         config.metrics_targets_dir.as_deref(),
     )?;

@@ -253,6 +253,17 @@ async fn a_browser_opens_the_stream_with_a_short_lived_query_token_and_forged_on
         let response = app.get(&format!("/api/v1/queue/events?token={query_token}")).await;
         expect_problem(response, StatusCode::UNAUTHORIZED, "invalid_queue_token").await;
     }
+    // A malformed query token is refused even beside a good header, and an empty one too.
+    for query_token in ["a%20b", "", "%C3%A9"] {
+        let response = app
+            .client
+            .get(app.url(&format!("/api/v1/queue/events?token={query_token}")))
+            .header("x-queue-token", &queue)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+    }
     let response = app
         .client
         .get(app.url("/api/v1/queue/status"))
