@@ -22,7 +22,8 @@ pub struct NotificationPreferences {
     /// The organiser's webhook endpoints (which may pass the notice on by text or push).
     pub webhook: bool,
     /// Notices not wanted on any channel: `queue.admitted`, `reservation.created`,
-    /// `reservation.expiring`, `reservation.confirmed`, `reservation.expired`.
+    /// `reservation.expiring`, `reservation.confirmed`, `reservation.expired`; each at most
+    /// once (422 otherwise).
     #[schema(max_items = 5, value_type = Vec<Notice>)]
     pub muted: Vec<String>,
 }
@@ -65,7 +66,7 @@ pub async fn get(deps: Data<Deps>, AuthUser(user): AuthUser) -> Result<HttpRespo
 #[utoipa::path(put, path = "/api/v1/users/me/notifications", tag = "notifications",
     request_body = NotificationPreferences, security(("bearer" = [])),
     responses((status = 200, body = NotificationPreferences), (status = 401, body = Problem),
-        (status = 422, body = Problem, description = "`invalid_field`: an unknown notice in `muted`")))]
+        (status = 422, body = Problem, description = "`invalid_field`: an unknown notice in `muted`, or one named twice")))]
 pub async fn put(
     req: HttpRequest,
     deps: Data<Deps>,

@@ -54,7 +54,9 @@ impl Preferences {
             ));
         }
         muted.sort();
-        muted.dedup();
+        if let Some(twice) = muted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(InvalidField::new("muted", format!("{:?} is named twice", twice[0])));
+        }
         Ok(Self { email, webhook, muted })
     }
 
@@ -77,8 +79,10 @@ mod tests {
 
     #[test]
     fn preferences_name_only_known_notices() {
-        let p = Preferences::new(true, false, vec![EXPIRING.into(), ADMITTED.into(), EXPIRING.into()]).unwrap();
+        let p = Preferences::new(true, false, vec![EXPIRING.into(), ADMITTED.into()]).unwrap();
         assert_eq!(p.muted, vec![ADMITTED.to_owned(), EXPIRING.to_owned()]);
+        let twice = Preferences::new(true, false, vec![EXPIRING.into(), ADMITTED.into(), EXPIRING.into()]);
+        assert_eq!(twice.unwrap_err().to_string(), "muted: \"reservation.expiring\" is named twice");
         assert!(!p.wants(EXPIRING) && p.wants(TICKET));
         assert_eq!(
             Preferences::new(true, true, vec!["payment.failed".into()])

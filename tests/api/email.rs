@@ -321,6 +321,9 @@ async fn preferences_name_known_notices_and_need_a_login() {
         .await
         .unwrap();
     expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+    let twice = json!({"email": true, "webhook": true, "muted": ["queue.admitted", "queue.admitted"]});
+    let response = put(twice).await.unwrap();
+    expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
     let response = put(json!({"email": true})).await.unwrap();
     expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
     assert_eq!(app.count("notification_preferences").await, 0, "nothing was stored");
