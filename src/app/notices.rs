@@ -30,7 +30,9 @@ pub fn is_notice(event_type: &str) -> bool {
 }
 
 /// Turns `notices` into deliveries for `group`, in one transaction with their processed-events
-/// records: an event redelivered to the group adds none.
+/// records: an event redelivered to the group adds none. A batch costs a fixed number of
+/// statements whatever its size (the preferences, the mails' facts, one insert per channel):
+/// the group shares PostgreSQL with the booking path.
 pub async fn enqueue(deps: &Deps, group: &str, notices: &[Notice]) -> anyhow::Result<()> {
     if notices.is_empty() {
         return Ok(());
@@ -40,74 +42,107 @@ pub async fn enqueue(deps: &Deps, group: &str, notices: &[Notice]) -> anyhow::Re
     let first = chrono::Duration::from_std(settings.retry_schedule.first().copied().unwrap_or_default())
         .context("retry schedule")?;
     let reminder = chrono::Duration::from_std(settings.hold_reminder).context("hold reminder")?;
+    let mail_on = deps.mailer.enabled();
     let mut tx = deps.db.begin().await.context("begin notices")?;
     let fresh = processed_events::record_new(&mut tx, group, &ids).await?;
+    let mut told: Vec<(&Notice, Uuid)> = Vec::with_capacity(notices.len());
     for notice in notices.iter().filter(|n| fresh.contains(&n.event_id)) {
-        let Some(user) = uuid_field(&notice.payload, "user_id") else {
-            tracing::warn!(event_type = %notice.event_type, "a notice without user_id is not told");
-            continue;
-        };
-        let prefs = repo::preferences(&mut tx, user).await?;
-        let now = Utc::now();
-        let mut told = vec![(notice.event_id, notice.event_type.as_str(), now, None)];
+        match uuid_field(&notice.payload, "user_id") {
+            Some(user) => told.push((notice, user)),
+            None => tracing::warn!(event_type = %notice.event_type, "a notice without user_id is not told"),
+        }
+    }
+    let users: Vec<Uuid> = told.iter().map(|(_, u)| *u).collect();
+    let preferences = repo::preferences_of(&mut tx, &users).await?;
+    let facts = if mail_on {
+        let field_ids =
+            |name: &str| -> Vec<Uuid> { told.iter().filter_map(|(n, _)| uuid_field(&n.payload, name)).collect() };
+        let seats: Vec<Uuid> = told.iter().flat_map(|(n, _)| seat_ids(&n.payload)).collect();
+        Some(
+            repo::MailFacts::load(
+                &mut tx,
+                &users,
+                &field_ids("concert_id"),
+                &field_ids("schedule_id"),
+                &seats,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let (mut deliveries, mut mails) = (Vec::new(), Vec::new());
+    let defaults = Preferences::default();
+    let now = Utc::now();
+    for (notice, user) in told {
+        let prefs = preferences.get(&user).unwrap_or(&defaults);
+        let mut kinds = vec![(notice.event_id, notice.event_type.as_str(), now, None)];
         let expires_at = time_field(&notice.payload, "expires_at");
         if let Some(expires_at) = expires_at.filter(|_| notice.event_type == notice::HELD && !reminder.is_zero()) {
             let reservation = uuid_field(&notice.payload, "reservation_id");
-            told.push((
+            kinds.push((
                 notice::reminder_id(notice.event_id),
                 notice::EXPIRING,
                 expires_at - reminder,
                 reservation,
             ));
         }
-        for (event_id, kind, due_at, while_held) in told {
+        for (event_id, kind, due_at, while_held) in kinds {
             if !prefs.wants(kind) {
                 continue;
             }
             if prefs.webhook {
-                let body = json!({
-                    "type": kind,
-                    "timestamp": notice.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                    "data": notice.payload,
+                deliveries.push(webhook_repo::NewDelivery {
+                    event_id,
+                    event_type: kind.to_owned(),
+                    body: json!({
+                        "type": kind,
+                        "timestamp": notice.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                        "data": notice.payload,
+                    }),
+                    due_at: if while_held.is_some() { due_at } else { now + first },
+                    while_held,
                 });
-                let due = if while_held.is_some() { due_at } else { now + first };
-                webhook_repo::enqueue(&mut tx, event_id, kind, &body, due, while_held).await?;
             }
-            if prefs.email && deps.mailer.enabled() {
-                mail(&mut tx, notice, user, kind, due_at, while_held).await?;
+            if prefs.email
+                && let Some(facts) = &facts
+                && let Some(mail) = mail(facts, notice, user, kind, due_at, while_held)
+            {
+                mails.push(mail);
             }
         }
     }
+    webhook_repo::enqueue_many(&mut tx, &deliveries).await?;
+    repo::enqueue_emails(&mut tx, &mails).await?;
     tx.commit().await.context("commit notices")?;
     Ok(())
 }
 
-/// Queues the fan's mail about `notice` (as `kind`), with what its templates show.
-async fn mail(
-    tx: &mut sqlx::PgConnection,
+fn seat_ids(payload: &Value) -> Vec<Uuid> {
+    payload
+        .get("seat_ids")
+        .and_then(Value::as_array)
+        .map(|ids| ids.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The fan's mail about `notice` (as `kind`), with what its templates show; `None` when the
+/// fan is gone.
+fn mail(
+    facts: &repo::MailFacts,
     notice: &Notice,
     user: Uuid,
     kind: &str,
     due_at: DateTime<Utc>,
     while_held: Option<Uuid>,
-) -> anyhow::Result<()> {
+) -> Option<repo::NewMail> {
     let p = &notice.payload;
-    let seats: Vec<Uuid> = p
-        .get("seat_ids")
-        .and_then(Value::as_array)
-        .map(|ids| ids.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    let found = repo::context(
-        tx,
+    let found = facts.context(
         user,
         uuid_field(p, "concert_id"),
         uuid_field(p, "schedule_id"),
-        &seats,
-    )
-    .await?;
-    let Some(found) = found else {
-        return Ok(());
-    };
+        &seat_ids(p),
+    )?;
     let when = |name: &str| time_field(p, name).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
     let context = json!({
         "name": found.name,
@@ -120,9 +155,15 @@ async fn mail(
         "expires_at": when("expires_at"),
         "active_until": when("active_until"),
     });
-    let id = format!("{}:{kind}", notice.event_id);
-    repo::enqueue_email(tx, &id, user, kind, &found.email, &context, due_at, while_held).await?;
-    Ok(())
+    Some(repo::NewMail {
+        id: format!("{}:{kind}", notice.event_id),
+        user,
+        notice: kind.to_owned(),
+        recipient: found.email,
+        context,
+        due_at,
+        while_held,
+    })
 }
 
 fn uuid_field(payload: &Value, name: &str) -> Option<Uuid> {

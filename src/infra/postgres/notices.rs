@@ -51,70 +51,6 @@ pub struct MailContext {
     pub seats: Vec<String>,
 }
 
-/// Looks up what the mail needs; `None` when the user is gone.
-pub async fn context(
-    conn: &mut PgConnection,
-    user: Uuid,
-    concert: Option<Uuid>,
-    schedule: Option<Uuid>,
-    seats: &[Uuid],
-) -> anyhow::Result<Option<MailContext>> {
-    let row = sqlx::query!(
-        r#"SELECT u.email, u.name, c.title AS "concert?", s.starts_at AS "starts_at?",
-                  coalesce((SELECT array_agg(se.section || ', row ' || se.row_number || ', seat ' || se.seat_number
-                                             ORDER BY se.section, se.row_number, se.seat_number)
-                            FROM seats se WHERE se.id = ANY($4)), '{}') AS "seats!"
-           FROM users u
-           LEFT JOIN schedules s ON s.id = $3
-           LEFT JOIN concerts c ON c.id = coalesce($2, s.concert_id)
-           WHERE u.id = $1"#,
-        user,
-        concert,
-        schedule,
-        seats
-    )
-    .fetch_optional(conn)
-    .await
-    .context("mail context")?;
-    Ok(row.map(|r| MailContext {
-        email: r.email,
-        name: r.name,
-        concert: r.concert,
-        starts_at: r.starts_at,
-        seats: r.seats,
-    }))
-}
-
-/// Queues one mail; a mail with the same id (the dedupe key) already queued adds nothing.
-#[allow(clippy::too_many_arguments)]
-pub async fn enqueue_email(
-    conn: &mut PgConnection,
-    id: &str,
-    user: Uuid,
-    notice: &str,
-    recipient: &str,
-    context: &Value,
-    due_at: DateTime<Utc>,
-    while_held: Option<Uuid>,
-) -> anyhow::Result<bool> {
-    let done = sqlx::query!(
-        "INSERT INTO email_deliveries (id, user_id, notice, recipient, context, next_attempt_at, while_held)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT ON CONSTRAINT email_deliveries_pkey DO NOTHING",
-        id,
-        user,
-        notice,
-        recipient,
-        context,
-        due_at,
-        while_held
-    )
-    .execute(conn)
-    .await
-    .context("enqueue email")?;
-    Ok(done.rows_affected() > 0)
-}
-
 /// A mail leased for sending.
 #[derive(Debug, Clone)]
 pub struct DueMail {
@@ -132,8 +68,8 @@ pub async fn skip_settled_mail_reminders(conn: &mut PgConnection) -> anyhow::Res
     let done = sqlx::query!(
         "UPDATE email_deliveries d SET status = 'skipped', last_error = 'the hold was settled before the reminder was due'
          FROM reservations r
-         WHERE d.while_held = r.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-           AND (r.status <> 'held' OR r.expires_at <= now())"
+         WHERE d.while_held IS NOT NULL AND d.status = 'pending' AND d.next_attempt_at <= now()
+           AND d.while_held = r.id AND (r.status <> 'held' OR r.expires_at <= now())"
     )
     .execute(conn)
     .await
@@ -203,4 +139,164 @@ pub async fn mail_backlog(conn: &mut PgConnection) -> anyhow::Result<i64> {
     .fetch_one(conn)
     .await
     .context("email backlog")
+}
+
+/// Several fans' preferences in one query; a fan who never chose has the defaults.
+pub async fn preferences_of(
+    conn: &mut PgConnection,
+    users: &[Uuid],
+) -> anyhow::Result<std::collections::HashMap<Uuid, Preferences>> {
+    let rows = sqlx::query!(
+        "SELECT user_id, email, webhook, muted FROM notification_preferences WHERE user_id = ANY($1)",
+        users
+    )
+    .fetch_all(conn)
+    .await
+    .context("notification preferences")?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.user_id,
+                Preferences {
+                    email: r.email,
+                    webhook: r.webhook,
+                    muted: r.muted,
+                },
+            )
+        })
+        .collect())
+}
+
+/// What mails about several events need, in four queries: the fans, the schedules with their
+/// concerts, the concerts named alone, the seats.
+pub struct MailFacts {
+    users: std::collections::HashMap<Uuid, (String, String)>,
+    schedules: std::collections::HashMap<Uuid, (DateTime<Utc>, Uuid)>,
+    concerts: std::collections::HashMap<Uuid, String>,
+    seats: std::collections::HashMap<Uuid, (String, i32, i32)>,
+}
+
+impl MailFacts {
+    pub async fn load(
+        conn: &mut PgConnection,
+        users: &[Uuid],
+        concerts: &[Uuid],
+        schedules: &[Uuid],
+        seats: &[Uuid],
+    ) -> anyhow::Result<Self> {
+        let users = sqlx::query!("SELECT id, email, name FROM users WHERE id = ANY($1)", users)
+            .fetch_all(&mut *conn)
+            .await
+            .context("mail users")?
+            .into_iter()
+            .map(|r| (r.id, (r.email, r.name)))
+            .collect();
+        let schedule_rows = sqlx::query!(
+            "SELECT id, starts_at, concert_id FROM schedules WHERE id = ANY($1)",
+            schedules
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .context("mail schedules")?;
+        let mut concert_ids: Vec<Uuid> = concerts.to_vec();
+        concert_ids.extend(schedule_rows.iter().map(|r| r.concert_id));
+        let schedules = schedule_rows
+            .into_iter()
+            .map(|r| (r.id, (r.starts_at, r.concert_id)))
+            .collect();
+        let concerts = sqlx::query!("SELECT id, title FROM concerts WHERE id = ANY($1)", &concert_ids)
+            .fetch_all(&mut *conn)
+            .await
+            .context("mail concerts")?
+            .into_iter()
+            .map(|r| (r.id, r.title))
+            .collect();
+        let seats = sqlx::query!(
+            "SELECT id, section, row_number, seat_number FROM seats WHERE id = ANY($1)",
+            seats
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .context("mail seats")?
+        .into_iter()
+        .map(|r| (r.id, (r.section, r.row_number, r.seat_number)))
+        .collect();
+        Ok(Self {
+            users,
+            schedules,
+            concerts,
+            seats,
+        })
+    }
+
+    /// One mail's context; `None` when the user is gone.
+    pub fn context(
+        &self,
+        user: Uuid,
+        concert: Option<Uuid>,
+        schedule: Option<Uuid>,
+        seats: &[Uuid],
+    ) -> Option<MailContext> {
+        let (email, name) = self.users.get(&user)?.clone();
+        let scheduled = schedule.and_then(|s| self.schedules.get(&s));
+        let concert = concert
+            .or(scheduled.map(|(_, c)| *c))
+            .and_then(|c| self.concerts.get(&c).cloned());
+        let mut places: Vec<&(String, i32, i32)> = seats.iter().filter_map(|s| self.seats.get(s)).collect();
+        places.sort();
+        Some(MailContext {
+            email,
+            name,
+            concert,
+            starts_at: scheduled.map(|(at, _)| *at),
+            seats: places
+                .into_iter()
+                .map(|(section, row, number)| format!("{section}, row {row}, seat {number}"))
+                .collect(),
+        })
+    }
+}
+
+/// One mail to queue.
+pub struct NewMail {
+    pub id: String,
+    pub user: Uuid,
+    pub notice: String,
+    pub recipient: String,
+    pub context: Value,
+    pub due_at: DateTime<Utc>,
+    pub while_held: Option<Uuid>,
+}
+
+/// Queues mails in one statement; one whose id (the dedupe key) is queued already adds nothing.
+pub async fn enqueue_emails(conn: &mut PgConnection, mails: &[NewMail]) -> anyhow::Result<u64> {
+    if mails.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = mails.iter().map(|m| m.id.as_str()).collect();
+    let users: Vec<Uuid> = mails.iter().map(|m| m.user).collect();
+    let notices: Vec<&str> = mails.iter().map(|m| m.notice.as_str()).collect();
+    let recipients: Vec<&str> = mails.iter().map(|m| m.recipient.as_str()).collect();
+    let contexts: Vec<String> = mails.iter().map(|m| m.context.to_string()).collect();
+    let dues: Vec<DateTime<Utc>> = mails.iter().map(|m| m.due_at).collect();
+    let held: Vec<Option<Uuid>> = mails.iter().map(|m| m.while_held).collect();
+    let done = sqlx::query!(
+        "INSERT INTO email_deliveries (id, user_id, notice, recipient, context, next_attempt_at, while_held)
+         SELECT t.id, t.user_id, t.notice, t.recipient, t.context::jsonb, t.due, t.held
+         FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::uuid[])
+              AS t(id, user_id, notice, recipient, context, due, held)
+         ON CONFLICT ON CONSTRAINT email_deliveries_pkey DO NOTHING",
+        &ids as &[&str],
+        &users,
+        &notices as &[&str],
+        &recipients as &[&str],
+        &contexts,
+        &dues,
+        &held as &[Option<Uuid>]
+    )
+    .execute(conn)
+    .await
+    .context("enqueue emails")?;
+    Ok(done.rows_affected())
 }

@@ -93,43 +93,14 @@ pub async fn rotate_secret(
     Ok(done.rows_affected() > 0)
 }
 
-/// One delivery row per enabled endpoint subscribed to `event_type` (or to `*`), due at
-/// `due_at`; an event already turned into deliveries adds none. A reminder names the
-/// reservation it is sent only while held (`while_held`). Returns how many were added.
-pub async fn enqueue(
-    conn: &mut PgConnection,
-    event_id: Uuid,
-    event_type: &str,
-    body: &Value,
-    due_at: DateTime<Utc>,
-    while_held: Option<Uuid>,
-) -> anyhow::Result<u64> {
-    let done = sqlx::query!(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, next_attempt_at, while_held)
-         SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, $1, $2, $3, $4, $5
-         FROM webhook_endpoints e
-         WHERE e.disabled_at IS NULL AND ($2 = ANY(e.event_types) OR '*' = ANY(e.event_types))
-         ON CONFLICT ON CONSTRAINT webhook_deliveries_event_key DO NOTHING",
-        event_id,
-        event_type,
-        body,
-        due_at,
-        while_held
-    )
-    .execute(conn)
-    .await
-    .context("enqueue webhook deliveries")?;
-    Ok(done.rows_affected())
-}
-
 /// Skips the due webhook reminders whose hold was paid, cancelled or ran out first; returns how
 /// many. Run in the transaction that then leases the due deliveries.
 pub async fn skip_settled_reminders(conn: &mut PgConnection) -> anyhow::Result<u64> {
     let done = sqlx::query!(
         "UPDATE webhook_deliveries d SET status = 'skipped', last_error = 'the hold was settled before the reminder was due'
          FROM reservations r
-         WHERE d.while_held = r.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-           AND (r.status <> 'held' OR r.expires_at <= now())"
+         WHERE d.while_held IS NOT NULL AND d.status = 'pending' AND d.next_attempt_at <= now()
+           AND d.while_held = r.id AND (r.status <> 'held' OR r.expires_at <= now())"
     )
     .execute(conn)
     .await
@@ -336,4 +307,45 @@ pub async fn backlog(conn: &mut PgConnection) -> anyhow::Result<i64> {
     .fetch_one(conn)
     .await
     .context("webhook backlog")
+}
+
+/// One notice to deliver to every endpoint that subscribes to its type.
+pub struct NewDelivery {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub body: Value,
+    pub due_at: DateTime<Utc>,
+    pub while_held: Option<Uuid>,
+}
+
+/// Queues each notice for every endpoint subscribed to its type (not disabled), one statement
+/// for all of them; a notice already queued for an endpoint adds nothing.
+pub async fn enqueue_many(conn: &mut PgConnection, notices: &[NewDelivery]) -> anyhow::Result<u64> {
+    if notices.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = notices.iter().map(|n| n.event_id).collect();
+    let types: Vec<&str> = notices.iter().map(|n| n.event_type.as_str()).collect();
+    let bodies: Vec<String> = notices.iter().map(|n| n.body.to_string()).collect();
+    let dues: Vec<DateTime<Utc>> = notices.iter().map(|n| n.due_at).collect();
+    let held: Vec<Option<Uuid>> = notices.iter().map(|n| n.while_held).collect();
+    let done = sqlx::query!(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, next_attempt_at, while_held)
+         SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, t.event_id, t.event_type, t.body::jsonb,
+                t.due, t.held
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[])
+              AS t(event_id, event_type, body, due, held)
+         JOIN webhook_endpoints e
+           ON e.disabled_at IS NULL AND (t.event_type = ANY(e.event_types) OR '*' = ANY(e.event_types))
+         ON CONFLICT ON CONSTRAINT webhook_deliveries_event_key DO NOTHING",
+        &ids,
+        &types as &[&str],
+        &bodies,
+        &dues,
+        &held as &[Option<Uuid>]
+    )
+    .execute(conn)
+    .await
+    .context("enqueue webhook deliveries")?;
+    Ok(done.rows_affected())
 }
