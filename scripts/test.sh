@@ -10,8 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
-# haproxy: the load-balancer tests (tests/api/balancer.rs) start their own.
-ensure_system_packages haproxy
+# haproxy: the load-balancer tests (tests/api/balancer.rs) start their own; chromium: the
+# seat plan picture is opened in a real browser (tests/api/venues.rs).
+ensure_system_packages haproxy chromium
 ensure_pgbouncer
 ensure_rust
 # The webhook tests check signatures with the Standard Webhooks reference library.

@@ -60,6 +60,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         sale_windows: Arc::default(),
         schedule_concerts: Arc::default(),
         seat_layouts: Arc::default(),
+        seat_pictures: Arc::default(),
         queue_streams,
         webhooks,
         mailer,

@@ -16,6 +16,10 @@ pub struct Needs {
 }
 
 impl Needs {
+    pub const NOTHING: Needs = Needs {
+        redis: false,
+        database: false,
+    };
     pub const REDIS: Needs = Needs {
         redis: true,
         database: false,

@@ -15,6 +15,7 @@ mod report;
 mod seed;
 mod settings;
 mod streams;
+mod venues;
 mod webhooks;
 
 use std::process::ExitCode;
@@ -73,6 +74,10 @@ commands! {
     /// Webhook endpoints and their delivery log (as `/admin/webhooks…`).
     #[command(subcommand)]
     Webhooks(webhooks::Webhooks),
+    #[command(subcommand)]
+    Venues(venues::Venues),
+    #[command(subcommand)]
+    Plans(venues::Plans),
 }
 
 /// Runs `command`: settings, the connections it needs, the work. Prints the output (or the
@@ -146,6 +151,8 @@ mod tests {
         assert_eq!(needs(&["queue", "list"]), Needs::REDIS);
         assert_eq!(needs(&["seed", "--concerts", "1"]), Needs::DATABASE);
         assert_eq!(needs(&["webhooks", "list"]), Needs::DATABASE);
+        assert_eq!(needs(&["venues", "list"]), Needs::DATABASE);
+        assert_eq!(needs(&["plans", "show", "x", "1"]), Needs::DATABASE);
         let bad = Cli::try_parse_from(["imticket-admin", "dlq", "show", "nope"]).unwrap();
         assert!(
             bad.command

@@ -12,8 +12,11 @@ use uuid::Uuid;
 use super::command::{Context, Needs, Run};
 use crate::app::password::PasswordHasher;
 use crate::app::tokens::TokenService;
+use crate::app::venues;
 use crate::domain::catalog::{RawSection, SeatLayout};
+use crate::domain::seat_plan::{Prices, arena};
 use crate::domain::user::Role;
+use crate::infra::postgres::venues as venues_repo;
 use crate::infra::{postgres::catalog, postgres::users};
 
 /// Create demo data fast: concerts, schedules with seats, users with points.
@@ -49,6 +52,8 @@ struct SeedReport {
     pub seconds: f64,
     /// The seeded users: (id, email).
     pub fans: Vec<(Uuid, String)>,
+    /// The demo venue: (venue, hall, plan version, the schedule made from it).
+    pub venue: Option<(Uuid, Uuid, i32, Uuid)>,
 }
 
 impl Run for Seed {
@@ -73,11 +78,16 @@ impl Run for Seed {
                 .map_err(|e| anyhow::anyhow!("--tokens-out: {e}"))?;
             write_tokens(path, &TokenService::new(secret, *ttl), &r.fans)?;
         }
+        let (venue, hall, version, arena_schedule) = r.venue.context("the demo venue")?;
         Ok(if cx.json {
-            serde_json::json!({"concerts": r.concerts, "schedules": r.schedules, "seats": r.seats, "users": r.users, "seconds": r.seconds}).to_string()
+            serde_json::json!({"concerts": r.concerts, "schedules": r.schedules, "seats": r.seats, "users": r.users,
+                "seconds": r.seconds, "venue": {"id": venue, "hall_id": hall, "plan_version": version, "schedule_id": arena_schedule}})
+            .to_string()
         } else {
             format!(
-                "seeded {} concerts, {} schedules, {} seats, {} users in {:.1}s",
+                "seeded {} concerts, {} schedules, {} seats, {} users in {:.1}s\n\
+                 venue {venue}: hall {hall}, plan version {version} (/api/v1/halls/{hall}/plans/{version}.svg), \
+                 schedule {arena_schedule} made from it (/api/v1/schedules/{arena_schedule}/seats.svg)",
                 r.concerts, r.schedules, r.seats, r.users, r.seconds
             )
         })
@@ -152,6 +162,7 @@ async fn seed(db: &Db, plan: &Seed) -> anyhow::Result<SeedReport> {
             }
         }
     }
+    seed_arena(db, &run, &mut report).await?;
     // One hash for every demo account: hashing is deliberately slow. Users go in 10,000 at a
     // time, each with its wallet and the ledger row of its points.
     let hash = PasswordHasher::new(1)?.hash(&plan.password).await?;
@@ -169,6 +180,72 @@ async fn seed(db: &Db, plan: &Seed) -> anyhow::Result<SeedReport> {
     report.fans = ids.into_iter().zip(emails).collect();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// A venue with a real plan for a newcomer to look at (docs/venues.md, "Demo data"): ImTicket
+/// Arena, its main hall's plan (version 1), and a concert whose one schedule is made from it.
+async fn seed_arena(db: &Db, run: &str, report: &mut SeedReport) -> anyhow::Result<()> {
+    let plan = arena(24, 30, 16, 100_000).map_err(|e| anyhow::anyhow!("seed arena plan: {e}"))?;
+    let venue = venues::create_venue(
+        db,
+        venues::VenueFields {
+            name: &format!("ImTicket Arena ({})", &run[..8]),
+            address: "1 Demo Way, Hamburg",
+            time_zone: "Europe/Berlin",
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("seed venue: {}", e.detail))?;
+    let hall = venues::create_hall(db, venue.id, "Main hall")
+        .await
+        .map_err(|e| anyhow::anyhow!("seed hall: {}", e.detail))?;
+    let version = venues::plans::import(db, hall.id, &plan)
+        .await
+        .map_err(|e| anyhow::anyhow!("seed plan: {}", e.detail))?
+        .version;
+    let prices = Prices::parse(
+        [("A", 9_000), ("B", 6_500), ("C", 4_000)]
+            .into_iter()
+            .map(|(c, p)| (c.to_owned(), p))
+            .collect(),
+        plan.categories(),
+        &plan.sold_categories(),
+    )
+    .map_err(|e| anyhow::anyhow!("seed prices: {e}"))?;
+    let mut tx = db.begin().await.context("begin")?;
+    let concert = catalog::insert_concert(
+        &mut tx,
+        Uuid::now_v7(),
+        &format!("Arena Night ({})", &run[..8]),
+        "Demo data from imticket-admin seed: a schedule made from ImTicket Arena's seat plan",
+        None,
+    )
+    .await?;
+    let schedule =
+        catalog::insert_schedule(&mut tx, Uuid::now_v7(), concert.id, Utc::now() + Duration::days(14)).await?;
+    venues_repo::lock_plan(&mut tx, hall.id, version).await?;
+    venues_repo::mark_plan_used(&mut tx, hall.id, version).await?;
+    venues_repo::set_schedule_plan(&mut tx, schedule.id, hall.id, version).await?;
+    let for_sale = plan.for_sale() as i32;
+    for start in (0..for_sale).step_by(10_000) {
+        let seats = venues_repo::sale_seats(
+            &mut tx,
+            hall.id,
+            version,
+            &prices,
+            start,
+            (start + 10_000).min(for_sale),
+        )
+        .await?;
+        let inserted = catalog::insert_seats(&mut tx, schedule.id, &seats).await?;
+        catalog::add_to_inventory(&mut tx, schedule.id, inserted as i32).await?;
+        report.seats += inserted;
+    }
+    tx.commit().await?;
+    report.concerts += 1;
+    report.schedules += 1;
+    report.venue = Some((venue.id, hall.id, version, schedule.id));
+    Ok(())
 }
 
 #[cfg(test)]

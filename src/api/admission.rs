@@ -27,7 +27,7 @@ use actix_web::{HttpMessage, ResponseError};
 
 use tokio::sync::Semaphore;
 
-use super::extract::{MAX_BODY_BYTES, read_capped, too_large};
+use super::extract::{MAX_BODY_BYTES, PLAN_BODY_BYTES, bearer_principal, read_capped, too_large};
 use crate::app::AppError;
 use crate::app::error::ErrorKind;
 use crate::config::HttpSettings;
@@ -79,12 +79,13 @@ pub async fn admit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Ok(refuse(req, too_large(), true));
+    let limit = body_limit(&req);
+    if declared.is_some_and(|len| len > limit) {
+        return Ok(refuse(req, too_large(limit), true));
     }
     if has_body(&req) {
         let mut payload = req.take_payload();
-        match tokio::time::timeout(admission.body_timeout, read_capped(&mut payload)).await {
+        match tokio::time::timeout(admission.body_timeout, read_capped(&mut payload, limit)).await {
             Ok(Ok(body)) => req.set_payload(Payload::from(body.freeze())),
             Ok(Err(err)) => return Ok(refuse(req, err, false)),
             Err(_) => {
@@ -121,6 +122,26 @@ pub async fn admit(
     drop(_turn);
     admission.gauges();
     res.map(ServiceResponse::map_into_left_body)
+}
+
+/// [`PLAN_BODY_BYTES`] for a seat plan upload by an admin; [`MAX_BODY_BYTES`] for every other
+/// request (so nobody else can make a process buffer more).
+fn body_limit(req: &ServiceRequest) -> usize {
+    let method = req.method();
+    if method != actix_web::http::Method::POST && method != actix_web::http::Method::PUT {
+        return MAX_BODY_BYTES;
+    }
+    let Some(rest) = req.path().strip_prefix("/api/v1/halls/") else {
+        return MAX_BODY_BYTES;
+    };
+    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let plan_upload = matches!(parts.as_slice(), [_, "plans"] | [_, "plans", _]);
+    let admin = || bearer_principal(req.request()).is_ok_and(|p| p.role == crate::domain::user::Role::Admin);
+    if plan_upload && admin() {
+        PLAN_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
 }
 
 fn has_body(req: &ServiceRequest) -> bool {

@@ -17,6 +17,10 @@ use crate::domain::user::Role;
 /// Request bodies larger than this are refused before they are parsed (api.md: 64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// A seat plan upload's limit (an admin's `POST /halls/{id}/plans`, `PUT …/plans/{version}`):
+/// 100,000 seats as JSON are about 12 MB.
+pub const PLAN_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 /// A JSON body. Unlike `actix_web::web::Json`, its errors say which field is wrong
 /// (`email: invalid type: integer, expected a string`) and distinguish malformed JSON (400)
 /// from well-formed JSON of the wrong shape (422). No text in it may contain U+0000, which
@@ -79,32 +83,29 @@ fn read_json(req: &HttpRequest, payload: &mut Payload) -> impl Future<Output = R
             ));
         }
         if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) {
-            return Err(too_large());
+            return Err(too_large(MAX_BODY_BYTES));
         }
-        read_capped(&mut payload).await
+        read_capped(&mut payload, MAX_BODY_BYTES).await
     }
 }
 
-/// The whole body, or `body_too_large` past [`MAX_BODY_BYTES`] (without reading further).
-/// The admission middleware reads with it first; the extractors read what it buffered.
-pub(super) async fn read_capped(payload: &mut Payload) -> Result<BytesMut, AppError> {
+/// The whole body, or `body_too_large` past `limit` (without reading further). The admission
+/// middleware reads with it first; the extractors read what it buffered.
+pub(super) async fn read_capped(payload: &mut Payload, limit: usize) -> Result<BytesMut, AppError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| AppError::bad_request("invalid_body", format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large());
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
 
-pub(super) fn too_large() -> AppError {
-    AppError::bad_request(
-        "body_too_large",
-        format!("the body exceeds the limit of {MAX_BODY_BYTES} bytes"),
-    )
+pub(super) fn too_large(limit: usize) -> AppError {
+    AppError::bad_request("body_too_large", format!("the body exceeds the limit of {limit} bytes"))
 }
 
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
@@ -144,7 +145,7 @@ fn nul_refused(path: &str) -> AppError {
 /// 422 naming the first string of a parsed body that contains U+0000. JSON can only spell that
 /// character as the escape `\u0000` (a raw control byte is a syntax error), so a body without
 /// the escape needs no second look.
-fn refuse_nul(body: &[u8]) -> Result<(), AppError> {
+pub(super) fn refuse_nul(body: &[u8]) -> Result<(), AppError> {
     const ESCAPE: &[u8] = br"\u0000";
     if !body.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
         return Ok(());
@@ -320,7 +321,7 @@ pub struct AuthUser(pub Principal);
 /// An authenticated caller with the admin role (403 otherwise).
 pub struct AdminUser(pub Principal);
 
-fn bearer_principal(req: &HttpRequest) -> Result<Principal, AppError> {
+pub(super) fn bearer_principal(req: &HttpRequest) -> Result<Principal, AppError> {
     let deps = req
         .app_data::<actix_web::web::Data<Deps>>()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("dependencies are not registered with the app")))?;

@@ -15,6 +15,7 @@ pub mod rate_limits;
 pub mod reports;
 pub mod reservations;
 mod schemas;
+pub mod venues;
 pub mod waiting_room;
 pub mod wallet;
 pub mod webhooks;
@@ -121,7 +122,34 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                             .get(catalog::seats)
                             .post(catalog::create_seats),
                     )
+                    .service(resource("/schedules/{id}/seats.svg").get(venues::schedule_svg))
                     .service(resource("/jobs/{id}").get(catalog::job))
+                    .service(resource("/venues").get(venues::list_venues).post(venues::create_venue))
+                    .service(
+                        resource("/venues/{id}")
+                            .get(venues::venue)
+                            .put(venues::update_venue)
+                            .delete(venues::delete_venue),
+                    )
+                    .service(resource("/venues/{id}/halls").post(venues::create_hall))
+                    .service(
+                        resource("/halls/{id}")
+                            .get(venues::hall)
+                            .put(venues::rename_hall)
+                            .delete(venues::delete_hall),
+                    )
+                    .service(
+                        resource("/halls/{id}/plans")
+                            .get(venues::plans)
+                            .post(venues::import_plan),
+                    )
+                    .service(resource("/halls/{id}/plans/{version:\\d+}.svg").get(venues::plan_svg))
+                    .service(
+                        resource("/halls/{id}/plans/{version}")
+                            .get(venues::plan)
+                            .put(venues::replace_plan)
+                            .delete(venues::delete_plan),
+                    )
                     .service(resource("/concerts/{id}/queue").post(waiting_room::join))
                     .service(resource("/queue/status").get(waiting_room::status))
                     .service(resource("/queue").delete(waiting_room::leave))

@@ -73,6 +73,49 @@ pub fn user_name() -> Schema {
     trimmed_text(100, "Trimmed, then 1 to 100 characters, no control characters.")
 }
 
+/// A venue's or a hall's name: as a concert's title.
+pub fn place_name() -> Schema {
+    trimmed_text(200, "Trimmed, then 1 to 200 characters, no control characters.")
+}
+
+/// A venue's address: trimmed, then at most 500 characters; no U+0000.
+pub fn venue_address() -> Schema {
+    let ws = WHITESPACE;
+    text(
+        format!(r"^[{ws}]*[^\x00]{{0,500}}[{ws}]*$"),
+        "Trimmed, then at most 500 characters; no U+0000. Default \"\".",
+    )
+    .into()
+}
+
+/// A plan's row or seat label: text of 1 to 10 characters without control characters, or a
+/// whole number (written as its digits).
+pub fn plan_label() -> Schema {
+    label_of(schema::OneOfBuilder::new())
+}
+
+/// A place's optional label: as [`plan_label`], or `null` for the default (its number).
+pub fn plan_label_or_null() -> Schema {
+    label_of(schema::OneOfBuilder::new().item(ObjectBuilder::new().schema_type(schema::SchemaType::Type(Type::Null))))
+}
+
+fn label_of(builder: schema::OneOfBuilder) -> Schema {
+    let cc = CONTROL;
+    builder
+        .item(text(
+            format!("^[^{cc}]{{1,10}}$"),
+            "1 to 10 characters, no control characters",
+        ))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(schema::SchemaType::Type(Type::Integer))
+                .minimum(Some(0))
+                .maximum(Some(9_999_999_999i64)),
+        )
+        .description(Some("Text, or a whole number"))
+        .into()
+}
+
 pub fn section_name() -> Schema {
     trimmed_text(
         50,
@@ -225,7 +268,7 @@ mod tests {
 
     #[test]
     fn text_patterns_accept_exactly_what_the_domain_accepts() {
-        let rules: [(&str, Schema, Rule); 5] = [
+        let rules: [(&str, Schema, Rule); 6] = [
             ("title", concert_title(), |t| ConcertTitle::parse(t).is_ok()),
             ("description", concert_description(), |t| {
                 Description::parse(t).is_ok() && !t.contains('\0')
@@ -236,6 +279,7 @@ mod tests {
                 !name.is_empty() && name.chars().count() <= 50 && !name.chars().any(char::is_control)
             }),
             ("email", email(), |t| Email::parse(t).is_ok()),
+            ("place name", place_name(), |t| crate::app::venues::valid_name(t)),
         ];
         for (what, schema, rule) in rules {
             for text in samples() {

@@ -36,6 +36,8 @@ pub struct Deps {
     pub schedule_concerts: Arc<ScheduleConcerts>,
     /// Seat-map layouts, kept per process (reads and write-throughs need them).
     pub seat_layouts: Arc<SeatLayouts>,
+    /// Where each schedule's seats are drawn, kept per process (`seats.svg` needs it).
+    pub seat_pictures: Arc<super::catalog::seat_picture::SeatPictures>,
     /// The process's open `GET /queue/events` streams.
     pub queue_streams: Arc<super::queue_events::QueueStreams>,
     /// The HTTP client webhooks are delivered with (and endpoints checked by).

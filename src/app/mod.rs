@@ -12,6 +12,7 @@
 //! | `email/` | mail templates (text and HTML) and the mail dispatcher |
 //! | `webhooks.rs` | webhook endpoints (admin) and the webhook dispatcher |
 //! | `statistics.rs` | sales statistics and settlement: the `statistics` role's counting, the admins' reports |
+//! | `venues/` | venues, halls, seat plan versions (import, export, immutability once used) and their pictures |
 //! | `wallet.rs`, `idempotency.rs` | points; requests made at most once per `Idempotency-Key` |
 //! | `kept/` | what each process keeps in memory (sale windows, schedules' concerts, seat layouts) |
 //! | `deps.rs`, `error.rs` | the handles use cases work with ([`Deps`]); the one error type ([`AppError`]) |
@@ -37,6 +38,7 @@ pub mod rate_limits;
 pub mod reservations;
 pub mod statistics;
 pub mod tokens;
+pub mod venues;
 pub mod waiting_room;
 pub mod wallet;
 pub mod webhooks;

@@ -6,6 +6,7 @@ pub mod notice;
 pub mod queue;
 pub mod rate_limit;
 pub mod reservation;
+pub mod seat_plan;
 pub mod user;
 pub mod webhook;
 

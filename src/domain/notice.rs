@@ -82,7 +82,10 @@ mod tests {
         let p = Preferences::new(true, false, vec![EXPIRING.into(), ADMITTED.into()]).unwrap();
         assert_eq!(p.muted, vec![ADMITTED.to_owned(), EXPIRING.to_owned()]);
         let twice = Preferences::new(true, false, vec![EXPIRING.into(), ADMITTED.into(), EXPIRING.into()]);
-        assert_eq!(twice.unwrap_err().to_string(), "muted: \"reservation.expiring\" is named twice");
+        assert_eq!(
+            twice.unwrap_err().to_string(),
+            "muted: \"reservation.expiring\" is named twice"
+        );
         assert!(!p.wants(EXPIRING) && p.wants(TICKET));
         assert_eq!(
             Preferences::new(true, true, vec!["payment.failed".into()])

@@ -37,5 +37,6 @@ mod sse;
 mod statistics;
 mod told;
 mod traces;
+mod venues;
 mod waiting_room;
 mod webhooks;

@@ -167,12 +167,16 @@ async fn query_parameters_are_optional_and_in_the_query() {
     assert_eq!(status["schema"]["enum"], json!(["available", "held", "sold"]));
     let mode = param("/api/v1/schedules/{id}/seats", "post", "mode");
     assert_eq!(mode["schema"]["enum"], json!(["stream", "inline"]));
-    // The one path parameter left is the id.
+    // Path parameters are the id, and a plan's version beside its hall's id.
     for (method, path, op) in operations(&doc) {
         for p in op["parameters"].as_array().into_iter().flatten() {
             if p["in"] == "path" {
-                assert_eq!(p["name"], "id", "{method} {path}: {p}");
-                assert!(path.contains("{id}"), "{method} {path}: {p}");
+                let name = p["name"].as_str().unwrap();
+                assert!(
+                    name == "id" || (name == "version" && path.contains("/plans/")),
+                    "{method} {path}: {p}"
+                );
+                assert!(path.contains(&format!("{{{name}}}")), "{method} {path}: {p}");
             }
         }
     }

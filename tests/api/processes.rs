@@ -307,13 +307,16 @@ async fn admin_seed_creates_consistent_demo_data() {
     let output = run_to_end(ADMIN, &args, &env);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Two concerts as asked, and the demo arena's concert with one schedule made from its plan.
+    let arena = imticket::domain::seat_plan::arena(24, 30, 16, 100_000).unwrap();
+    let arena_seats = arena.for_sale() as i64;
     assert_eq!(
         (
             report["concerts"].as_i64(),
             report["schedules"].as_i64(),
             report["seats"].as_i64()
         ),
-        (Some(2), Some(4), Some(4 * 1234))
+        (Some(3), Some(5), Some(4 * 1234 + arena_seats))
     );
 
     let db = crate::servers::direct_pool(&url).await;
@@ -321,12 +324,24 @@ async fn admin_seed_creates_consistent_demo_data() {
         .fetch_one(&db)
         .await
         .unwrap();
-    assert_eq!(seats, 4 * 1234);
-    let inventory: Vec<(i32, i32)> = sqlx::query_as("SELECT total_seats, available_seats FROM schedule_inventory")
+    assert_eq!(seats, 4 * 1234 + arena_seats);
+    let mut inventory: Vec<(i32, i32)> = sqlx::query_as("SELECT total_seats, available_seats FROM schedule_inventory")
         .fetch_all(&db)
         .await
         .unwrap();
-    assert_eq!(inventory, vec![(1234, 1234); 4]);
+    inventory.sort_unstable();
+    let mut expected = vec![(1234, 1234); 4];
+    expected.push((arena_seats as i32, arena_seats as i32));
+    expected.sort_unstable();
+    assert_eq!(inventory, expected);
+    let (places, in_use): (i32, bool) =
+        sqlx::query_as("SELECT seats, used_at IS NOT NULL FROM hall_plans WHERE hall_id = $1::uuid AND version = $2")
+            .bind(report["venue"]["hall_id"].as_str().unwrap())
+            .bind(report["venue"]["plan_version"].as_i64().unwrap() as i32)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!((places as usize, in_use), (arena.seats().len(), true));
     // I3: every balance equals its ledger.
     let wallets: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT w.balance, COALESCE((SELECT sum(amount) FROM point_transactions t WHERE t.user_id = w.user_id), 0)::bigint FROM wallets w",

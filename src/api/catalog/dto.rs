@@ -45,6 +45,18 @@ pub struct NewSchedule {
     /// RFC 3339; after the time of the request and at most 5 years (5 × 365 days) ahead of it,
     /// else 422 (a rule relative to now, which JSON Schema has no keyword for).
     pub starts_at: DateTime<Utc>,
+    /// The hall whose seat plan (`/halls/{id}/plans/{version}`) the schedule's seats are made
+    /// from; with `version` and `prices`, or none of the three (seats added by hand later).
+    #[serde(default)]
+    pub hall_plan_id: Option<Uuid>,
+    /// The plan version (it is in use from now on and never changes).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
+    pub version: Option<i32>,
+    /// Points per seat for every category of the plan that has seats for sale (and no other).
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::HashMap<String, i64>>)]
+    pub prices: Option<std::collections::BTreeMap<String, i64>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -92,7 +104,7 @@ pub struct SeatQuery {
     pub status: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobAccepted {
     pub job_id: Uuid,
     pub status: String,
@@ -163,6 +175,9 @@ pub struct Schedule {
     pub id: Uuid,
     pub concert_id: Uuid,
     pub starts_at: DateTime<Utc>,
+    /// Made from a plan: the job creating its seats (follow it at `/api/v1/jobs/{job_id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_job: Option<JobAccepted>,
 }
 
 impl From<concerts::Schedule> for Schedule {
@@ -171,6 +186,10 @@ impl From<concerts::Schedule> for Schedule {
             id: s.id,
             concert_id: s.concert_id,
             starts_at: s.starts_at,
+            seat_job: s.seat_job.map(|job| JobAccepted {
+                job_id: job.id,
+                status: job.status,
+            }),
         }
     }
 }

@@ -57,14 +57,28 @@ pub async fn concert(deps: Data<Deps>, id: Path<Uuid>) -> Result<HttpResponse, A
     request_body = NewSchedule, security(("bearer" = [])),
     responses((status = 201, body = Schedule), (status = 403, description = "`admin_required`", body = Problem),
         (status = 404, description = "`concert_not_found`", body = Problem),
-        (status = 422, description = "`invalid_field`: `starts_at` not in the future, or more than 5 years ahead", body = Problem)))]
+        (status = 422, description = "`invalid_field`: `starts_at` not in the future, or more than 5 years ahead; a plan named without all of `hall_plan_id`, `version`, `prices`, a plan version that does not exist, or prices that do not cover exactly its categories for sale", body = Problem)))]
 pub async fn create_schedule(
     deps: Data<Deps>,
     _: AdminUser,
     id: Path<Uuid>,
     Json(body): Json<NewSchedule>,
 ) -> Result<HttpResponse, AppError> {
-    let schedule = concerts::create_schedule(&deps, *id, body.starts_at).await?;
+    let plan = match (body.hall_plan_id, body.version, body.prices) {
+        (None, None, None) => None,
+        (Some(hall_id), Some(version), Some(prices)) => Some(concerts::PlanChoice {
+            hall_id,
+            version,
+            prices,
+        }),
+        _ => {
+            return Err(AppError::validation(
+                "invalid_field",
+                "hall_plan_id, version, prices: give all three or none",
+            ));
+        }
+    };
+    let schedule = concerts::create_schedule(&deps, *id, body.starts_at, plan).await?;
     Ok(HttpResponse::Created().json(Schedule::from(schedule)))
 }
 

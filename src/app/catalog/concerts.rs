@@ -7,11 +7,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::seat_creation::{self, JobMode, PlanSource, SeatSource};
 use crate::app::error::{AppError, OnConstraint};
 use crate::app::{Deps, to_json};
 use crate::cache::{JsonBody, Ttl};
 use crate::domain::catalog::{ConcertTitle, Description, PageRequest, SaleOpensAt, StartsAt};
+use crate::domain::seat_plan::Prices;
 use crate::infra::postgres::catalog as repo;
+use crate::infra::postgres::venues as venues_repo;
 use crate::infra::redis::keys::CacheEntry;
 
 /// Concert details change only when a schedule is added or seats change (both invalidate), so
@@ -76,6 +79,15 @@ pub struct Schedule {
     pub id: Uuid,
     pub concert_id: Uuid,
     pub starts_at: DateTime<Utc>,
+    /// The job creating its seats, for a schedule made from a hall's plan.
+    pub seat_job: Option<super::seat_creation::Job>,
+}
+
+/// A hall's plan version to make a schedule's seats from, with a price per category.
+pub struct PlanChoice {
+    pub hall_id: Uuid,
+    pub version: i32,
+    pub prices: std::collections::BTreeMap<String, i64>,
 }
 
 /// Creates a concert; `sale_opens_at` absent means on sale at once.
@@ -147,13 +159,25 @@ pub async fn concert_details(deps: &Deps, id: Uuid) -> Result<JsonBody, AppError
         .await
 }
 
-pub async fn create_schedule(deps: &Deps, concert_id: Uuid, starts_at: DateTime<Utc>) -> Result<Schedule, AppError> {
+pub async fn create_schedule(
+    deps: &Deps,
+    concert_id: Uuid,
+    starts_at: DateTime<Utc>,
+    plan: Option<PlanChoice>,
+) -> Result<Schedule, AppError> {
     let starts_at = StartsAt::parse(starts_at, Utc::now())?;
     let mut tx = deps.db.begin().await.context("begin")?;
     let row = repo::insert_schedule(&mut tx, Uuid::now_v7(), concert_id, starts_at.get())
         .await
         .on_constraint("schedules_concert_fkey", AppError::concert_not_found)?;
+    let job = match plan {
+        None => None,
+        Some(choice) => Some(from_plan(&mut tx, row.id, choice).await?),
+    };
     tx.commit().await.context("commit schedule")?;
+    if let Some((job, outbox_id)) = &job {
+        seat_creation::started(deps, job, *outbox_id).await;
+    }
     deps.cache
         .invalidate("concert", &[CacheEntry::concert(concert_id)])
         .await;
@@ -161,5 +185,31 @@ pub async fn create_schedule(deps: &Deps, concert_id: Uuid, starts_at: DateTime<
         id: row.id,
         concert_id: row.concert_id,
         starts_at: row.starts_at,
+        seat_job: job.map(|(job, _)| job.into()),
     })
+}
+
+/// Ties the new schedule to the plan version and writes the job creating its seats. The
+/// version's row is locked: a replacement of it waits, then finds it in use.
+async fn from_plan(
+    tx: &mut sqlx::PgConnection,
+    schedule_id: Uuid,
+    choice: PlanChoice,
+) -> Result<(repo::JobRow, Option<i64>), AppError> {
+    let plan = venues_repo::lock_plan(&mut *tx, choice.hall_id, choice.version)
+        .await?
+        .ok_or_else(|| AppError::validation("invalid_field", "hall_plan_id, version: no such hall plan version"))?;
+    let sold = venues_repo::sold_categories(&mut *tx, plan.hall_id, plan.version).await?;
+    let sold: Vec<&str> = sold.iter().map(String::as_str).collect();
+    let prices = Prices::parse(choice.prices, &plan.categories, &sold)?;
+    venues_repo::mark_plan_used(&mut *tx, plan.hall_id, plan.version).await?;
+    venues_repo::set_schedule_plan(&mut *tx, schedule_id, plan.hall_id, plan.version).await?;
+    let source = SeatSource::Plan {
+        plan: PlanSource {
+            hall_id: plan.hall_id,
+            version: plan.version,
+            prices,
+        },
+    };
+    seat_creation::enqueue(tx, schedule_id, &source, plan.for_sale, JobMode::Stream).await
 }

@@ -3,16 +3,18 @@
 //! the API process (the comparison mode). See docs/seat-creation.md.
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::seat_map::seats_created;
 use crate::app::Deps;
 use crate::app::error::AppError;
 use crate::domain::catalog::SeatLayout;
+use crate::domain::seat_plan::Prices;
 use crate::events::SeatCreationRequested;
 use crate::infra::postgres::catalog::{self as repo, JobRow};
 use crate::infra::postgres::error::violated_constraint;
+use crate::infra::postgres::venues as venues_repo;
 use crate::infra::{postgres::outbox, postgres::processed_events};
 
 /// Seats inserted per transaction: large enough for UNNEST to pay off, small enough that
@@ -62,33 +64,68 @@ impl JobMode {
     }
 }
 
+/// Where a job's seats come from: sections given by hand, or a hall's plan version priced by
+/// category. Stored as the job's `request` (a hand-made one as `{"sections": …}`, as before
+/// plans existed; a plan's as `{"plan": …}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SeatSource {
+    Layout(SeatLayout),
+    Plan { plan: PlanSource },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanSource {
+    pub hall_id: Uuid,
+    pub version: i32,
+    pub prices: Prices,
+}
+
 /// Accepts a seat-creation request: the job and (in stream mode) its event are written in one
 /// transaction; the work happens in the background.
 #[tracing::instrument(name = "request seat creation", skip_all, fields(schedule_id = %schedule_id))]
 pub async fn request_seats(deps: &Deps, schedule_id: Uuid, layout: SeatLayout, mode: JobMode) -> Result<Job, AppError> {
     let total =
         i32::try_from(layout.total()).map_err(|_| AppError::validation("invalid_field", "sections: too many seats"))?;
+    let mut tx = deps.db.begin().await.context("begin")?;
+    repo::find_schedule(&mut tx, schedule_id)
+        .await?
+        .ok_or_else(AppError::schedule_not_found)?;
+    let (job, outbox_id) = enqueue(&mut tx, schedule_id, &SeatSource::Layout(layout), total, mode).await?;
+    tx.commit().await.context("commit seat-creation request")?;
+    started(deps, &job, outbox_id).await;
+    Ok(job.into())
+}
+
+/// Writes a job for `source` (and in stream mode its event) in the caller's transaction.
+pub(crate) async fn enqueue(
+    tx: &mut sqlx::PgConnection,
+    schedule_id: Uuid,
+    source: &SeatSource,
+    total: i32,
+    mode: JobMode,
+) -> Result<(JobRow, Option<i64>), AppError> {
     let job = JobRow {
         id: Uuid::now_v7(),
         kind: "seat_creation".into(),
         mode: mode.as_str().into(),
         schedule_id: Some(schedule_id),
         status: "pending".into(),
-        request: serde_json::to_value(&layout).context("serialize layout")?,
+        request: serde_json::to_value(source).context("serialize seat source")?,
         total,
         done: 0,
         error: None,
     };
-    let mut tx = deps.db.begin().await.context("begin")?;
-    repo::find_schedule(&mut tx, schedule_id)
-        .await?
-        .ok_or_else(AppError::schedule_not_found)?;
-    repo::insert_job(&mut tx, &job).await?;
+    repo::insert_job(&mut *tx, &job).await?;
     let outbox_id = match mode {
-        JobMode::Stream => Some(outbox::append(&mut tx, &SeatCreationRequested { job_id: job.id }).await?),
+        JobMode::Stream => Some(outbox::append(tx, &SeatCreationRequested { job_id: job.id }).await?),
         JobMode::Inline => None,
     };
-    tx.commit().await.context("commit seat-creation request")?;
+    Ok((job, outbox_id))
+}
+
+/// After the commit of [`enqueue`]: publish the event, or start the inline job.
+pub(crate) async fn started(deps: &Deps, job: &JobRow, outbox_id: Option<i64>) {
     match outbox_id {
         Some(id) => deps.outbox.publish_now(&[id]).await,
         None => {
@@ -100,7 +137,6 @@ pub async fn request_seats(deps: &Deps, schedule_id: Uuid, layout: SeatLayout, m
             });
         }
     }
-    Ok(job.into())
 }
 
 pub async fn job(deps: &Deps, id: Uuid) -> Result<Job, AppError> {
@@ -144,8 +180,8 @@ pub async fn execute_seat_job(deps: &Deps, job_id: Uuid, processed: Option<(&str
             _ => {}
         }
         let schedule_id = job.schedule_id.context("seat-creation job without schedule")?;
-        let layout: SeatLayout = match serde_json::from_value(job.request.clone()) {
-            Ok(layout) => layout,
+        let source: SeatSource = match serde_json::from_value(job.request.clone()) {
+            Ok(source) => source,
             Err(err) => {
                 repo::update_job(
                     &mut tx,
@@ -172,7 +208,21 @@ pub async fn execute_seat_job(deps: &Deps, job_id: Uuid, processed: Option<(&str
             return Ok(JobEnd::Done);
         }
         let end = (start + CHUNK).min(total);
-        match repo::insert_seats(&mut tx, schedule_id, &layout.columns(start, end)).await {
+        let columns = match &source {
+            SeatSource::Layout(layout) => layout.columns(start, end),
+            SeatSource::Plan { plan } => {
+                venues_repo::sale_seats(
+                    &mut tx,
+                    plan.hall_id,
+                    plan.version,
+                    &plan.prices,
+                    start as i32,
+                    end as i32,
+                )
+                .await?
+            }
+        };
+        match repo::insert_seats(&mut tx, schedule_id, &columns).await {
             Ok(inserted) => {
                 repo::add_to_inventory(&mut tx, schedule_id, inserted as i32).await?;
                 repo::update_job(&mut tx, job_id, "running", end as i32, None).await?;

@@ -14,6 +14,7 @@ pub mod processed_events;
 pub mod reservations;
 pub mod statistics;
 pub mod users;
+pub mod venues;
 pub mod wallet;
 pub mod webhooks;
 
