@@ -27,7 +27,9 @@ impl Application {
         // The API signs and verifies tokens: without a key it does not start.
         config.auth.signing_secret()?;
         let addr = config.http.addr;
-        let deps = crate::root::api_deps(config)?;
+        let mut deps = crate::root::api_deps(config)?;
+        // Holds' events are published by one task of the process, in batches.
+        deps.outbox = deps.outbox.batched();
         crate::infra::postgres::migrate(&deps.db).await?;
         crate::app::auth::bootstrap_admin(&deps).await?;
         // Every group an event will be read by exists before the first event is published.

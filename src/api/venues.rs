@@ -606,7 +606,10 @@ pub async fn plan_svg(req: HttpRequest, deps: Data<Deps>, path: Path<(Uuid, i32)
 #[utoipa::path(get, path = "/api/v1/schedules/{id}/seats.svg", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, description = "`image/svg+xml`", content((String = "image/svg+xml")), headers(("ETag" = String))),
         (status = 304, description = "`If-None-Match` names the states drawn last time"),
-        (status = 404, description = "`schedule_not_found`", body = Problem)))]
+        (status = 404, description = "`schedule_not_found`", body = Problem),
+        (status = 503, description = "`seats_changing` (`Retry-After: 1`): seats were being added while it was drawn; \
+            `overloaded` (`Retry-After: 1`): no turn came in time; `database_unavailable`, `dependency_unavailable` \
+            (`Retry-After: 5`): PostgreSQL or Redis unavailable; nothing was done", body = Problem)))]
 pub async fn schedule_svg(req: HttpRequest, deps: Data<Deps>, id: Path<Uuid>) -> Result<HttpResponse, AppError> {
     let (body, tag) = seat_picture::seat_picture(&deps, *id).await?;
     if not_modified(&req, &tag) {

@@ -644,3 +644,36 @@ async fn a_gate_left_by_a_hold_that_never_committed_does_not_block_its_seat() {
     assert_eq!(status, StatusCode::CONFLICT);
     check_invariants(&app, &schedule).await;
 }
+
+/// A hold's `reservation.created` is published by the API process itself, with no relay
+/// running, and concurrent holds' events go out together (one claim, XADD and commit per
+/// batch: rows of one batch share their `published_at`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_holds_events_are_published_in_batches_without_a_relay() {
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let fans = fans(&app, &concert, seats.len()).await;
+    let results = join_all(
+        fans.iter()
+            .zip(&seats)
+            .map(|(f, s)| hold(&app, f, &schedule, std::slice::from_ref(s))),
+    )
+    .await;
+    assert!(results.iter().all(|(status, _)| *status == StatusCode::CREATED));
+    let published = || async {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT count(*), count(published_at), count(DISTINCT published_at) FROM outbox
+             WHERE event_type = 'reservation.created'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+    eventually("every hold's event published", Duration::from_secs(10), || async {
+        let (rows, done, _) = published().await;
+        rows == seats.len() as i64 && done == rows
+    })
+    .await;
+    let (rows, _, batches) = published().await;
+    assert!(batches < rows, "{rows} events in {batches} batches");
+    eprintln!("evidence: {rows} concurrent holds' events published in {batches} batches");
+}

@@ -186,7 +186,7 @@ async fn hold_with(
         tracing::warn!(error = %format!("{err:#}"), "could not schedule the hold's expiry in Redis");
     }
     if !outbox_ids.is_empty() {
-        deps.outbox.publish_now(&outbox_ids).await;
+        deps.outbox.publish_soon(&outbox_ids).await;
     }
     // The due holds' seats first: some of them are ours now, written after.
     let mut changes: Vec<SeatChange> = expired.iter().map(|old| SeatChange::available(&old.seat_ids)).collect();
