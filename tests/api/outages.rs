@@ -24,6 +24,15 @@ async fn unavailable(response: reqwest::Response) -> String {
     body["code"].as_str().unwrap().to_owned()
 }
 
+async fn join(app: &TestApp, concert: &str, access: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/concerts/{concert}/queue")))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_keeps_the_catalog_and_refuses_bookings_until_it_returns() {
     let (mut app, concert, schedule, seats) = sale(|env| {
@@ -48,14 +57,10 @@ async fn redis_down_keeps_the_catalog_and_refuses_bookings_until_it_returns() {
         assert_eq!(app.get(&path).await.status(), StatusCode::OK, "{path} with Redis down");
     }
     // The waiting room, holds and payments: 503 with Retry-After, and nothing done.
-    let joined = app
-        .client
-        .post(app.url(&format!("/api/v1/concerts/{concert}/queue")))
-        .bearer_auth(&late.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unavailable(joined).await, "dependency_unavailable");
+    assert_eq!(
+        unavailable(join(&app, &concert, &late.access).await).await,
+        "dependency_unavailable"
+    );
     let response = app
         .client
         .post(app.url("/api/v1/reservations"))
@@ -117,20 +122,17 @@ async fn redis_down_keeps_the_catalog_and_refuses_bookings_until_it_returns() {
     )
     .await;
     // So may a join (seen under load: 503 with Retry-After on a thread not yet reconnected).
-    eventually("a join goes through once Redis is back", Duration::from_secs(30), || async {
-        let joined = app
-            .client
-            .post(app.url(&format!("/api/v1/concerts/{concert}/queue")))
-            .bearer_auth(&late.access)
-            .send()
-            .await
-            .unwrap();
-        match joined.status() {
-            StatusCode::OK => true,
-            StatusCode::SERVICE_UNAVAILABLE => false,
-            other => panic!("a join after the outage: {other}"),
-        }
-    })
+    eventually(
+        "a join goes through once Redis is back",
+        Duration::from_secs(30),
+        || async {
+            match join(&app, &concert, &late.access).await.status() {
+                StatusCode::OK => true,
+                StatusCode::SERVICE_UNAVAILABLE => false,
+                other => panic!("a join after the outage: {other}"),
+            }
+        },
+    )
     .await;
 }
 

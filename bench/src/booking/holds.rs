@@ -180,7 +180,7 @@ pub async fn holds(deps: &Deps, args: &BookingHolds) -> anyhow::Result<()> {
         (before.statements, after.statements, before.seat_takes, after.seat_takes)
     {
         println!(
-            "postgres (pg_stat_statements): {} statements ({:.2} per request, {:.2} per hold made), seat-taking statements (hold_seats or the general path's UPDATE) run {} times",
+            "postgres (pg_stat_statements): {} statements ({:.2} per request, {:.2} per hold made), seat-taking statements (hold_seats_told, hold_seats or the general path's UPDATE) run {} times",
             a - b,
             (a - b) as f64 / report.requests.max(1) as f64,
             (a - b) as f64 / won.max(1) as f64,

@@ -103,7 +103,8 @@ pub(super) async fn pg_counters(deps: &Deps) -> anyhow::Result<PgCounters> {
     let statements: Option<(i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT COALESCE(sum(calls), 0)::bigint,
                 COALESCE(sum(calls) FILTER (WHERE query LIKE 'UPDATE seats s SET status = %RETURNING s.id, s.price'
-                                               OR query LIKE 'SELECT outcome %FROM hold_seats(%'), 0)::bigint,
+                                               OR query LIKE 'SELECT outcome %FROM hold_seats(%'
+                                               OR query LIKE 'SELECT outcome %FROM hold_seats_told(%'), 0)::bigint,
                 COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT id, section, row_number, seat_number, price, status FROM seats%'), 0)::bigint,
                 COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT coalesce(string_agg(left(status%'), 0)::bigint
          FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
