@@ -85,7 +85,8 @@ impl Run for Seed {
             .to_string()
         } else {
             format!(
-                "seeded {} concerts, {} schedules, {} seats, {} users in {:.1}s\n\
+                "seeded {} concerts, {} schedules, {} seats, {} users in {:.1}s (the concerts asked for, and one more \
+                 whose schedule is made from the demo arena's seat plan)\n\
                  venue {venue}: hall {hall}, plan version {version} (/api/v1/halls/{hall}/plans/{version}.svg), \
                  schedule {arena_schedule} made from it (/api/v1/schedules/{arena_schedule}/seats.svg)",
                 r.concerts, r.schedules, r.seats, r.users, r.seconds
