@@ -15,16 +15,26 @@ pub enum Queue {
     List,
     /// The same for one concert (also when it has no open line).
     Stats { concert_id: String },
+    /// Pause the concert's admission: nobody is admitted until `resume` (as
+    /// `POST /admin/concerts/{id}/queue/pause`; recorded in PostgreSQL as the operator's).
+    Pause { concert_id: String },
+    /// Resume the concert's admission.
+    Resume { concert_id: String },
 }
 
 impl Run for Queue {
     fn needs(&self) -> Needs {
-        Needs::REDIS
+        match self {
+            Queue::Pause { .. } | Queue::Resume { .. } => Needs::BOTH,
+            Queue::List | Queue::Stats { .. } => Needs::REDIS,
+        }
     }
 
     fn check(&self) -> anyhow::Result<()> {
         match self {
-            Queue::Stats { concert_id: id } => concert_id(id).map(drop),
+            Queue::Stats { concert_id: id } | Queue::Pause { concert_id: id } | Queue::Resume { concert_id: id } => {
+                concert_id(id).map(drop)
+            }
             Queue::List => Ok(()),
         }
     }
@@ -33,6 +43,8 @@ impl Run for Queue {
         match self {
             Queue::List => list(cx).await,
             Queue::Stats { concert_id: id } => stats(cx, concert_id(&id)?).await,
+            Queue::Pause { concert_id: id } => pause(cx, concert_id(&id)?, true).await,
+            Queue::Resume { concert_id: id } => pause(cx, concert_id(&id)?, false).await,
         }
     }
 }
@@ -71,7 +83,24 @@ async fn stats(cx: &Context, concert_id: Uuid) -> anyhow::Result<String> {
     }
     let mut out = queue_table_header();
     queue_table_row(&mut out, &stats)?;
+    if stats.paused {
+        out.push_str("admission paused (imticket-admin queue resume, or POST /admin/concerts/{id}/queue/resume)");
+    }
     Ok(out.trim_end().to_owned())
+}
+
+/// `queue pause|resume <concert_id>`: PostgreSQL keeps the decision (by the nil user: the
+/// operator's CLI), Redis applies it at once.
+async fn pause(cx: &Context, concert_id: Uuid, paused: bool) -> anyhow::Result<String> {
+    let mut conn = cx.db()?.write().await.context("acquire connection")?;
+    let found =
+        crate::infra::postgres::catalog::set_admission_paused(&mut conn, concert_id, paused, Uuid::nil()).await?;
+    conn.commit().await.context("commit admission pause")?;
+    anyhow::ensure!(found, "no concert {concert_id}");
+    WaitingRoom::new(cx.redis()?, &cx.keys, concert_id)
+        .set_paused(paused)
+        .await?;
+    stats(cx, concert_id).await
 }
 
 /// A concert id as operators type it.
@@ -92,7 +121,7 @@ fn opens_at(ms: i64) -> Option<String> {
 fn queue_json(s: &QueueStats, exists: bool) -> serde_json::Value {
     json!({
         "concert_id": s.concert_id, "exists": exists, "waiting": s.waiting, "pre_queue": s.pre_queue,
-        "active": s.active, "admitted_last_minute": s.admitted_last_minute, "sold_out": s.sold_out,
+        "active": s.active, "admitted_last_minute": s.admitted_last_minute, "sold_out": s.sold_out, "paused": s.paused,
         "opens_at_ms": s.opens_at_ms, "opens_at": opens_at(s.opens_at_ms),
     })
 }

@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod notifications;
 pub mod openapi;
 pub mod operational;
+pub mod queue_admin;
 pub mod queue_events;
 pub mod rate_limits;
 pub mod reports;
@@ -170,6 +171,8 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                             .put(notifications::put),
                     )
                     .service(resource("/users/me/points/charge").post(wallet::charge))
+                    .service(resource("/admin/concerts/{id}/queue/pause").post(queue_admin::pause))
+                    .service(resource("/admin/concerts/{id}/queue/resume").post(queue_admin::resume))
                     .service(resource("/admin/reports/concerts/{id}").get(reports::concert))
                     .service(resource("/admin/reports/settlement").get(reports::settlement))
                     .service(resource("/admin/webhooks").post(webhooks::create).get(webhooks::list))

@@ -28,7 +28,7 @@ use crate::config::BookingSettings;
         catalog::create_concert, catalog::list_concerts, catalog::concert, catalog::create_schedule,
         catalog::create_seats, catalog::job, catalog::seats,
         waiting_room::join, waiting_room::status, waiting_room::leave,
-        super::queue_events::events, super::queue_events::token,
+        super::queue_events::events, super::queue_events::token, super::queue_admin::pause, super::queue_admin::resume,
         reservations::hold, reservations::get, reservations::cancel, reservations::pay, reservations::mine,
         wallet::balance, wallet::charge,
         super::reports::concert, super::reports::settlement,

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
@@ -18,7 +19,8 @@ use crate::domain::queue::{
     poll_after_pre_queue, poll_after_waiting,
 };
 use crate::events::{QueueAdmitted, QueueJoined};
-use crate::infra::redis::waiting_room::{self as room, AdmitReport, WaitingRoom};
+use crate::infra::postgres::catalog as catalog_repo;
+use crate::infra::redis::waiting_room::{self as room, AdmitReport, QueueStats, WaitingRoom};
 
 /// What a client is told about its entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,15 +268,42 @@ pub async fn admit(deps: &Deps, concert_id: Uuid) -> anyhow::Result<AdmitReport>
 }
 
 /// Refreshes a concert's sold-out flag from PostgreSQL ([`super::availability`]): admission
-/// pauses while it is set and resumes when seats come back.
+/// pauses while it is set and resumes when seats come back. Also re-applies an admin's pause
+/// from PostgreSQL (a Redis that lost it gets it back within a second).
 pub async fn refresh_sold_out(deps: &Deps, concert_id: Uuid) -> anyhow::Result<bool> {
     let sold_out = super::catalog::availability::concert_sold_out(deps, concert_id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    WaitingRoom::new(&deps.redis, &deps.keys, concert_id)
-        .set_sold_out(sold_out)
-        .await?;
+    let paused = {
+        let mut conn = deps.db.read().await.context("acquire connection")?;
+        catalog_repo::admission_paused(&mut conn, concert_id).await?
+    };
+    let room = WaitingRoom::new(&deps.redis, &deps.keys, concert_id);
+    room.set_sold_out(sold_out).await?;
+    room.set_paused(paused).await?;
     Ok(sold_out)
+}
+
+/// Pauses or resumes a concert's admission (admin): recorded in PostgreSQL with who did it,
+/// then applied in Redis at once (the promoter re-applies it every second anyway). While
+/// paused nobody is admitted, not even a joiner who would have found a free slot; fans already
+/// active keep their slots. Returns the line's counts after the change.
+pub async fn set_admission_paused(
+    deps: &Deps,
+    concert_id: Uuid,
+    paused: bool,
+    admin: Uuid,
+) -> Result<QueueStats, AppError> {
+    let mut conn = deps.db.write().await.context("acquire connection")?;
+    let found = catalog_repo::set_admission_paused(&mut conn, concert_id, paused, admin).await?;
+    conn.commit().await.context("commit admission pause")?;
+    if !found {
+        return Err(AppError::concert_not_found());
+    }
+    let room = WaitingRoom::new(&deps.redis, &deps.keys, concert_id);
+    room.set_paused(paused).await?;
+    tracing::info!(%concert_id, %admin, paused, "admission {}", if paused { "paused" } else { "resumed" });
+    Ok(room.stats(concert_id).await?)
 }
 
 /// The promoter's memory between rounds: when each concert's sold-out flag was last read.

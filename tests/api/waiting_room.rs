@@ -590,6 +590,130 @@ async fn sold_out_pauses_admission_and_seats_coming_back_resume_it() {
     .await;
 }
 
+/// An admin pauses a concert's admission: joiners wait even with free slots and no promoter
+/// round admits them; the pause survives Redis losing its flag (the promoter puts it back from
+/// PostgreSQL); resuming admits them in line order. A fan cannot pause; an unknown concert is
+/// 404. The operator CLI does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_pauses_admission_and_resumes_it() {
+    let app = spawn_app_with(|env| {
+        env.insert("IMTICKET_QUEUE_ACTIVE_CAPACITY".into(), "100".into());
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (concert, schedule) = app.concert_with_schedule(&admin, 30).await;
+    app.add_seats(
+        &admin,
+        &schedule,
+        json!([{"name": "A", "rows": 1, "seats_per_row": 10, "price": 10}]),
+    )
+    .await;
+    let tokens = tokens(&app);
+    let first = join(&app, &user_token(&tokens).1, &concert).await;
+    assert_eq!(
+        first["status"], "active",
+        "before the pause a joiner with a free slot is admitted"
+    );
+
+    let pause = format!("/api/v1/admin/concerts/{concert}/queue/pause");
+    let fan = app.new_user().await;
+    let refused = app.post_json_authed(&pause, &fan.token, &json!({})).await;
+    expect_problem(refused, StatusCode::FORBIDDEN, "admin_required").await;
+    let unknown = format!("/api/v1/admin/concerts/{}/queue/pause", Uuid::now_v7());
+    expect_problem(
+        app.post_json_authed(&unknown, &admin, &json!({})).await,
+        StatusCode::NOT_FOUND,
+        "concert_not_found",
+    )
+    .await;
+    let line = expect_status(app.post_json_authed(&pause, &admin, &json!({})).await, StatusCode::OK).await;
+    assert_eq!(
+        (line["paused"].clone(), line["active"].clone()),
+        (json!(true), json!(1))
+    );
+
+    let waiting: Vec<String> = {
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            let joined = join(&app, &user_token(&tokens).1, &concert).await;
+            assert_eq!(
+                joined["status"], "waiting",
+                "paused: free slots, yet nobody is admitted"
+            );
+            out.push(joined["queue_token"].as_str().unwrap().to_owned());
+        }
+        out
+    };
+    let promoter = deps_with(&app, &[]);
+    let state = imticket::app::waiting_room::PromoterState::default();
+    // Redis loses the flag (a restart without it): the promoter's refresh restores it.
+    let mut conn = redis::Client::open(app.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let meta = promoter.keys.queue(concert.parse().unwrap()).meta;
+    let removed: i64 = redis::cmd("HDEL")
+        .arg(&meta)
+        .arg("paused")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "{meta}");
+    for _ in 0..3 {
+        let round = imticket::app::waiting_room::promote_all(&promoter, &state)
+            .await
+            .unwrap();
+        assert_eq!(round.admitted, 0);
+    }
+    for token in &waiting {
+        assert_eq!(queue_status(&app, token).await["status"], "waiting");
+    }
+
+    let resume = format!("/api/v1/admin/concerts/{concert}/queue/resume");
+    let line = expect_status(app.post_json_authed(&resume, &admin, &json!({})).await, StatusCode::OK).await;
+    assert_eq!(line["paused"], false);
+    eventually("the line is admitted again", Duration::from_secs(10), || async {
+        imticket::app::waiting_room::promote_all(&promoter, &state)
+            .await
+            .unwrap();
+        let mut all = true;
+        for token in &waiting {
+            all &= queue_status(&app, token).await["status"] == "active";
+        }
+        all
+    })
+    .await;
+    let (paused_at, by): (Option<chrono::DateTime<chrono::Utc>>, Option<Uuid>) =
+        sqlx::query_as("SELECT admission_paused_at, admission_paused_by FROM concerts WHERE id = $1::uuid")
+            .bind(&concert)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((paused_at, by), (None, None), "resumed: no pause on record");
+
+    // The operator CLI: pause, see it, resume.
+    let admin_cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_imticket-admin"))
+            .args(args)
+            .envs(&app.env)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = admin_cli(&["queue", "pause", &concert]);
+    assert!(shown.contains("admission paused"), "{shown}");
+    let json: Value = serde_json::from_str(&admin_cli(&["--json", "queue", "stats", &concert])).unwrap();
+    assert_eq!(json["paused"], true);
+    let json: Value = serde_json::from_str(&admin_cli(&["--json", "queue", "resume", &concert])).unwrap();
+    assert_eq!(json["paused"], false);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promoter_killed_during_the_opening_admits_nobody_twice_and_loses_nobody() {
     let app = spawn_app_with(|env| {

@@ -397,3 +397,34 @@ pub async fn update_job(
     .context("update job")?;
     Ok(())
 }
+
+/// Pauses (by `by`, from now unless already paused) or resumes a concert's admission;
+/// `false` if there is no such concert.
+pub async fn set_admission_paused(conn: &mut PgConnection, id: Uuid, paused: bool, by: Uuid) -> anyhow::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE concerts
+         SET admission_paused_at = CASE WHEN $2 THEN coalesce(admission_paused_at, now()) END,
+             admission_paused_by = CASE WHEN $2 THEN coalesce(admission_paused_by, $3) END
+         WHERE id = $1",
+        id,
+        paused,
+        by
+    )
+    .execute(conn)
+    .await
+    .context("set admission paused")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether an admin paused the concert's admission (false for no such concert).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "catalog.admission_paused"))]
+pub async fn admission_paused(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<bool> {
+    let paused = sqlx::query_scalar!(
+        r#"SELECT admission_paused_at IS NOT NULL AS "paused!" FROM concerts WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+    .context("admission paused")?;
+    Ok(paused.unwrap_or(false))
+}

@@ -23,6 +23,8 @@ pub struct QueueStats {
     pub active: u64,
     pub admitted_last_minute: u64,
     pub sold_out: bool,
+    /// An admin paused admission (`POST /admin/concerts/{id}/queue/pause`).
+    pub paused: bool,
     /// Unix ms; 0: open.
     pub opens_at_ms: i64,
 }
@@ -35,8 +37,8 @@ fn invoke<'a>(script: &'a redis::Script, keys: &QueueKeys) -> redis::ScriptInvoc
     invocation
 }
 
-/// ZCARD waiting, ZCARD active, HMGET meta opens_at sold_out, TIME.
-type StatsReply = (u64, u64, (Option<i64>, Option<String>), (i64, i64));
+/// ZCARD waiting, ZCARD active, HMGET meta opens_at sold_out paused, TIME.
+type StatsReply = (u64, u64, (Option<i64>, Option<String>, Option<String>), (i64, i64));
 
 /// One concert's waiting room in Redis.
 pub struct WaitingRoom<'a> {
@@ -125,14 +127,24 @@ impl<'a> WaitingRoom<'a> {
 
     /// Marks the concert sold out (admission pauses) or not.
     pub async fn set_sold_out(&self, sold_out: bool) -> anyhow::Result<()> {
+        self.set_flag("sold_out", sold_out).await
+    }
+
+    /// Pauses admission (nobody is admitted, joiners wait in line) or resumes it.
+    pub async fn set_paused(&self, paused: bool) -> anyhow::Result<()> {
+        self.set_flag("paused", paused).await
+    }
+
+    /// One of the flags in the line's `meta` hash that the admission script reads.
+    async fn set_flag(&self, field: &'static str, on: bool) -> anyhow::Result<()> {
         let mut conn = self.redis.connection().await?;
         let () = redis::cmd("HSET")
             .arg(&self.keys.meta)
-            .arg("sold_out")
-            .arg(u8::from(sold_out))
+            .arg(field)
+            .arg(u8::from(on))
             .query_async(&mut conn)
             .await
-            .context("waiting room: sold out flag")?;
+            .with_context(|| format!("waiting room: {field} flag"))?;
         Ok(())
     }
 
@@ -148,6 +160,7 @@ impl<'a> WaitingRoom<'a> {
             .arg(&self.keys.meta)
             .arg("opens_at")
             .arg("sold_out")
+            .arg("paused")
             .cmd("TIME")
             .query_async(&mut conn)
             .await
@@ -169,6 +182,7 @@ impl<'a> WaitingRoom<'a> {
             active,
             admitted_last_minute: recent,
             sold_out: meta.1.as_deref() == Some("1"),
+            paused: meta.2.as_deref() == Some("1"),
             opens_at_ms,
         })
     }

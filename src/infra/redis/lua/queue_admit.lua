@@ -5,7 +5,7 @@
 -- Runs after queue_prelude.lua (keys, clock, view, expiry and budget helpers); see
 -- src/infra/redis/waiting_room.rs and docs/waiting-room.md.
 local now = now_ms()
-local opens_at, sold_out = meta_values()
+local opens_at, sold_out, paused = meta_values()
 if now < opens_at then
   return {0, 0, redis.call('ZCARD', waiting), redis.call('ZCARD', active), 0}
 end
@@ -13,7 +13,7 @@ local expired = expire_active(now, 1000)
 redis.call('ZREMRANGEBYSCORE', admitted, '-inf', now - 60000)
 redis.call('ZREMRANGEBYSCORE', done, '-inf', now - tonumber(ARGV[3]))
 local result = {0, expired, 0, 0, 1, 0}
-if not sold_out then
+if not sold_out and not paused then
   local free = tonumber(ARGV[1]) - redis.call('ZCARD', active)
   local n = math.min(free, budget_left(now, tonumber(ARGV[2])), tonumber(ARGV[4]))
   if n > 0 then

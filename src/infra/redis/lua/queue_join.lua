@@ -15,14 +15,14 @@ if existing then
 end
 redis.call('HSET', users, user, fresh)
 redis.call('HSET', entries, fresh, user .. ':' .. now)
-local opens_at, sold_out = meta_values()
+local opens_at, sold_out, paused = meta_values()
 if now < opens_at then
   -- The pre-queue: a random place below 1, drawn now and revealed at the opening; everyone
   -- who joins after the opening gets a sequence number from 1 up, behind all of them.
   redis.call('ZADD', waiting, ARGV[7], fresh)
   return view(fresh, now)
 end
-if redis.call('ZCARD', waiting) == 0 and not sold_out then
+if redis.call('ZCARD', waiting) == 0 and not sold_out and not paused then
   expire_active(now, 100)
   if redis.call('ZCARD', active) < tonumber(ARGV[4]) and budget_left(now, tonumber(ARGV[5])) > 0 then
     spend(now, 1)

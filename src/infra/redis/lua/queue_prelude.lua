@@ -11,9 +11,10 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- opens_at (ms), sold out, paused by an admin (admission stops; joins wait in line).
 local function meta_values()
-  local m = redis.call('HMGET', meta, 'opens_at', 'sold_out')
-  return tonumber(m[1] or '0') or 0, m[2] == '1'
+  local m = redis.call('HMGET', meta, 'opens_at', 'sold_out', 'paused')
+  return tonumber(m[1] or '0') or 0, m[2] == '1', m[3] == '1'
 end
 
 -- {entry, status, number, opens_at, sold_out, admitted in the last minute, now, the oldest of
