@@ -6,7 +6,7 @@ use crate::infra::postgres::Db;
 use serde::Serialize;
 
 use super::error::AppError;
-use super::kept::{SaleWindows, ScheduleConcerts, SeatLayouts};
+use super::kept::{SaleWindows, ScheduleConcerts, SeatLayouts, SeatPictures};
 use super::password::PasswordHasher;
 use super::rate_limits::RateLimiter;
 use super::tokens::TokenService;
@@ -37,7 +37,7 @@ pub struct Deps {
     /// Seat-map layouts, kept per process (reads and write-throughs need them).
     pub seat_layouts: Arc<SeatLayouts>,
     /// Where each schedule's seats are drawn, kept per process (`seats.svg` needs it).
-    pub seat_pictures: Arc<super::catalog::seat_picture::SeatPictures>,
+    pub seat_pictures: Arc<SeatPictures>,
     /// The process's open `GET /queue/events` streams.
     pub queue_streams: Arc<super::queue_events::QueueStreams>,
     /// The HTTP client webhooks are delivered with (and endpoints checked by).

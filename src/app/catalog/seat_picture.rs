@@ -12,36 +12,14 @@ use anyhow::Context;
 use uuid::Uuid;
 
 use super::seat_map::layout_and_states;
-use crate::app::kept::Kept;
 use crate::app::kept::seat_layouts::{AVAILABLE, HELD, SOLD};
+use crate::app::kept::{Geometry, Place};
 use crate::app::venues::picture::{self, CATEGORY_COLOURS, Class, Dot, NOT_FOR_SALE};
 use crate::app::{AppError, Deps};
 use crate::infra::postgres::{catalog as catalog_repo, venues as repo};
 
-/// Geometries kept per process at most (a 50,000-seat one is about 1.5 MB).
-const KEPT: usize = 32;
 /// The grid of a hand-made schedule: plan units between seats and between sections.
 const GRID: f64 = 10.0;
-
-/// Where a schedule's seats are drawn, in seat-map order, and the plan's places that are
-/// never for sale.
-pub struct Geometry {
-    seats: Vec<Dot>,
-    never_for_sale: Vec<Dot>,
-    /// Each category's name, price and seats.
-    categories: Vec<(String, i64, usize)>,
-}
-
-/// Each process's kept geometries.
-pub struct SeatPictures {
-    kept: Kept<Uuid, Arc<Geometry>>,
-}
-
-impl Default for SeatPictures {
-    fn default() -> Self {
-        Self { kept: Kept::new(KEPT) }
-    }
-}
 
 async fn geometry(deps: &Deps, schedule_id: Uuid) -> Result<Geometry, AppError> {
     let mut conn = deps.db.read().await.context("acquire connection")?;
@@ -65,11 +43,10 @@ async fn geometry(deps: &Deps, schedule_id: Uuid) -> Result<Geometry, AppError> 
             }
             deepest = deepest.max(r.row_number);
             count(&r.section, r.price);
-            seats.push(Dot {
+            seats.push(Place {
                 x: f64::from(r.seat_number) * GRID,
                 y: top + f64::from(r.row_number) * GRID,
-                class: 0,
-                ring: false,
+                accessible: false,
             });
         }
         return Ok(Geometry {
@@ -85,11 +62,10 @@ async fn geometry(deps: &Deps, schedule_id: Uuid) -> Result<Geometry, AppError> 
         if d.for_sale {
             at.insert((d.section.as_str(), d.row_number, d.seat_number), i);
         } else {
-            never_for_sale.push(Dot {
+            never_for_sale.push(Place {
                 x: d.x,
                 y: d.y,
-                class: 0,
-                ring: d.accessible,
+                accessible: d.accessible,
             });
         }
     }
@@ -105,11 +81,10 @@ async fn geometry(deps: &Deps, schedule_id: Uuid) -> Result<Geometry, AppError> 
                 )
             })?;
         count(&d.category, r.price);
-        seats.push(Dot {
+        seats.push(Place {
             x: d.x,
             y: d.y,
-            class: 0,
-            ring: d.accessible,
+            accessible: d.accessible,
         });
     }
     Ok(Geometry {
@@ -119,16 +94,25 @@ async fn geometry(deps: &Deps, schedule_id: Uuid) -> Result<Geometry, AppError> 
     })
 }
 
+fn dot(place: &Place, class: usize) -> Dot {
+    Dot {
+        x: place.x,
+        y: place.y,
+        class,
+        ring: place.accessible,
+    }
+}
+
 /// The picture of a schedule's seats now, and a tag of what it shows (for `ETag`).
 #[tracing::instrument(name = "seat picture", skip_all, fields(schedule_id = %schedule_id))]
 pub async fn seat_picture(deps: &Deps, schedule_id: Uuid) -> Result<(String, String), AppError> {
     let (_, states) = layout_and_states(deps, schedule_id).await?;
-    let kept = deps.seat_pictures.kept.get(&schedule_id);
+    let kept = deps.seat_pictures.get(schedule_id);
     let geometry = match kept {
         Some(g) if g.seats.len() == states.len() => g,
         _ => {
             let g = Arc::new(geometry(deps, schedule_id).await?);
-            deps.seat_pictures.kept.insert(schedule_id, g.clone());
+            deps.seat_pictures.keep(schedule_id, g.clone());
             g
         }
     };
@@ -150,12 +134,9 @@ pub async fn seat_picture(deps: &Deps, schedule_id: Uuid) -> Result<(String, Str
         .seats
         .iter()
         .zip(&states)
-        .map(|(d, &s)| Dot {
-            class: class_of(s),
-            ..*d
-        })
+        .map(|(p, &s)| dot(p, class_of(s)))
         .collect();
-    dots.extend(geometry.never_for_sale.iter().map(|d| Dot { class: 3, ..*d }));
+    dots.extend(geometry.never_for_sale.iter().map(|p| dot(p, 3)));
     let counted = |state: u8| states.iter().filter(|&&s| s == state).count();
     let classes = [
         ("#43a047", format!("available: {}", counted(AVAILABLE))),
