@@ -19,7 +19,7 @@ use crate::app::venues::plans::{self, PlanSummary, invalid_plan};
 use crate::app::venues::{self, VenueFields};
 use crate::app::{AppError, Deps};
 use crate::domain::catalog::PageRequest;
-use crate::domain::seat_plan::{PlanDocument, RawPlan, SeatPlan};
+use crate::domain::seat_plan::{self as seat_plan, PlanDocument, RawPlan, SeatPlan};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -382,11 +382,19 @@ fn is_csv(req: &HttpRequest) -> bool {
 async fn uploaded_plan(req: &HttpRequest, payload: Payload, query: &ImportQuery) -> Result<SeatPlan, AppError> {
     let body = read_capped(&mut payload.into_inner(), PLAN_BODY_BYTES).await?;
     if is_csv(req) {
-        if std::str::from_utf8(&body).is_err() || body.contains(&0) {
-            return Err(AppError::bad_request(
-                "invalid_body",
-                "the CSV must be UTF-8 text without NUL",
-            ));
+        if std::str::from_utf8(&body).is_err() {
+            return Err(AppError::bad_request("invalid_body", "the CSV must be UTF-8 text"));
+        }
+        // U+0000 is text PostgreSQL cannot store: a rule of the plan, as for JSON bodies.
+        if let Some(at) = body.iter().position(|&b| b == 0) {
+            let line = 1 + body[..at].iter().filter(|&&b| b == b'\n').count();
+            return Err(invalid_plan(seat_plan::PlanErrors {
+                errors: vec![seat_plan::PlanError {
+                    at: format!("line {line}"),
+                    message: "must not contain U+0000".to_owned(),
+                }],
+                total: 1,
+            }));
         }
         let categories = query.categories.as_deref().map(|list| {
             list.split(',')
