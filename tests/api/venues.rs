@@ -88,6 +88,17 @@ async fn import(app: &TestApp, admin: &str, hall: &str, plan: &SeatPlan) -> Valu
     expect_status(response, StatusCode::CREATED).await
 }
 
+/// A schedule of `concert` made from the hall's plan version 1, A 300, B 200, C 100 points.
+async fn schedule_from_version_1(app: &TestApp, admin: &str, concert: &str, hall: &str) -> Value {
+    let starts_at = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    let body =
+        json!({"starts_at": starts_at, "hall_plan_id": hall, "version": 1, "prices": {"A": 300, "B": 200, "C": 100}});
+    let response = app
+        .post_json_authed(&format!("/api/v1/concerts/{concert}/schedules"), admin, &body)
+        .await;
+    expect_status(response, StatusCode::CREATED).await
+}
+
 async fn plan_rows(app: &TestApp) -> (i64, i64) {
     (app.count("hall_plans").await, app.count("plan_seats").await)
 }
@@ -441,17 +452,7 @@ async fn a_schedule_from_a_fifty_thousand_seat_plan_survives_a_killed_worker() {
         started.elapsed()
     );
     let (concert, _) = app.concert_with_schedule(&admin, 30).await;
-    let starts_at = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
-    let made = expect_status(
-        app.post_json_authed(
-            &format!("/api/v1/concerts/{concert}/schedules"),
-            &admin,
-            &json!({"starts_at": starts_at, "hall_plan_id": hall, "version": 1, "prices": {"A": 300, "B": 200, "C": 100}}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let made = schedule_from_version_1(&app, &admin, &concert, &hall).await;
     let schedule = made["id"].as_str().unwrap().to_owned();
     let job_id = made["seat_job"]["job_id"].as_str().unwrap().to_owned();
     let worker = |log: &str| {
@@ -521,17 +522,7 @@ async fn a_schedules_picture_shows_its_seats_states() {
         json!([{"name": "Floor", "rows": 3, "seats_per_row": 4, "price": 50}]),
     )
     .await;
-    let starts_at = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
-    let made = expect_status(
-        app.post_json_authed(
-            &format!("/api/v1/concerts/{concert}/schedules"),
-            &admin,
-            &json!({"starts_at": starts_at, "hall_plan_id": hall, "version": 1, "prices": {"A": 300, "B": 200, "C": 100}}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let made = schedule_from_version_1(&app, &admin, &concert, &hall).await;
     let schedule = made["id"].as_str().unwrap().to_owned();
     app.run_seat_worker().await;
     let seats: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM seats WHERE schedule_id = $1::uuid ORDER BY id LIMIT 3")

@@ -7,6 +7,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+mod arena;
+mod csv;
+
+pub use arena::{arena, row_label};
+
 use super::InvalidField;
 use super::catalog::MAX_PRICE;
 
@@ -234,133 +239,6 @@ impl SeatPlan {
         Self::validate(Some(raw.categories), seats, Vec::new(), Source::Json)
     }
 
-    /// A plan from CSV with a header naming the columns of [`CSV_COLUMNS`] (`label`,
-    /// `accessible`, `companion` and `for_sale` may be left out). `categories`, if given, are
-    /// the plan's categories in order; otherwise those the seats name, in order of first use.
-    pub fn from_csv(body: &[u8], categories: Option<Vec<String>>) -> Result<Self, PlanErrors> {
-        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(body);
-        let header = reader
-            .headers()
-            .map_err(|e| PlanErrors::one("line 1", format!("unreadable header: {e}")))?
-            .clone();
-        let mut column: HashMap<&str, usize> = HashMap::new();
-        for (i, name) in header.iter().enumerate() {
-            let Some(known) = CSV_COLUMNS.iter().find(|c| **c == name) else {
-                return Err(PlanErrors::one(
-                    "line 1",
-                    format!("unknown column {name:?}; the columns are {}", CSV_COLUMNS.join(",")),
-                ));
-            };
-            if column.insert(known, i).is_some() {
-                return Err(PlanErrors::one("line 1", format!("column {name:?} appears twice")));
-            }
-        }
-        for required in ["section", "row", "number", "x", "y", "category"] {
-            if !column.contains_key(required) {
-                return Err(PlanErrors::one("line 1", format!("the column {required:?} is missing")));
-            }
-        }
-        let mut errors = Vec::new();
-        let mut seats = Vec::new();
-        for (index, record) in reader.records().enumerate() {
-            let at = Source::Csv.at(index);
-            if index >= MAX_PLAN_SEATS {
-                return Err(PlanErrors::one(
-                    at,
-                    format!("a plan has at most {MAX_PLAN_SEATS} seats"),
-                ));
-            }
-            let record = match record {
-                Ok(record) => record,
-                Err(e) => {
-                    errors.push(PlanError {
-                        at,
-                        message: format!("unreadable: {e}"),
-                    });
-                    seats.push(None);
-                    continue;
-                }
-            };
-            let get = |name: &str| column.get(name).and_then(|&i| record.get(i)).unwrap_or("");
-            let mut wrong = Vec::new();
-            let number = match get("number").parse::<i64>() {
-                Ok(n) => n,
-                Err(_) => {
-                    wrong.push(format!("number: {:?} is not a whole number", get("number")));
-                    0
-                }
-            };
-            let mut coordinate = |name: &str| match get(name).parse::<f64>() {
-                Ok(v) => v,
-                Err(_) => {
-                    wrong.push(format!("{name}: {:?} is not a number", get(name)));
-                    0.0
-                }
-            };
-            let (x, y) = (coordinate("x"), coordinate("y"));
-            let mut flag = |name: &str, default: bool| match get(name).to_ascii_lowercase().as_str() {
-                "" => default,
-                "true" | "yes" | "1" => true,
-                "false" | "no" | "0" => false,
-                other => {
-                    wrong.push(format!("{name}: {other:?} is not true or false"));
-                    default
-                }
-            };
-            let (accessible, companion, for_sale) = (
-                flag("accessible", false),
-                flag("companion", false),
-                flag("for_sale", true),
-            );
-            if !wrong.is_empty() {
-                errors.push(PlanError {
-                    at,
-                    message: wrong.join("; "),
-                });
-                seats.push(None);
-                continue;
-            }
-            let label = match get("label") {
-                "" => number.to_string(),
-                label => label.to_owned(),
-            };
-            seats.push(Some((
-                PlanSeat {
-                    section: get("section").to_owned(),
-                    row: get("row").to_owned(),
-                    number: i32::try_from(number).unwrap_or(-1),
-                    label,
-                    x,
-                    y,
-                    category: get("category").to_owned(),
-                    accessible,
-                    companion,
-                    for_sale,
-                },
-                number,
-            )));
-        }
-        let categories = categories.or_else(|| {
-            let mut seen = Vec::new();
-            for (seat, _) in seats.iter().flatten() {
-                if !seen.contains(&seat.category) && seen.len() <= MAX_CATEGORIES {
-                    seen.push(seat.category.clone());
-                }
-            }
-            Some(seen)
-        });
-        // Lines that did not parse are left out; the others keep their line for naming.
-        let mut plan_seats = Vec::with_capacity(seats.len());
-        let mut indices = Vec::with_capacity(seats.len());
-        for (i, seat) in seats.into_iter().enumerate() {
-            if let Some(seat) = seat {
-                plan_seats.push(seat);
-                indices.push(i);
-            }
-        }
-        Self::validate_indexed(categories, plan_seats, indices, errors, Source::Csv)
-    }
-
     fn validate(
         categories: Option<Vec<String>>,
         seats: Vec<(PlanSeat, i64)>,
@@ -548,32 +426,6 @@ impl SeatPlan {
             seats: self.seats.clone(),
         }
     }
-
-    /// The CSV shape (the export): a header of [`CSV_COLUMNS`], then one line a seat.
-    pub fn to_csv(&self) -> Vec<u8> {
-        let mut writer = csv::Writer::from_writer(Vec::with_capacity(self.seats.len() * 40));
-        // Writing to a Vec cannot fail.
-        let _ = writer.write_record(CSV_COLUMNS);
-        for s in &self.seats {
-            let _ = writer.write_record([
-                s.section.as_str(),
-                &s.row,
-                &s.number.to_string(),
-                &s.label,
-                &s.x.to_string(),
-                &s.y.to_string(),
-                &s.category,
-                bool_text(s.accessible),
-                bool_text(s.companion),
-                bool_text(s.for_sale),
-            ]);
-        }
-        writer.into_inner().unwrap_or_default()
-    }
-}
-
-fn bool_text(v: bool) -> &'static str {
-    if v { "true" } else { "false" }
 }
 
 /// Positions are compared at a hundredth of a unit.
@@ -636,70 +488,6 @@ pub fn time_zone_ok(name: &str) -> bool {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '/')))
-}
-
-/// A row label: A…Z, then AA, AB, … (the usual way rows are lettered).
-pub fn row_label(index: usize) -> String {
-    let mut n = index + 1;
-    let mut label = Vec::new();
-    while n > 0 {
-        n -= 1;
-        label.push(b'A' + (n % 26) as u8);
-        n /= 26;
-    }
-    label.reverse();
-    String::from_utf8(label).unwrap_or_default()
-}
-
-/// An arena's seat plan, for the demo data and the tests: `sections` blocks around an oval
-/// floor with aisles between them, each of `rows` curved rows that get longer outward
-/// (`first_row` seats, one more every second row), numbered from 1 left to right. Categories
-/// by distance (A the nearest third of the rows, then B, then C); in every block the last
-/// row's two end places are wheelchair places with a companion seat beside each; in every
-/// eighth block the middle four places of the first row are a camera platform, never sold.
-/// At most `limit` places (the last block may end early).
-pub fn arena(sections: usize, rows: usize, first_row: usize, limit: usize) -> Result<SeatPlan, PlanErrors> {
-    const PITCH: f64 = 10.0;
-    const ROW_PITCH: f64 = 12.0;
-    let span = std::f64::consts::TAU / sections as f64 * 0.9;
-    let inner = first_row as f64 * PITCH / span;
-    let centre = inner + rows as f64 * ROW_PITCH + 40.0;
-    let mut seats = Vec::new();
-    'blocks: for s in 0..sections {
-        let start = std::f64::consts::TAU * s as f64 / sections as f64;
-        for r in 0..rows {
-            let count = first_row + r / 2;
-            let radius = inner + r as f64 * ROW_PITCH;
-            let category = ["A", "B", "C"][(r * 3 / rows).min(2)];
-            for i in 0..count {
-                if seats.len() >= limit {
-                    break 'blocks;
-                }
-                let angle = start + span * (i as f64 + 0.5) / count as f64;
-                let last_row = r + 1 == rows;
-                let end = i == 0 || i + 1 == count;
-                let beside_end = i == 1 || i + 2 == count;
-                let camera = s % 8 == 0 && r == 0 && count >= 8 && (count / 2 - 2..count / 2 + 2).contains(&i);
-                seats.push((
-                    PlanSeat {
-                        section: format!("{}", 101 + s),
-                        row: row_label(r),
-                        number: i as i32 + 1,
-                        label: (i + 1).to_string(),
-                        x: ((centre + radius * angle.cos()) * 10.0).round() / 10.0,
-                        y: ((centre + radius * angle.sin()) * 10.0).round() / 10.0,
-                        category: category.to_owned(),
-                        accessible: last_row && end && count >= 4,
-                        companion: last_row && beside_end && count >= 4,
-                        for_sale: !camera,
-                    },
-                    i as i64 + 1,
-                ));
-            }
-        }
-    }
-    let categories = vec!["A".to_owned(), "B".to_owned(), "C".to_owned()];
-    SeatPlan::validate(Some(categories), seats, Vec::new(), Source::Json)
 }
 
 #[cfg(test)]
