@@ -11,8 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 # haproxy: the load-balancer tests (tests/api/balancer.rs) start their own; chromium: the
-# seat plan picture is opened in a real browser (tests/api/venues.rs).
+# seat plan picture is opened in a real browser (tests/api/venues.rs); chromium-driver: the
+# operator console is driven in that browser over WebDriver (tests/api/console.rs).
 ensure_system_packages haproxy chromium
+command -v chromedriver >/dev/null 2>&1 || ensure_system_packages chromium-driver
 ensure_pgbouncer
 ensure_rust
 # The webhook tests check signatures with the Standard Webhooks reference library.

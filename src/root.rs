@@ -62,6 +62,7 @@ pub fn deps(config: Config) -> anyhow::Result<Deps> {
         seat_layouts: Arc::default(),
         seat_pictures: Arc::default(),
         queue_streams,
+        console: Default::default(),
         webhooks,
         mailer,
     })

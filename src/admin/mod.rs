@@ -15,6 +15,7 @@ mod report;
 mod seed;
 mod settings;
 mod streams;
+mod users;
 mod venues;
 mod webhooks;
 
@@ -74,6 +75,9 @@ commands! {
     /// Webhook endpoints and their delivery log (as `/admin/webhooks…`).
     #[command(subcommand)]
     Webhooks(webhooks::Webhooks),
+    /// Accounts' roles: who may use the operator console (`/console`).
+    #[command(subcommand)]
+    Users(users::Users),
     #[command(subcommand)]
     Venues(venues::Venues),
     #[command(subcommand)]
@@ -152,6 +156,7 @@ mod tests {
         assert_eq!(needs(&["seed", "--concerts", "1"]), Needs::DATABASE);
         assert_eq!(needs(&["webhooks", "list"]), Needs::DATABASE);
         assert_eq!(needs(&["venues", "list"]), Needs::DATABASE);
+        assert_eq!(needs(&["users", "role", "a@b.c", "viewer"]), Needs::DATABASE);
         assert_eq!(needs(&["plans", "show", "x", "1"]), Needs::DATABASE);
         let bad = Cli::try_parse_from(["imticket-admin", "dlq", "show", "nope"]).unwrap();
         assert!(

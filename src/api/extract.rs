@@ -359,7 +359,7 @@ impl FromRequest for AdminUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(bearer_principal(req).and_then(|principal| match principal.role {
             Role::Admin => Ok(AdminUser(principal)),
-            Role::User => Err(AppError::forbidden(
+            Role::User | Role::Viewer => Err(AppError::forbidden(
                 "admin_required",
                 "this operation requires an admin account",
             )),

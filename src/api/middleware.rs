@@ -74,22 +74,28 @@ pub async fn observe(
 }
 
 /// Headers every response carries: the API serves JSON only, never a page to frame, sniff or
-/// cache in a shared cache. A handler that chose its own `Cache-Control` keeps it.
+/// cache in a shared cache. A handler that chose its own `Cache-Control` or
+/// `Content-Security-Policy` or `Referrer-Policy` (the console's pages, the seat pictures)
+/// keeps it.
 /// (`Strict-Transport-Security` belongs to the TLS-terminating proxy in front.)
 fn secure(headers: &mut actix_web::http::header::HeaderMap) {
     use actix_web::http::header;
     let fixed = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
         (HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
     ];
     for (name, value) in fixed {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::REFERRER_POLICY) {
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    }
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
     }
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

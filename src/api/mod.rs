@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod auth;
 pub mod catalog;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod middleware;
@@ -184,6 +185,7 @@ pub fn configure(deps: Deps) -> impl FnOnce(&mut ServiceConfig) {
                     .service(resource("/admin/webhooks/{id}/rotate-secret").post(webhooks::rotate))
                     .service(resource("/admin/webhooks/{id}/deliveries").get(webhooks::deliveries)),
             )
+            .configure(console::configure)
             .service(resource("/health/live").get(operational::live))
             .service(resource("/health/ready").get(operational::ready))
             .service(resource("/metrics").get(operational::metrics))

@@ -83,6 +83,13 @@ async fn create_user(
 
 #[tracing::instrument(name = "log in", skip_all)]
 pub async fn login(deps: &Deps, email: &str, password: &SecretString) -> Result<IssuedToken, AppError> {
+    let user = authenticate(deps, email, password).await?;
+    deps.tokens.issue(user.id, user.role)
+}
+
+/// The account of an e-mail address and password (401 `invalid_credentials` otherwise): the
+/// check behind the API's log-in and the console's.
+pub async fn authenticate(deps: &Deps, email: &str, password: &SecretString) -> Result<User, AppError> {
     let invalid = || AppError::unauthorized("invalid_credentials", "the e-mail address or password is wrong");
     // A malformed address cannot belong to an account; it still costs one hash verification,
     // so the response time does not tell which addresses are well-formed accounts.
@@ -101,7 +108,7 @@ pub async fn login(deps: &Deps, email: &str, password: &SecretString) -> Result<
         Some(row) if matches => {
             let user = User::try_from(row)?;
             tracing::info!(user_id = %user.id, "logged in");
-            deps.tokens.issue(user.id, user.role)
+            Ok(user)
         }
         _ => Err(invalid()),
     }

@@ -44,6 +44,8 @@ pub struct Deps {
     pub webhooks: crate::infra::webhooks::WebhookClient,
     /// The SMTP client mail is sent with (off without `IMTICKET_SMTP_URL`).
     pub mailer: crate::infra::mail::Mailer,
+    /// The operator console's readings (rates) and dead-letter index, per process.
+    pub console: Arc<super::console::ConsoleState>,
 }
 
 impl Deps {

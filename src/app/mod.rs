@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod confirmation;
+pub mod console;
 mod deps;
 pub mod email;
 pub mod error;

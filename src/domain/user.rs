@@ -111,6 +111,8 @@ impl UserName {
 pub enum Role {
     User,
     Admin,
+    /// Reads the operator console, acts on nothing; an ordinary account in the REST API.
+    Viewer,
 }
 
 impl Role {
@@ -118,6 +120,7 @@ impl Role {
         match self {
             Role::User => "user",
             Role::Admin => "admin",
+            Role::Viewer => "viewer",
         }
     }
 }
@@ -129,6 +132,7 @@ impl FromStr for Role {
         match s {
             "user" => Ok(Role::User),
             "admin" => Ok(Role::Admin),
+            "viewer" => Ok(Role::Viewer),
             other => Err(InvalidField::new("role", format!("unknown role {other:?}"))),
         }
     }
@@ -182,7 +186,7 @@ mod tests {
 
     #[test]
     fn roles_round_trip() {
-        for role in [Role::User, Role::Admin] {
+        for role in [Role::User, Role::Admin, Role::Viewer] {
             assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
         }
         assert!("root".parse::<Role>().is_err());

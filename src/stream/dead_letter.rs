@@ -116,6 +116,11 @@ impl DeadLetter {
         }
     }
 
+    /// A dead-letter stream entry read by someone else (the console's index).
+    pub fn from_stream_entry(entry: StreamEntry) -> Self {
+        Self::from_entry(entry)
+    }
+
     pub fn original_field(&self, name: &str) -> Option<&str> {
         self.original.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }

@@ -175,6 +175,39 @@ pub async fn read_and_assess(
     Ok(Some((stats, assessment)))
 }
 
+/// I5 as the streams show it: every group of `streams` whose oldest pending entry has waited
+/// longer than the reclaim time (`claim_idle`), one violation each (`imticket-admin audit` and
+/// the console's audit page).
+pub async fn pending_too_long(
+    conn: &mut impl ConnectionLike,
+    streams: &[String],
+    claim_idle: Duration,
+) -> anyhow::Result<Vec<crate::infra::postgres::audit::Violation>> {
+    let claim_idle_ms = claim_idle.as_millis() as u64;
+    let mut found = Vec::new();
+    for key in streams {
+        let Some(stats) = streams::stats(conn, key).await? else {
+            continue;
+        };
+        for group in stats.groups {
+            if let Some(pending_for) = group.oldest_pending_age_ms
+                && pending_for > claim_idle_ms
+            {
+                found.push(crate::infra::postgres::audit::Violation {
+                    check: "I5",
+                    detail: format!(
+                        "{key} group {}: an entry pending for {:.1} s (claim idle {:.1} s)",
+                        group.name,
+                        pending_for as f64 / 1000.0,
+                        claim_idle_ms as f64 / 1000.0
+                    ),
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +238,8 @@ mod tests {
             length: 10,
             first_id: Some("1-0".into()),
             last_id: Some("300-0".into()),
+            entries_added: Some(10),
+            max_deleted_id: None,
             groups,
         }
     }

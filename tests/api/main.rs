@@ -1,6 +1,8 @@
 //! Integration tests against real PostgreSQL and Redis servers started by the harness.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/browser.rs"]
+mod browser;
 #[path = "../common/haproxy.rs"]
 mod haproxy;
 #[path = "../common/helpers.rs"]
@@ -15,6 +17,7 @@ mod balancer;
 mod catalog;
 mod cluster;
 mod confirmations;
+mod console;
 mod email;
 mod errors;
 mod expiry;

@@ -660,8 +660,21 @@ impl RedisCluster {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// The port of the master serving `key`, and of its replicas.
+    /// The port of the master serving `key`, and of its replicas. Right after a failover the
+    /// node asked may not have heard of the promotion yet (it lists the old master as failed
+    /// and no other): asked again until one is named, for up to 30 s.
     pub fn master_of(&self, key: &str) -> (u16, Vec<u16>) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.try_master_of(key) {
+                Ok(found) => return found,
+                Err(why) if Instant::now() > deadline => panic!("{why}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    fn try_master_of(&self, key: &str) -> Result<(u16, Vec<u16>), String> {
         // Asked of the first node that answers (one may have just been killed).
         let port = self
             .nodes()
@@ -688,23 +701,22 @@ impl RedisCluster {
                 .parse()
                 .unwrap()
         };
-        let master = lines
-            .iter()
-            .find(|f| {
-                f[2].contains("master")
-                    && !f[2].contains("fail")
-                    && f[8..].iter().any(|range| {
-                        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-                        lo.parse::<u16>().is_ok_and(|lo| lo <= slot) && hi.parse::<u16>().is_ok_and(|hi| slot <= hi)
-                    })
-            })
-            .unwrap_or_else(|| panic!("no master serves slot {slot}: {nodes}"));
+        let Some(master) = lines.iter().find(|f| {
+            f[2].contains("master")
+                && !f[2].contains("fail")
+                && f[8..].iter().any(|range| {
+                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                    lo.parse::<u16>().is_ok_and(|lo| lo <= slot) && hi.parse::<u16>().is_ok_and(|hi| slot <= hi)
+                })
+        }) else {
+            return Err(format!("no master serves slot {slot}: {nodes}"));
+        };
         let replicas = lines
             .iter()
             .filter(|f| f[3] == master[0] && f[2].contains("slave"))
             .map(|f| port_of(f))
             .collect();
-        (port_of(master), replicas)
+        Ok((port_of(master), replicas))
     }
 
     /// `kill -9` of the master serving `key` (`scripts/redis-cluster.sh kill`); its port.

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod console;
 pub mod error;
 pub mod idempotency;
 pub mod notices;

@@ -113,3 +113,12 @@ pub async fn promote_to_admin(conn: &mut PgConnection, id: Uuid) -> anyhow::Resu
         .context("promote user to admin")?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Sets the role of the account with this (normalised) e-mail address; its id, or None if
+/// there is no such account.
+pub async fn set_role(conn: &mut PgConnection, email: &str, role: &str) -> anyhow::Result<Option<Uuid>> {
+    sqlx::query_scalar!("UPDATE users SET role = $2 WHERE email = $1 RETURNING id", email, role)
+        .fetch_optional(conn)
+        .await
+        .context("set user role")
+}

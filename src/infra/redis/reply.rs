@@ -179,6 +179,11 @@ pub struct StreamSummary {
     pub length: u64,
     pub first_id: Option<String>,
     pub last_id: Option<String>,
+    /// Every entry ever added (Redis 7: `entries-added`), so a rate is the difference of two
+    /// readings whatever was trimmed or deleted in between.
+    pub entries_added: Option<u64>,
+    /// The highest id ever deleted (`max-deleted-entry-id`; `0-0` if none).
+    pub max_deleted_id: Option<String>,
 }
 
 impl FromRedisValue for StreamSummary {
@@ -193,6 +198,8 @@ impl FromRedisValue for StreamSummary {
             length: field(&flat, "length").and_then(int).unwrap_or(0).max(0) as u64,
             first_id: entry_id("first-entry"),
             last_id: entry_id("last-entry"),
+            entries_added: field(&flat, "entries-added").and_then(int).map(|n| n.max(0) as u64),
+            max_deleted_id: field(&flat, "max-deleted-entry-id").and_then(text),
         })
     }
 }

@@ -424,6 +424,10 @@ pub struct StreamStats {
     pub length: u64,
     pub first_id: Option<String>,
     pub last_id: Option<String>,
+    /// Entries ever added (a rate is the difference of two readings).
+    pub entries_added: Option<u64>,
+    /// The highest id ever deleted (`0-0` if none): a change says entries went away.
+    pub max_deleted_id: Option<String>,
     pub groups: Vec<GroupStats>,
 }
 
@@ -456,6 +460,8 @@ pub async fn stats(conn: &mut impl ConnectionLike, key: &str) -> anyhow::Result<
         length: summary.length,
         first_id: summary.first_id,
         last_id: summary.last_id,
+        entries_added: summary.entries_added,
+        max_deleted_id: summary.max_deleted_id,
         groups: Vec::new(),
     };
     for group in groups.groups {

@@ -1,0 +1,285 @@
+//! The streams page: every stream with its groups and consumers, throughput, the trim point's
+//! holder, and the "needs attention" list (worst first).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::{Reading, rate};
+use crate::app::{AppError, Deps};
+use crate::events::Stream;
+use crate::infra::redis::streams::ConsumerStats;
+use crate::stream::groups;
+
+/// A consumer counts as a live process while it read within this long (workers block for a
+/// few seconds at most between reads).
+pub const LIVE_WITHIN: Duration = Duration::from_secs(30);
+/// A lag compared with its reading this long ago tells whether it grows.
+const TREND: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupView {
+    pub name: String,
+    pub lag: Option<u64>,
+    pub pending: u64,
+    pub oldest_pending_age_ms: Option<u64>,
+    pub last_delivered_id: String,
+    pub consumers: Vec<ConsumerStats>,
+    /// Consumers that read within [`LIVE_WITHIN`].
+    pub live_consumers: usize,
+    /// Entries the group took off the stream per second over the last minute.
+    pub out_per_s: Option<f64>,
+    /// The lag now minus its reading [`TREND`] ago.
+    pub lag_change: Option<i64>,
+    /// How its declaration pins the trim point (`always`, `until-abandoned`, `retired`).
+    pub pinning: &'static str,
+    pub abandoned: bool,
+    pub pins: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamView {
+    pub key: String,
+    /// `payments`, `payments:3` (a partition), `dead-letter`.
+    pub name: String,
+    pub length: u64,
+    pub first_id: Option<String>,
+    pub last_id: Option<String>,
+    /// Entries added per second over the last minute and the last five.
+    pub in_per_s: Option<f64>,
+    pub in_per_s_5m: Option<f64>,
+    pub trim_point: Option<String>,
+    pub trim_held_by: Option<String>,
+    pub groups: Vec<GroupView>,
+}
+
+/// Something an operator should look at, with where to look.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attention {
+    /// 1 (worst) … 4.
+    pub severity: u8,
+    pub kind: &'static str,
+    pub text: String,
+    pub link: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub streams: Vec<StreamView>,
+    pub attention: Vec<Attention>,
+    /// Dead letters now, and added in the last ten minutes (by their ids' times).
+    pub dead_letters: u64,
+    pub dead_letters_recent: u64,
+}
+
+/// Reads every stream of the deployment (and the dead-letter stream) and this process's
+/// readings of them.
+pub async fn overview(deps: &Deps) -> Result<Overview, AppError> {
+    let mut keys: Vec<String> = Stream::ALL.iter().flat_map(|s| deps.keys.stream_keys(*s)).collect();
+    let dead_letter_key = deps.keys.dead_letter();
+    keys.push(dead_letter_key.clone());
+    let mut conn = deps.redis.connection().await?;
+    let settings = &deps.config.streams;
+    let mut read = Vec::new();
+    let mut values = HashMap::new();
+    for key in &keys {
+        if let Some((stats, trim)) = groups::read_and_assess(
+            &mut conn,
+            &deps.keys,
+            &settings.groups,
+            settings.group_abandon_after,
+            key,
+        )
+        .await?
+        {
+            if let Some(added) = stats.entries_added {
+                values.insert(format!("{key}|added"), added);
+            }
+            for group in &stats.groups {
+                if let Some(lag) = group.lag {
+                    values.insert(format!("{key}|{}|lag", group.name), lag);
+                }
+            }
+            read.push((stats, trim));
+        }
+    }
+    let readings = deps.console.record("streams", values);
+    // New dead letters: the entries added over this process's readings of the last ten
+    // minutes, or, before it has two, whether the newest one is that young (1 then).
+    let newest: Vec<crate::infra::redis::reply::StreamEntry> = redis::cmd("XREVRANGE")
+        .arg(&dead_letter_key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .context("XREVRANGE newest dead letter")?;
+    let ten_minutes = Duration::from_secs(600);
+    let newest_is_recent = newest
+        .first()
+        .and_then(|e| crate::infra::redis::protocol::EntryId::parse(&e.id))
+        .is_some_and(|id| {
+            (chrono::Utc::now().timestamp_millis().max(0) as u64).saturating_sub(id.ms) < ten_minutes.as_millis() as u64
+        });
+    let added = format!("{dead_letter_key}|added");
+    let dead_letters_recent = match (readings.first(), readings.last()) {
+        (Some(first), Some(last)) if readings.len() > 1 => last
+            .values
+            .get(&added)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(first.values.get(&added).copied().unwrap_or(0)),
+        _ => 0,
+    }
+    .max(u64::from(newest_is_recent));
+    let mut streams = Vec::new();
+    for (stats, trim) in read {
+        let key = stats.key.clone();
+        let name = if key == dead_letter_key {
+            "dead-letter".to_owned()
+        } else {
+            deps.keys.logical_name(&key).unwrap_or(&key).to_owned()
+        };
+        let in_per_s = rate(&readings, &format!("{key}|added"), Duration::from_secs(60));
+        let groups = stats
+            .groups
+            .iter()
+            .zip(&trim.groups)
+            .map(|(g, standing)| {
+                let lag_name = format!("{key}|{}|lag", g.name);
+                let lag_change = lag_change(&readings, &lag_name, TREND);
+                let out_per_s = match (
+                    in_per_s,
+                    lag_change_per_s(&readings, &lag_name, Duration::from_secs(60)),
+                ) {
+                    (Some(inflow), Some(d)) => Some((inflow - d).max(0.0)),
+                    _ => None,
+                };
+                GroupView {
+                    name: g.name.clone(),
+                    lag: g.lag,
+                    pending: g.pending,
+                    oldest_pending_age_ms: g.oldest_pending_age_ms,
+                    last_delivered_id: g.last_delivered_id.clone(),
+                    live_consumers: g
+                        .consumers
+                        .iter()
+                        .filter(|c| c.idle_ms < LIVE_WITHIN.as_millis() as u64)
+                        .count(),
+                    consumers: g.consumers.clone(),
+                    out_per_s,
+                    lag_change,
+                    pinning: standing.pinning,
+                    abandoned: standing.abandoned,
+                    pins: standing.pins,
+                }
+            })
+            .collect();
+        streams.push(StreamView {
+            in_per_s,
+            in_per_s_5m: rate(&readings, &format!("{key}|added"), Duration::from_secs(300)),
+            key,
+            name,
+            length: stats.length,
+            first_id: stats.first_id,
+            last_id: stats.last_id,
+            trim_point: trim.trim_point,
+            trim_held_by: trim.held_by,
+            groups,
+        });
+    }
+    let dead_letters = streams
+        .iter()
+        .find(|s| s.key == dead_letter_key)
+        .map_or(0, |s| s.length);
+    let attention = attention(&streams, dead_letters_recent, settings.claim_idle);
+    Ok(Overview {
+        streams,
+        attention,
+        dead_letters,
+        dead_letters_recent,
+    })
+}
+
+fn lag_change(readings: &[Reading], name: &str, ago: Duration) -> Option<i64> {
+    let last = readings.last()?;
+    let then = readings
+        .iter()
+        .rev()
+        .find(|r| last.at.duration_since(r.at) >= ago)
+        .or_else(|| readings.first().filter(|r| last.at.duration_since(r.at) >= ago / 3))?;
+    Some(*last.values.get(name)? as i64 - *then.values.get(name)? as i64)
+}
+
+fn lag_change_per_s(readings: &[Reading], name: &str, window: Duration) -> Option<f64> {
+    let last = readings.last()?;
+    let first = readings.iter().find(|r| last.at.duration_since(r.at) <= window)?;
+    let seconds = last.at.duration_since(first.at).as_secs_f64();
+    (seconds >= 1.0).then_some(())?;
+    Some((*last.values.get(name)? as f64 - *first.values.get(name)? as f64) / seconds)
+}
+
+/// Worst first: a lag growing, a pending entry older than the reclaim time, new dead letters,
+/// a group with no live consumer.
+fn attention(streams: &[StreamView], dead_letters_recent: u64, claim_idle: Duration) -> Vec<Attention> {
+    let mut out = Vec::new();
+    for s in streams.iter().filter(|s| s.name != "dead-letter") {
+        for g in s.groups.iter().filter(|g| g.pinning != "retired" && !g.abandoned) {
+            let link = format!("/console/streams?stream={}", s.name);
+            if let (Some(change), Some(lag)) = (g.lag_change, g.lag)
+                && change > 0
+                && lag > 0
+            {
+                out.push(Attention {
+                    severity: 1,
+                    kind: "lag growing",
+                    text: format!("{} / {}: lag {lag}, up {change} in the last 30 s", s.name, g.name),
+                    link: link.clone(),
+                });
+            }
+            if let Some(age) = g.oldest_pending_age_ms
+                && age > claim_idle.as_millis() as u64
+            {
+                out.push(Attention {
+                    severity: 2,
+                    kind: "pending too old",
+                    text: format!(
+                        "{} / {}: an entry pending for {} s (reclaimed after {} s)",
+                        s.name,
+                        g.name,
+                        age / 1000,
+                        claim_idle.as_secs()
+                    ),
+                    link: link.clone(),
+                });
+            }
+            if g.live_consumers == 0 {
+                out.push(Attention {
+                    severity: 4,
+                    kind: "no live process",
+                    text: format!(
+                        "{} / {}: no consumer read in the last {} s: is a `{}` worker running?",
+                        s.name,
+                        g.name,
+                        LIVE_WITHIN.as_secs(),
+                        g.name
+                    ),
+                    link,
+                });
+            }
+        }
+    }
+    if dead_letters_recent > 0 {
+        out.push(Attention {
+            severity: 3,
+            kind: "dead letters new",
+            text: format!("{dead_letters_recent} dead letter(s) in the last 10 minutes"),
+            link: "/console/dead-letters".to_owned(),
+        });
+    }
+    out.sort_by_key(|a| a.severity);
+    out
+}
