@@ -774,3 +774,81 @@ async fn pages_stay_fast_with_100k_dead_letters_and_100k_waiting_fans() {
     }
     only_this_origin(&browser, &base).await;
 }
+
+/// `imticket-admin users role` makes a viewer (who may then log in and read, not act) and back
+/// to a user (whose open session stops at once); the console's log-in counts against the API's
+/// log-in limits, so it is no way around them.
+#[tokio::test]
+async fn roles_come_from_the_cli_and_console_log_ins_are_rate_limited() {
+    let app = spawn_app_with(|env| {
+        env.insert("IMTICKET_RATE_LIMITS".into(), "on".into());
+        env.insert("IMTICKET_RATE_LIMIT_LOGIN_ACCOUNT".into(), "3/900".into());
+    })
+    .await;
+    expect_status(app.signup(VIEWER_EMAIL, PASSWORD, "Viewer").await, StatusCode::CREATED).await;
+    let role = |role: &str| {
+        let output = binary_command(env!("CARGO_BIN_EXE_imticket-admin"), &app.env)
+            .args(["users", "role", VIEWER_EMAIL, role])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(role("viewer").contains("is now viewer"));
+    let unknown = binary_command(env!("CARGO_BIN_EXE_imticket-admin"), &app.env)
+        .args(["users", "role", "nobody@example.com", "viewer"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no account"));
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let log_in = |password: &'static str| {
+        client
+            .post(app.url("/console/login"))
+            .form(&[("email", VIEWER_EMAIL), ("password", password)])
+            .send()
+    };
+    let session = cookie_of(&log_in(PASSWORD).await.unwrap()).unwrap();
+    let session = session.split(';').next().unwrap().to_owned();
+    let page = client
+        .get(app.url("/console/streams"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains(">viewer<"));
+
+    assert!(role("user").contains("is now user"));
+    let after = client
+        .get(app.url("/console/streams"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::SEE_OTHER,
+        "a demoted account's session ends at once"
+    );
+
+    for _ in 0..3 {
+        assert_eq!(
+            log_in("wrong-password").await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let limited = log_in("wrong-password").await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let right_but_limited = log_in(PASSWORD).await.unwrap();
+    assert_eq!(
+        right_but_limited.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the account is locked for now"
+    );
+    assert!(cookie_of(&right_but_limited).is_none());
+}

@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use super::rate_limits::{ask, client_of, limit};
 use crate::app::console::{self as console, Session};
-use crate::domain::rate_limit::Policy;
 use crate::app::{AppError, Deps};
+use crate::domain::rate_limit::Policy;
 
 const COOKIE: &str = "imticket_console";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
@@ -288,10 +288,15 @@ async fn login(req: HttpRequest, deps: Data<Deps>, form: Form<LoginForm>) -> Htt
         Err(e) if e.code == "console_forbidden" => {
             html(StatusCode::FORBIDDEN, view::login_page(&next, Some(&e.detail)))
         }
-        Err(e) if e.status_code() == StatusCode::UNAUTHORIZED => html(
-            StatusCode::UNAUTHORIZED,
-            view::login_page(&next, Some("the e-mail address or password is wrong")),
-        ),
+        Err(e) if e.status_code() == StatusCode::UNAUTHORIZED => {
+            if let Err(limited) = limit(&req, &deps, Policy::LoginAccount, &account).await {
+                return html(limited.status_code(), view::login_page(&next, Some(&limited.detail)));
+            }
+            html(
+                StatusCode::UNAUTHORIZED,
+                view::login_page(&next, Some("the e-mail address or password is wrong")),
+            )
+        }
         Err(e) => ConsoleError::App(e).error_response(),
     }
 }
