@@ -79,7 +79,8 @@ done
 
 log "building ($profile profile; the first build takes a few minutes)"
 cargo build --quiet --profile "$profile" --bins
-bin=target/$target_dir
+# Where cargo put them (CARGO_TARGET_DIR, when set, moves them).
+bin=${CARGO_TARGET_DIR:-target}/$target_dir
 logs=$data_dir/logs
 mkdir -p "$logs"
 
@@ -184,6 +185,7 @@ log "ImTicket is running at $url  (OpenAPI: $url/openapi.json, metrics: $url/met
 log "each process's own metrics: $(targets_summary "$IMTICKET_METRICS_TARGETS_DIR"); logs in $logs"
 log "one more API or worker on this host: set -a; source $data_dir/run.env; set +a; $bin/imticket-worker payment"
 log "admin account: $IMTICKET_BOOTSTRAP_ADMIN_EMAIL / $IMTICKET_BOOTSTRAP_ADMIN_PASSWORD (development only)"
+log "operator console: $url/console (log in with that account)"
 log "operator tools (addresses in $data_dir/run.env):"
 log "  $admin streams"
 if [ "$redis_shape" = cluster ]; then

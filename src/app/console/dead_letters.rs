@@ -481,8 +481,28 @@ async fn joined(deps: &Deps, letters: Vec<DeadLetter>) -> Result<Vec<Letter>, Ap
     Ok(out)
 }
 
+/// Whether the event's payload is what its type says (as every handler decodes it first).
+fn decodes(e: &Envelope) -> Result<(), String> {
+    use crate::events::{self as ev, Event as _, decode};
+    let decoded = match e.event_type.as_str() {
+        ev::PaymentCompleted::TYPE => decode::<ev::PaymentCompleted>(e).map(drop),
+        ev::HoldExpired::TYPE => decode::<ev::HoldExpired>(e).map(drop),
+        ev::ReservationExpired::TYPE => decode::<ev::ReservationExpired>(e).map(drop),
+        ev::ReservationCreated::TYPE => decode::<ev::ReservationCreated>(e).map(drop),
+        ev::ReservationConfirmed::TYPE => decode::<ev::ReservationConfirmed>(e).map(drop),
+        ev::QueueJoined::TYPE => decode::<ev::QueueJoined>(e).map(drop),
+        ev::QueueAdmitted::TYPE => decode::<ev::QueueAdmitted>(e).map(drop),
+        ev::SeatCreationRequested::TYPE => decode::<ev::SeatCreationRequested>(e).map(drop),
+        other => return Err(format!("no handler knows the event type {other:?}")),
+    };
+    decoded.map_err(|err| err.to_string())
+}
+
 /// What the group's handler would do with the event, from the rows as they are now.
 fn verdict_for(e: &Envelope, group: &str, touches: &[Touched]) -> Verdict {
+    if let Err(why) = decodes(e) {
+        return Verdict::fail(format!("{why}: it would be dead-lettered again"));
+    }
     let reservation = touches.iter().find_map(|t| match t {
         Touched::Reservation(r) => Some(r),
         _ => None,

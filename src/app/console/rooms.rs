@@ -25,8 +25,8 @@ pub struct ScheduleStock {
 pub struct Room {
     pub title: String,
     pub stats: QueueStats,
-    /// Admissions per second (the last minute's average) at each of this process's readings
-    /// of the last minutes, oldest first: the small chart.
+    /// Admissions per second (the last minute's average) over the last five minutes in 5 s
+    /// steps, oldest first (the newest reading within each step; 0 where none): the chart.
     pub admissions_per_s: Vec<f64>,
     /// Fans admitted in the last 10 minutes: how many, and their median and 95th percentile
     /// wait from joining to admission, in seconds.
@@ -78,15 +78,7 @@ pub async fn rooms(deps: &Deps, concert: Option<Uuid>) -> Result<Vec<Room>, AppE
             })
             .collect();
         let name = stats.concert_id.to_string();
-        let admissions_per_s = readings
-            .iter()
-            .filter(|r| {
-                readings
-                    .last()
-                    .is_some_and(|l| l.at.duration_since(r.at) <= Duration::from_secs(300))
-            })
-            .filter_map(|r| r.values.get(&name).map(|v| *v as f64 / 60.0))
-            .collect();
+        let admissions_per_s = chart(&readings, &name);
         let per_s = stats.admitted_last_minute as f64 / 60.0;
         let eta_s = (per_s > 0.0 && !stats.paused).then(|| (stats.waiting + stats.pre_queue) as f64 / per_s);
         rooms.push(Room {
@@ -129,4 +121,26 @@ pub async fn set_paused(deps: &Deps, session: &Session, concert: Uuid, paused: b
     )
     .await?;
     Ok(stats)
+}
+
+/// The last five minutes of `name`'s readings in 5-second steps (admitted in the last minute,
+/// as per second).
+fn chart(readings: &[super::Reading], name: &str) -> Vec<f64> {
+    const STEPS: u32 = 60;
+    let step = Duration::from_secs(5);
+    let Some(last) = readings.last() else {
+        return Vec::new();
+    };
+    (0..STEPS)
+        .rev()
+        .map(|i| {
+            let end = last.at.checked_sub(step * i);
+            let start = end.and_then(|e| e.checked_sub(step));
+            readings
+                .iter()
+                .rfind(|r| start.is_some_and(|s| r.at > s) && end.is_some_and(|e| r.at <= e))
+                .and_then(|r| r.values.get(name))
+                .map_or(0.0, |v| *v as f64 / 60.0)
+        })
+        .collect()
 }

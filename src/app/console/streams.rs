@@ -14,7 +14,10 @@ use crate::infra::redis::streams::ConsumerStats;
 use crate::stream::groups;
 
 /// A consumer counts as a live process while it read within this long (workers block for a
-/// few seconds at most between reads).
+/// few seconds at most between reads). Redis 7.0 creates a consumer only once it is handed an
+/// entry, so an idle stream's workers show no consumer at all: a group also counts as served
+/// while a consumer of it noted the group seen (every maintenance round, `groups_seen`)
+/// within two rounds.
 pub const LIVE_WITHIN: Duration = Duration::from_secs(30);
 /// A lag compared with its reading this long ago tells whether it grows.
 const TREND: Duration = Duration::from_secs(30);
@@ -29,6 +32,10 @@ pub struct GroupView {
     pub consumers: Vec<ConsumerStats>,
     /// Consumers that read within [`LIVE_WITHIN`].
     pub live_consumers: usize,
+    /// How long ago a consumer of the group last noted it seen (its maintenance round).
+    pub seen_ms_ago: Option<u64>,
+    /// A process serves the group: a live consumer, or seen within two maintenance rounds.
+    pub served: bool,
     /// Entries the group took off the stream per second over the last minute.
     pub out_per_s: Option<f64>,
     /// The lag now minus its reading [`TREND`] ago.
@@ -84,6 +91,7 @@ pub async fn overview(deps: &Deps) -> Result<Overview, AppError> {
     let settings = &deps.config.streams;
     let mut read = Vec::new();
     let mut values = HashMap::new();
+    let now_ms = chrono::Utc::now().timestamp_millis();
     for key in &keys {
         if let Some((stats, trim)) = groups::read_and_assess(
             &mut conn,
@@ -102,7 +110,14 @@ pub async fn overview(deps: &Deps) -> Result<Overview, AppError> {
                     values.insert(format!("{key}|{}|lag", group.name), lag);
                 }
             }
-            read.push((stats, trim));
+            let names: Vec<&str> = stats.groups.iter().map(|g| g.name.as_str()).collect();
+            let seen =
+                crate::infra::redis::streams::groups_seen(&mut conn, &deps.keys.groups_seen(), key, &names).await?;
+            let seen: Vec<Option<u64>> = seen
+                .into_iter()
+                .map(|at| at.map(|at| now_ms.saturating_sub(at).max(0) as u64))
+                .collect();
+            read.push((stats, trim, seen));
         }
     }
     let readings = deps.console.record("streams", values);
@@ -136,7 +151,8 @@ pub async fn overview(deps: &Deps) -> Result<Overview, AppError> {
     }
     .max(u64::from(newest_is_recent));
     let mut streams = Vec::new();
-    for (stats, trim) in read {
+    let seen_within = (settings.maintenance_interval * 2 + Duration::from_secs(5)).as_millis() as u64;
+    for (stats, trim, seen) in read {
         let key = stats.key.clone();
         let name = if key == dead_letter_key {
             "dead-letter".to_owned()
@@ -148,7 +164,8 @@ pub async fn overview(deps: &Deps) -> Result<Overview, AppError> {
             .groups
             .iter()
             .zip(&trim.groups)
-            .map(|(g, standing)| {
+            .zip(seen)
+            .map(|((g, standing), seen_ms_ago)| {
                 let lag_name = format!("{key}|{}|lag", g.name);
                 let lag_change = lag_change(&readings, &lag_name, TREND);
                 let out_per_s = match (
@@ -158,17 +175,20 @@ pub async fn overview(deps: &Deps) -> Result<Overview, AppError> {
                     (Some(inflow), Some(d)) => Some((inflow - d).max(0.0)),
                     _ => None,
                 };
+                let live_consumers = g
+                    .consumers
+                    .iter()
+                    .filter(|c| c.idle_ms < LIVE_WITHIN.as_millis() as u64)
+                    .count();
                 GroupView {
+                    served: live_consumers > 0 || seen_ms_ago.is_some_and(|ago| ago < seen_within),
+                    seen_ms_ago,
+                    live_consumers,
                     name: g.name.clone(),
                     lag: g.lag,
                     pending: g.pending,
                     oldest_pending_age_ms: g.oldest_pending_age_ms,
                     last_delivered_id: g.last_delivered_id.clone(),
-                    live_consumers: g
-                        .consumers
-                        .iter()
-                        .filter(|c| c.idle_ms < LIVE_WITHIN.as_millis() as u64)
-                        .count(),
                     consumers: g.consumers.clone(),
                     out_per_s,
                     lag_change,
@@ -256,15 +276,16 @@ fn attention(streams: &[StreamView], dead_letters_recent: u64, claim_idle: Durat
                     link: link.clone(),
                 });
             }
-            if g.live_consumers == 0 {
+            if !g.served {
                 out.push(Attention {
                     severity: 4,
                     kind: "no live process",
                     text: format!(
-                        "{} / {}: no consumer read in the last {} s: is a `{}` worker running?",
+                        "{} / {}: no consumer read in the last {} s nor was seen for {}: is a worker serving `{}` running?",
                         s.name,
                         g.name,
                         LIVE_WITHIN.as_secs(),
+                        g.seen_ms_ago.map_or("ever".to_owned(), |ms| format!("{} s", ms / 1000)),
                         g.name
                     ),
                     link,
@@ -282,4 +303,64 @@ fn attention(streams: &[StreamView], dead_letters_recent: u64, claim_idle: Durat
     }
     out.sort_by_key(|a| a.severity);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(lag: u64, lag_change: Option<i64>, oldest: Option<u64>, served: bool) -> GroupView {
+        GroupView {
+            name: "payment".into(),
+            lag: Some(lag),
+            pending: 0,
+            oldest_pending_age_ms: oldest,
+            last_delivered_id: "0-0".into(),
+            consumers: Vec::new(),
+            live_consumers: 0,
+            seen_ms_ago: None,
+            served,
+            out_per_s: None,
+            lag_change,
+            pinning: "always",
+            abandoned: false,
+            pins: true,
+        }
+    }
+
+    fn stream(groups: Vec<GroupView>) -> StreamView {
+        StreamView {
+            key: "imticket:stream:payments".into(),
+            name: "payments".into(),
+            length: 0,
+            first_id: None,
+            last_id: None,
+            in_per_s: None,
+            in_per_s_5m: None,
+            trim_point: None,
+            trim_held_by: None,
+            groups,
+        }
+    }
+
+    #[test]
+    fn attention_lists_the_worst_first_and_nothing_when_all_is_well() {
+        let claim_idle = Duration::from_secs(60);
+        assert!(attention(&[stream(vec![group(0, Some(0), None, true)])], 0, claim_idle).is_empty());
+        let found = attention(
+            &[stream(vec![
+                group(0, None, None, false),
+                group(9, Some(5), Some(120_000), true),
+            ])],
+            3,
+            claim_idle,
+        );
+        let kinds: Vec<&str> = found.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            ["lag growing", "pending too old", "dead letters new", "no live process"]
+        );
+        // A lag that shrinks or stays, a pending entry younger than the reclaim time: nothing.
+        assert!(attention(&[stream(vec![group(9, Some(-3), Some(30_000), true)])], 0, claim_idle).is_empty());
+    }
 }
