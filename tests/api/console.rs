@@ -852,3 +852,71 @@ async fn roles_come_from_the_cli_and_console_log_ins_are_rate_limited() {
     );
     assert!(cookie_of(&right_but_limited).is_none());
 }
+
+/// Two groups dead-lettered the same event: a replay of the stream's dead letters publishes it
+/// once (every group reads the one replay) and removes both letters; the audit log says so.
+#[tokio::test]
+async fn an_event_two_groups_dead_lettered_is_replayed_once() {
+    let app = spawn_app().await;
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    let (key, fields) = poison(&deps.keys);
+    xadd(&deps, &key, &fields).await;
+    drain_with(&app, Stream::Payments, Broken).await;
+    let runtime = imticket::root::stream_runtime(&deps);
+    for subscription in Subscription::each_partition_for(&deps.keys, Stream::Payments, "settlement", Broken) {
+        let mut consumer = runtime.consumer(subscription);
+        while !consumer.process_batch().await.unwrap().is_idle() {}
+    }
+    let conn = deps.redis.connection().await.unwrap();
+    let len = |key: String| {
+        let mut conn = conn.clone();
+        async move { redis::cmd("XLEN").arg(key).query_async::<u64>(&mut conn).await.unwrap() }
+    };
+    assert_eq!(len(deps.keys.dead_letter()).await, 2, "one letter per group");
+    let before = len(key.clone()).await;
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(app.url("/console/login"))
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let session = cookie_of(&login).unwrap().split(';').next().unwrap().to_owned();
+    let page = client
+        .get(app.url("/console/dead-letters"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    let body = page.text().await.unwrap();
+    let token = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let done = client
+        .post(app.url("/console/dead-letters/replay"))
+        .header("cookie", &session)
+        .form(&[("csrf", token.as_str()), ("stream", "payments")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let outcome: String = sqlx::query_scalar("SELECT outcome FROM console_actions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(
+        outcome.starts_with("1 replayed, 0 already gone, 0 remaining, 1 merged"),
+        "{outcome}"
+    );
+    assert_eq!(len(deps.keys.dead_letter()).await, 0);
+    assert_eq!(len(key.clone()).await, before + 1, "published once");
+}

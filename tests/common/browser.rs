@@ -88,32 +88,72 @@ impl Browser {
         self.client.current_url().await.unwrap()
     }
 
+    // Read in one script each, so a live part replaced between finding an element and reading
+    // it (every 2 s) is never a stale element.
     pub async fn text(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
+        let found = self
+            .client
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                vec![json!(css)],
+            )
             .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .text()
-            .await
-            .unwrap()
+            .unwrap();
+        found
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: no such element"))
+            .to_owned()
     }
 
     pub async fn has(&self, css: &str) -> bool {
-        !self.client.find_all(Locator::Css(css)).await.unwrap().is_empty()
+        self.count(css).await > 0
     }
 
     pub async fn count(&self, css: &str) -> usize {
-        self.client.find_all(Locator::Css(css)).await.unwrap().len()
-    }
-
-    pub async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .click()
+        let n = self
+            .client
+            .execute(
+                "return document.querySelectorAll(arguments[0]).length;",
+                vec![json!(css)],
+            )
             .await
             .unwrap();
+        n.as_u64().unwrap() as usize
+    }
+
+    /// Clicks a link or button and waits for the page it leads to (a new document), finding
+    /// the element again if a live refresh replaced it in between.
+    pub async fn click(&self, css: &str) {
+        self.script("window.__imticketBefore = true; return 1;").await;
+        self.click_only(css).await;
+        self.until(
+            &format!("the page after clicking {css}"),
+            Duration::from_secs(15),
+            || async {
+                self.script("return window.__imticketBefore !== true && document.readyState === 'complete';")
+                    .await
+                    == json!(true)
+            },
+        )
+        .await;
+    }
+
+    async fn click_only(&self, css: &str) {
+        for attempt in 0.. {
+            let clicked = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.click().await,
+                Err(e) => Err(e),
+            };
+            match clicked {
+                Ok(()) => return,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if attempt < 10 && e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
     }
 
     pub async fn fill(&self, css: &str, value: &str) {

@@ -588,11 +588,15 @@ pub struct Done {
     pub gone: u64,
     /// Still in the scope after this batch.
     pub remaining: u64,
+    /// Dead letters of an event this batch already published again (another group's letter
+    /// of the same event): removed, since every group of the stream reads the one replay.
+    pub merged: u64,
 }
 
 /// Replays one dead letter (`id`) or the first [`BATCH`] of `scope`: each published again to
 /// its source stream (same `event_id`: a handler that already applied it does nothing) and
-/// removed. A letter another click is replaying right now is left to that click (a short
+/// removed. Every group of the stream reads the replay, so of several letters of one event
+/// (one per group that failed it) the batch publishes one and removes the others. A letter another click is replaying right now is left to that click (a short
 /// Redis claim), so a double click replays nothing twice. Recorded in the audit log.
 pub async fn replay(deps: &Deps, session: &Session, scope: &Scope, id: Option<&str>) -> Result<(Done, Uuid), AppError> {
     let ids = match id {
@@ -601,6 +605,7 @@ pub async fn replay(deps: &Deps, session: &Session, scope: &Scope, id: Option<&s
     };
     let mut conn = deps.redis.connection().await?;
     let mut done = Done::default();
+    let mut published: HashSet<(String, String)> = HashSet::new();
     for chunk in ids.chunks(100) {
         for id in chunk {
             let claim = format!("{}console:replaying:{id}", deps.keys.prefix());
@@ -619,8 +624,18 @@ pub async fn replay(deps: &Deps, session: &Session, scope: &Scope, id: Option<&s
             }
             match dead_letter::show(&mut conn, &deps.keys, id).await? {
                 Some(letter) => {
-                    dead_letter::replay(&mut conn, &deps.keys, &letter).await?;
-                    done.done += 1;
+                    let event = (
+                        letter.source_stream.clone(),
+                        letter.original_field("event_id").unwrap_or(&letter.id).to_owned(),
+                    );
+                    if published.contains(&event) {
+                        streams::delete(&mut conn, &deps.keys.dead_letter(), &[id.as_str()]).await?;
+                        done.merged += 1;
+                    } else {
+                        dead_letter::replay(&mut conn, &deps.keys, &letter).await?;
+                        published.insert(event);
+                        done.done += 1;
+                    }
                 }
                 None => done.gone += 1,
             }
@@ -631,10 +646,16 @@ pub async fn replay(deps: &Deps, session: &Session, scope: &Scope, id: Option<&s
         None => ids_in(deps, scope, None, 0).await?.1,
     };
     let target = id.map_or_else(|| scope.describe(), |id| format!("dead letter {id}"));
-    let outcome = format!(
+    let mut outcome = format!(
         "{} replayed, {} already gone, {} remaining",
         done.done, done.gone, done.remaining
     );
+    if done.merged > 0 {
+        outcome.push_str(&format!(
+            ", {} merged (another group's letter of an event replayed here)",
+            done.merged
+        ));
+    }
     let action = super::record_action(deps, session, "replay", &target, &outcome, serde_json::json!(done)).await?;
     Ok((done, action))
 }

@@ -228,7 +228,7 @@ pub async fn replay_dry_run(deps: Data<Deps>, user: ConsoleUser, q: Query<Action
             strong #fail-count { (count("would_fail")) } " would fail again."
         }
         @if total as usize > letters.len() { p { "A replay takes the first " (dead_letters::BATCH) "; the page after it offers the next batch." } }
-        p.hint { "A replay publishes each entry again to its stream with the same event id: every group that already processed it (processed_events) does nothing a second time." }
+        p.hint { "A replay publishes each entry again to its stream with the same event id: every group of the stream reads it, and each that already processed it (processed_events) does nothing a second time. Of several letters of one event (one per group that failed it) one is published and the others removed." }
         @if letters.is_empty() {
             p #nothing { "Nothing to replay: no such dead letter (already replayed or purged)." }
         } @else {
