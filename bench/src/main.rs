@@ -6,6 +6,7 @@ mod backbone;
 mod booking;
 mod catalog;
 mod chaos;
+mod console;
 mod load;
 mod queue;
 
@@ -41,6 +42,7 @@ enum Command {
     BookingFlow(booking::pay::BookingFlow),
     ChaosLoad(chaos::ChaosLoad),
     ChaosCheck(chaos::ChaosCheck),
+    ConsoleFill(console::ConsoleFill),
 }
 
 #[tokio::main]
@@ -78,5 +80,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::BookingFlow(args) => booking::pay::flow(&deps, &args).await,
         Command::ChaosLoad(args) => chaos::load(&deps, &args).await,
         Command::ChaosCheck(args) => chaos::check(&deps, &args).await,
+        Command::ConsoleFill(args) => console::fill(&deps, &args).await,
     }
 }

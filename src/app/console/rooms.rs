@@ -40,15 +40,24 @@ pub struct Room {
 
 /// Every open line (or only `concert`), the longest first.
 pub async fn rooms(deps: &Deps, concert: Option<Uuid>) -> Result<Vec<Room>, AppError> {
+    let mut conn = deps.db.read().await.context("acquire connection")?;
     let ids = match concert {
         Some(id) => vec![id],
-        None => waiting_room::open_lines(&deps.redis, &deps.keys).await?,
+        None => {
+            // Open lines, and paused ones even when empty (the promoter drops an empty line).
+            let mut ids = waiting_room::open_lines(&deps.redis, &deps.keys).await?;
+            for id in repo::paused_concerts(&mut conn).await? {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            ids
+        }
     };
     let mut all = Vec::new();
     for id in &ids {
         all.push(WaitingRoom::new(&deps.redis, &deps.keys, *id).stats(*id).await?);
     }
-    let mut conn = deps.db.read().await.context("acquire connection")?;
     let titles: HashMap<Uuid, (String, bool)> = repo::concert_titles(&mut conn, &ids)
         .await?
         .into_iter()
@@ -143,4 +152,10 @@ fn chart(readings: &[super::Reading], name: &str) -> Vec<f64> {
                 .map_or(0.0, |v| *v as f64 / 60.0)
         })
         .collect()
+}
+
+/// Concerts to look at when no line is open: the next ones by their first schedule.
+pub async fn upcoming(deps: &Deps) -> Result<Vec<(Uuid, String)>, AppError> {
+    let mut conn = deps.db.read().await.context("acquire connection")?;
+    Ok(repo::upcoming_concerts(&mut conn, 20).await?)
 }

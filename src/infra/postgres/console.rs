@@ -374,6 +374,27 @@ pub async fn concert_titles(conn: &mut PgConnection, ids: &[Uuid]) -> anyhow::Re
     Ok(rows.into_iter().map(|r| (r.id, r.title, r.paused)).collect())
 }
 
+/// Concerts whose admission an admin paused (shown even when their line is empty).
+pub async fn paused_concerts(conn: &mut PgConnection) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar!("SELECT id FROM concerts WHERE admission_paused_at IS NOT NULL ORDER BY id LIMIT 1000")
+        .fetch_all(conn)
+        .await
+        .context("console paused concerts")
+}
+
+/// The next concerts by their first schedule (for a page that has none open): (id, title).
+pub async fn upcoming_concerts(conn: &mut PgConnection, limit: i64) -> anyhow::Result<Vec<(Uuid, String)>> {
+    let rows = sqlx::query!(
+        r#"SELECT c.id, c.title FROM concerts c JOIN schedules s ON s.concert_id = c.id
+           WHERE s.starts_at > now() GROUP BY c.id ORDER BY min(s.starts_at), c.id LIMIT $1"#,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+    .context("console upcoming concerts")?;
+    Ok(rows.into_iter().map(|r| (r.id, r.title)).collect())
+}
+
 /// A webhook endpoint and how its deliveries fare.
 #[derive(Debug, Clone, Serialize)]
 pub struct WebhookHealth {

@@ -86,9 +86,22 @@ pub async fn dead_letters(req: HttpRequest, deps: Data<Deps>, user: ConsoleUser,
     }
     let (total, groups) = dead_letters::groups(&deps).await?;
     let page = dead_letters::page(&deps, &scope, q.after.as_deref(), PAGE_SIZE).await?;
+    let mut streams: Vec<(String, u64)> = Vec::new();
+    for g in &groups {
+        match streams.iter_mut().find(|(s, _)| *s == g.stream) {
+            Some((_, n)) => *n += g.count,
+            None => streams.push((g.stream.clone(), g.count)),
+        }
+    }
     let sq = scope_query(&scope);
     let part = html! {
-        p { strong #dead-letter-total { (total) } " dead letter(s) in " (groups.len()) " group(s)." }
+        p { strong #dead-letter-total { (total) } " dead letter(s) in " (groups.len()) " group(s)."
+            @if !streams.is_empty() {
+                " By stream: " @for (stream, n) in &streams {
+                    a.stream-filter href={"/console/dead-letters?stream=" (enc(stream))} { (stream) " (" (n) ")" } " "
+                }
+            }
+        }
         table #groups {
             thead { tr { th { "count" } th { "stream / group" } th { "event types" } th { "error (normalised)" } th { "newest" } th { "" } } }
             tbody {

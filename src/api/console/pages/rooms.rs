@@ -24,8 +24,17 @@ pub async fn rooms(req: HttpRequest, deps: Data<Deps>, user: ConsoleUser, q: Que
         .map(|c| uuid(c, "concert"))
         .transpose()?;
     let rooms = rooms::rooms(&deps, concert).await?;
+    let upcoming = match rooms.is_empty() {
+        true => rooms::upcoming(&deps).await?,
+        false => Vec::new(),
+    };
     let part = html! {
-        @if rooms.is_empty() { p #no-rooms { "No open line." } }
+        @if rooms.is_empty() {
+            p #no-rooms { "No open line (a line closes when nobody waits or is active in it)." }
+            @if !upcoming.is_empty() {
+                p { "Next concerts: " @for (id, title) in &upcoming { a href={"/console/rooms?concert=" (id)} { (title) } " · " } }
+            }
+        }
         @for r in &rooms {
             @let s = &r.stats;
             section.room data-concert=(s.concert_id) data-paused=(s.paused) {
