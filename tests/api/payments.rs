@@ -258,3 +258,102 @@ async fn concurrent_debits_never_drive_a_balance_below_zero() {
     assert_eq!(balance["balance"], 0);
     ledgers_balance(&app).await;
 }
+
+/// The usual payment (held, the caller's, enough points) is one statement: a process of its
+/// own (the real binary, so its metrics are its alone) counts it as `path="fast"`; a refusal
+/// (402) goes the general way and counts no payment; the rows are those of any payment (one
+/// debit, one payment, `paid`, one outbox event), and the worker confirms it as always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_of_a_held_reservation_takes_the_one_statement_path() {
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let log = app.redis.dir().join("api-pay.log");
+    let (_api, port) = spawn_listening(binary_command(env!("CARGO_BIN_EXE_imticket-api"), &app.env), &log);
+    let mut fans = fans(&app, &concert, 2).await;
+    let (poor, fan) = (fans.remove(1), fans.remove(0));
+    charge(&app, &fan, Some("top-up"), json!(1000)).await;
+    let (status, held) = hold(&app, &fan, &schedule, &seats[..2]).await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    let reservation = held["id"].as_str().unwrap().to_owned();
+    let (status, poor_held) = hold(&app, &poor, &schedule, &seats[2..3]).await;
+    assert_eq!(status, StatusCode::CREATED, "{poor_held}");
+    let base = format!("http://127.0.0.1:{port}");
+    let pay_there = |fan: &Fan, reservation: String| {
+        app.client
+            .post(format!("{base}/api/v1/reservations/{reservation}/payments"))
+            .bearer_auth(&fan.access)
+            .header("x-queue-token", &fan.queue)
+            .header("idempotency-key", "pay-1")
+            .send()
+    };
+    let paid = pay_there(&fan, reservation.clone()).await.unwrap();
+    assert_eq!(paid.status(), StatusCode::CREATED);
+    let body: serde_json::Value = paid.json().await.unwrap();
+    assert_eq!(
+        (body["amount"].clone(), body["balance"].clone()),
+        (json!(200), json!(800))
+    );
+    let refused = pay_there(&poor, poor_held["id"].as_str().unwrap().to_owned())
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
+
+    let metrics = app
+        .client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |path: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("payments_total") && l.contains(&format!("path=\"{path}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|v| v.parse::<f64>().unwrap())
+    };
+    assert_eq!(count("fast"), Some(1.0), "{metrics}");
+    assert_eq!(count("general"), None, "the refusal paid nothing");
+
+    let (debits, payments, outbox, status): (i64, i64, i64, String) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM point_transactions WHERE reservation_id = r.id AND kind = 'payment' AND amount = -200),
+                (SELECT count(*) FROM payments WHERE reservation_id = r.id AND amount = 200 AND idempotency_key = 'pay-1'),
+                (SELECT count(*) FROM outbox WHERE event_type = 'payment.completed' AND payload->>'reservation_id' = r.id::text
+                   AND (payload->>'amount')::bigint = 200),
+                r.status
+         FROM reservations r WHERE r.id = $1::uuid",
+    )
+    .bind(&reservation)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((debits, payments, outbox, status.as_str()), (1, 1, 1, "paid"));
+    let (status, _) = pay(&app, &poor, poor_held["id"].as_str().unwrap(), "pay-1").await;
+    assert_eq!(
+        status,
+        StatusCode::PAYMENT_REQUIRED,
+        "refused again, the general way, nothing written"
+    );
+    eventually(
+        "the payment event is on its stream",
+        Duration::from_secs(10),
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&app.db)
+                .await
+                .unwrap()
+                == 0
+        },
+    )
+    .await;
+    run_payment_worker(&app).await;
+    let confirmed: String = sqlx::query_scalar("SELECT status FROM reservations WHERE id = $1::uuid")
+        .bind(&reservation)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(confirmed, "confirmed");
+    ledgers_balance(&app).await;
+    check_invariants(&app, &schedule).await;
+}
