@@ -130,3 +130,107 @@ async fn a_payment_worker_killed_mid_way_leaves_every_reservation_confirmed_once
     let (code, report) = crate::audit::audit(&app);
     assert_eq!(code, Some(0), "{report}");
 }
+
+/// The payment worker confirms a batch of events in one transaction, still once per event: 50
+/// paid reservations and 10 of their events published twice, read by a real worker process,
+/// are 50 confirmations (one ticket, one `reservation.confirmed` each) in a few transactions,
+/// as the worker's own metrics count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmations_are_batched_and_still_once_per_event() {
+    use crate::holds::{charge, hold, pay};
+    use futures_util::StreamExt as _;
+    let (app, concert, schedule, seats) = sale(|_| {}).await;
+    let fans = fans(&app, &concert, 50).await;
+    let paid: Vec<String> = futures_util::stream::iter(fans.iter().zip(&seats))
+        .map(|(fan, seat)| {
+            let app = &app;
+            let schedule = &schedule;
+            async move {
+                charge(app, fan, Some("top-up"), json!(1000)).await;
+                let (status, held) = hold(app, fan, schedule, &[*seat]).await;
+                assert_eq!(status, reqwest::StatusCode::CREATED, "{held}");
+                let id = held["id"].as_str().unwrap().to_owned();
+                let (status, body) = pay(app, fan, &id, "pay").await;
+                assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+                id
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    eventually(
+        "every payment event is on its stream",
+        Duration::from_secs(20),
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&app.db)
+                .await
+                .unwrap()
+                == 0
+        },
+    )
+    .await;
+    // Ten events twice (a relay that published again after a crash).
+    let deps = imticket::root::deps(config_from(&app.env)).unwrap();
+    let mut conn = deps.redis.connection().await.unwrap();
+    let key = deps.keys.stream(imticket::events::Stream::Payments);
+    let entries = imticket::infra::redis::streams::range(&mut conn, &key, "-", "+", Some(10))
+        .await
+        .unwrap();
+    for entry in &entries {
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg(&entry.fields)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    let log = app.redis.dir().join("worker-batched.log");
+    let mut worker = binary_command(env!("CARGO_BIN_EXE_imticket-worker"), &app.env);
+    worker.arg("payment");
+    let (_worker, port) = spawn_listening(worker, &log);
+    eventually("all 50 confirmed", Duration::from_secs(30), || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM reservations WHERE status = 'confirmed'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+            == 50
+    })
+    .await;
+    let metric = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0.0, |v| v.parse::<f64>().unwrap())
+    };
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while metric(&text, "stream_duplicates_total") < 10.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not absorb the 10 copies:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        text = app.client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+    }
+    let (batches, done) = (
+        metric(&text, "confirmation_batches_total"),
+        metric(&text, "reservations_confirmed_total"),
+    );
+    assert_eq!(done, 50.0, "{text}");
+    assert!((1.0..=16.0).contains(&batches), "60 events in {batches} transactions");
+    let (tickets, told, processed): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(DISTINCT ticket_code) FROM reservations WHERE id = ANY($1::uuid[])),
+                (SELECT count(*) FROM outbox WHERE event_type = 'reservation.confirmed'),
+                (SELECT count(*) FROM processed_events WHERE consumer_group = 'payment')",
+    )
+    .bind(&paid)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((tickets, told, processed), (50, 50, 50), "once per event");
+    crate::holds::check_invariants(&app, &schedule).await;
+}
