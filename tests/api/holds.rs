@@ -149,6 +149,22 @@ pub async fn pay(app: &TestApp, fan: &Fan, reservation: &str, key: &str) -> (Sta
 
 /// Runs the payment worker in this process until the payments stream is drained.
 pub async fn run_payment_worker(app: &TestApp) {
+    // The API hands a payment's event to its batching publisher, which puts it on the stream a
+    // moment after the answer: wait for that (a running worker would simply read it next),
+    // unless Redis is down on purpose, which the caller then sees for itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let unpublished: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL AND event_type = 'payment.completed'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if unpublished == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.drain_role(
         imticket::events::Stream::Payments,
         imticket::worker::handlers::PaymentHandler::new,
