@@ -158,18 +158,7 @@ async fn confirmations_are_batched_and_still_once_per_event() {
         .buffer_unordered(16)
         .collect()
         .await;
-    eventually(
-        "every payment event is on its stream",
-        Duration::from_secs(20),
-        || async {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&app.db)
-                .await
-                .unwrap()
-                == 0
-        },
-    )
-    .await;
+    app.every_event_published().await;
     // Ten events twice (a relay that published again after a crash).
     let deps = imticket::root::deps(config_from(&app.env)).unwrap();
     let mut conn = deps.redis.connection().await.unwrap();

@@ -201,18 +201,7 @@ async fn an_operator_watches_lag_groups_dead_letters_and_replays_one_once() {
     let reservation = held["id"].as_str().unwrap().to_owned();
     let (status, paid) = pay(&app, &fan, &reservation, "pay-1").await;
     assert_eq!(status, StatusCode::CREATED, "{paid}");
-    eventually(
-        "the payment event is on its stream",
-        Duration::from_secs(10),
-        || async {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&app.db)
-                .await
-                .unwrap()
-                == 0
-        },
-    )
-    .await;
+    app.every_event_published().await;
     drain_with(&app, Stream::Payments, Broken).await;
 
     // Grouped: 25 poison events under one normalised error, the failed payment under another.

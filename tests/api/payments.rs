@@ -335,18 +335,7 @@ async fn a_payment_of_a_held_reservation_takes_the_one_statement_path() {
         StatusCode::PAYMENT_REQUIRED,
         "refused again, the general way, nothing written"
     );
-    eventually(
-        "the payment event is on its stream",
-        Duration::from_secs(10),
-        || async {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&app.db)
-                .await
-                .unwrap()
-                == 0
-        },
-    )
-    .await;
+    app.every_event_published().await;
     run_payment_worker(&app).await;
     let confirmed: String = sqlx::query_scalar("SELECT status FROM reservations WHERE id = $1::uuid")
         .bind(&reservation)

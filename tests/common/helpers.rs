@@ -274,6 +274,23 @@ impl TestApp {
         }
     }
 
+    /// Waits (up to 20 s) until every committed outbox row is on its stream: the API hands its
+    /// events to a batching publisher that XADDs them a moment after the answer.
+    pub async fn every_event_published(&self) {
+        eventually(
+            "every outbox event is on its stream",
+            std::time::Duration::from_secs(20),
+            || async {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    .fetch_one(&self.db)
+                    .await
+                    .unwrap()
+                    == 0
+            },
+        )
+        .await;
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&self.db)
