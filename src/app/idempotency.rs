@@ -60,6 +60,37 @@ pub struct Keyed<'a> {
     pub request: &'a Value,
 }
 
+impl Keyed<'_> {
+    /// The hash stored with the answer: the same request, the same hash.
+    pub fn request_hash(&self) -> String {
+        request_hash(self.request)
+    }
+
+    /// The name of the key's advisory lock, for a statement that takes it itself.
+    pub fn lock_name(&self) -> String {
+        repo::lock_name(self.user_id, self.scope.as_str(), self.key.as_str())
+    }
+}
+
+/// The answer stored under a key, to a request whose hash is `hash`: a replay of it, or 409
+/// `idempotency_key_reused` if the key was stored for another request.
+pub fn replay(scope: Scope, stored_hash: &str, hash: &str, status: i16, body: Value) -> Result<Answer, AppError> {
+    let scope = scope.as_str();
+    if stored_hash != hash {
+        metrics::counter!("idempotency_conflicts_total", "scope" => scope).increment(1);
+        return Err(AppError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request",
+        ));
+    }
+    metrics::counter!("idempotency_replays_total", "scope" => scope).increment(1);
+    Ok(Answer {
+        status: u16::try_from(status).unwrap_or(200),
+        body,
+        replayed: true,
+    })
+}
+
 /// How a keyed request begins.
 pub enum Begun {
     /// Answered before: send this, run nothing.
@@ -91,20 +122,7 @@ impl Once {
         let hash = request_hash(request);
         repo::lock(&mut tx, user_id, scope.as_str(), key.as_str()).await?;
         if let Some(stored) = repo::find(&mut tx, user_id, scope.as_str(), key.as_str()).await? {
-            let scope = scope.as_str();
-            if stored.request_hash != hash {
-                metrics::counter!("idempotency_conflicts_total", "scope" => scope).increment(1);
-                return Err(AppError::conflict(
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used for a different request",
-                ));
-            }
-            metrics::counter!("idempotency_replays_total", "scope" => scope).increment(1);
-            return Ok(Begun::AnsweredBefore(Answer {
-                status: u16::try_from(stored.status).unwrap_or(200),
-                body: stored.body,
-                replayed: true,
-            }));
+            return replay(scope, &stored.request_hash, &hash, stored.status, stored.body).map(Begun::AnsweredBefore);
         }
         Ok(Begun::FirstTime(Once {
             tx,

@@ -2,21 +2,23 @@
 //! checks the caller owns it and it is held and not due, debits the wallet (402 changes
 //! nothing), records the payment, marks the reservation `paid` and writes `payment.completed`
 //! to the outbox; the `payment` worker then confirms it. The usual case (held, the caller's,
-//! enough points) is one statement (`reservations::pay_held`); a refusal, or anything that
-//! statement did not settle, goes the general way, which names the reason. Once per `Idempotency-Key`: a replay
+//! enough points) is one statement with its key (`reservations::pay_once`: the key's lock, its
+//! stored answer, the payment and the answer stored); a refusal, or anything that statement
+//! did not settle, goes the general way, which names the reason. Once per `Idempotency-Key`: a replay
 //! is answered from the stored record before the waiting-room gate, because paying releases
 //! the buyer's slot (api.md).
 
+use anyhow::Context;
 use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::Deps;
 use super::error::{AppError, ErrorKind};
-use super::idempotency::{Answer, Begun, Keyed, Once, Scope};
+use super::idempotency::{Answer, Begun, Keyed, Once, Scope, replay};
 use super::statistics;
 use super::tokens::QueuePass;
-use super::waiting_room::require_active;
+use super::waiting_room::{ActivePass, require_active};
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::reservation::ReservationStatus;
 use crate::events::PaymentCompleted;
@@ -41,45 +43,20 @@ pub async fn pay(
         scope: Scope::Pay,
         request: &request,
     };
+    // The gate first for the usual payment; a refusal may still be a replay, which the general
+    // path answers from the stored record before its own look at the gate.
+    if let Ok(active) = require_active(deps, pass, user_id).await
+        && let Some(answer) = pay_in_one_statement(deps, &keyed, active, reservation_id).await?
+    {
+        return Ok(answer);
+    }
     let mut once = match Once::begin(deps, keyed).await? {
         Begun::AnsweredBefore(answer) => return Ok(answer),
         Begun::FirstTime(once) => once,
     };
     // The gate, for a request that does something.
     let active = require_active(deps, pass, user_id).await?;
-    // The usual case in one statement: held, the caller's, of the pass's concert, covered by
-    // the wallet. Anything else wrote nothing, and the general path below says why.
     let payment_id = Uuid::now_v7();
-    let (event_id, trace_id) = (Uuid::now_v7(), crate::telemetry::trace_context::current_traceparent());
-    let fast = repo::pay_held(
-        once.tx(),
-        &repo::PayHeld {
-            reservation_id,
-            user_id,
-            concert_id: active.pass.concert_id,
-            payment_id,
-            ledger_id: Uuid::now_v7(),
-            idempotency_key: key.as_str(),
-            now: Utc::now(),
-            event_id,
-            trace_id: trace_id.as_deref(),
-        },
-    )
-    .await?;
-    if let Some(paid) = fast {
-        tracing::debug!(%reservation_id, path = "one statement", "paid");
-        return finish(
-            deps,
-            once,
-            payment_id,
-            reservation_id,
-            paid.amount,
-            paid.balance,
-            paid.outbox_id,
-            "fast",
-        )
-        .await;
-    }
     let row = repo::find(once.tx(), reservation_id, true)
         .await?
         .filter(|r| r.user_id == user_id)
@@ -124,15 +101,67 @@ pub async fn pay(
     };
     let outbox_id = outbox::append(once.tx(), &event).await?;
     tracing::debug!(%reservation_id, path = "general", "paid");
-    finish(
-        deps, once, payment_id, row.id, row.amount, balance, outbox_id, "general",
+    finish(deps, once, payment_id, row.id, row.amount, balance, outbox_id).await
+}
+
+/// The usual payment (held, the caller's, of the pass's concert, covered by the wallet) with
+/// its key in one statement (`reservations::pay_once`): the key's lock, its stored answer, the
+/// payment and the answer stored, in one implicit transaction. `None` when a check failed:
+/// nothing was written and the general path says why.
+async fn pay_in_one_statement(
+    deps: &Deps,
+    keyed: &Keyed<'_>,
+    active: ActivePass,
+    reservation_id: Uuid,
+) -> Result<Option<Answer>, AppError> {
+    let (hash, lock) = (keyed.request_hash(), keyed.lock_name());
+    let trace_id = crate::telemetry::trace_context::current_traceparent();
+    let mut conn = deps.db.write().await.context("acquire connection")?;
+    let outcome = repo::pay_once(
+        &mut conn,
+        &repo::PayOnce {
+            lock: &lock,
+            scope: keyed.scope.as_str(),
+            request_hash: &hash,
+            reservation_id,
+            user_id: keyed.user_id,
+            concert_id: active.pass.concert_id,
+            payment_id: Uuid::now_v7(),
+            ledger_id: Uuid::now_v7(),
+            idempotency_key: keyed.key.as_str(),
+            now: Utc::now(),
+            event_id: Uuid::now_v7(),
+            trace_id: trace_id.as_deref(),
+        },
     )
-    .await
+    .await?;
+    match outcome {
+        repo::PaidOnce::Stored {
+            request_hash,
+            status,
+            body,
+        } => {
+            conn.commit().await.context("end the lookup")?;
+            replay(keyed.scope, &request_hash, &hash, status, body).map(Some)
+        }
+        repo::PaidOnce::Paid { body, outbox_id } => {
+            conn.commit().await.context("commit payment")?;
+            tracing::debug!(%reservation_id, path = "one statement", "paid");
+            metrics::counter!("payments_total", "path" => "fast").increment(1);
+            deps.outbox.publish_soon(&[outbox_id]).await;
+            Ok(Some(Answer {
+                status: 201,
+                body,
+                replayed: false,
+            }))
+        }
+        // Behind a transaction pooler the connection's transaction wrote nothing: dropped.
+        repo::PaidOnce::Unsettled => Ok(None),
+    }
 }
 
 /// The answer of a payment, stored with its `Idempotency-Key`, committed; then its event
 /// handed to the publisher.
-#[allow(clippy::too_many_arguments)]
 async fn finish(
     deps: &Deps,
     once: Once,
@@ -141,7 +170,6 @@ async fn finish(
     amount: i64,
     balance: i64,
     outbox_id: i64,
-    path: &'static str,
 ) -> Result<Answer, AppError> {
     let answer = once
         .commit_with(
@@ -155,7 +183,7 @@ async fn finish(
             }),
         )
         .await?;
-    metrics::counter!("payments_total", "path" => path).increment(1);
+    metrics::counter!("payments_total", "path" => "general").increment(1);
     // With the process's other events, a few milliseconds later (the API's batching task): the
     // worker confirms within a batch anyway, and the answer never waits for Redis.
     deps.outbox.publish_soon(&[outbox_id]).await;

@@ -259,9 +259,10 @@ async fn concurrent_debits_never_drive_a_balance_below_zero() {
     ledgers_balance(&app).await;
 }
 
-/// The usual payment (held, the caller's, enough points) is one statement: a process of its
-/// own (the real binary, so its metrics are its alone) counts it as `path="fast"`; a refusal
-/// (402) goes the general way and counts no payment; the rows are those of any payment (one
+/// The usual payment (held, the caller's, enough points) is one statement with its key: a
+/// process of its own (the real binary, so its metrics are its alone) counts it as
+/// `path="fast"`; its stored answer is replayed and a reused key refused; a refusal (402) goes
+/// the general way and counts no payment; the rows are those of any payment (one
 /// debit, one payment, `paid`, one outbox event), and the worker confirms it as always.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_of_a_held_reservation_takes_the_one_statement_path() {
@@ -298,6 +299,17 @@ async fn a_payment_of_a_held_reservation_takes_the_one_statement_path() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
+    // The statement stored the answer with the payment: a replay gets it, the key on another
+    // reservation is 409, and neither pays again.
+    let replayed = pay_there(&fan, reservation.clone()).await.unwrap();
+    assert_eq!(replayed.status(), StatusCode::CREATED);
+    assert_eq!(replayed.json::<serde_json::Value>().await.unwrap(), body);
+    let (status, other) = hold(&app, &fan, &schedule, &seats[3..4]).await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    let reused = pay_there(&fan, other["id"].as_str().unwrap().to_owned()).await.unwrap();
+    assert_eq!(reused.status(), StatusCode::CONFLICT);
+    let reused: serde_json::Value = reused.json().await.unwrap();
+    assert_eq!(reused["code"], "idempotency_key_reused", "{reused}");
 
     let metrics = app
         .client
@@ -317,6 +329,15 @@ async fn a_payment_of_a_held_reservation_takes_the_one_statement_path() {
     };
     assert_eq!(count("fast"), Some(1.0), "{metrics}");
     assert_eq!(count("general"), None, "the refusal paid nothing");
+    let counted = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains("scope=\"reservation.pay\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|v| v.parse::<f64>().unwrap())
+    };
+    assert_eq!(counted("idempotency_replays_total"), Some(1.0), "{metrics}");
+    assert_eq!(counted("idempotency_conflicts_total"), Some(1.0), "{metrics}");
 
     let (debits, payments, outbox, status): (i64, i64, i64, String) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM point_transactions WHERE reservation_id = r.id AND kind = 'payment' AND amount = -200),

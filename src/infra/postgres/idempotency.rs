@@ -15,7 +15,13 @@ pub struct StoredAnswer {
 /// concurrent request with the same key waits here for the first one's commit, then finds its
 /// answer.
 pub async fn lock(conn: &mut PgConnection, user_id: Uuid, scope: &str, key: &str) -> anyhow::Result<()> {
-    super::advisory_xact_lock(conn, &format!("idempotency:{user_id}:{scope}:{key}")).await
+    super::advisory_xact_lock(conn, &lock_name(user_id, scope, key)).await
+}
+
+/// The name of the advisory lock of one (user, endpoint, key), as [`lock`] and the
+/// one-statement functions (`pay_once`) take it.
+pub fn lock_name(user_id: Uuid, scope: &str, key: &str) -> String {
+    format!("idempotency:{user_id}:{scope}:{key}")
 }
 
 /// The answer stored for the user's `key` on the endpoint `scope`.

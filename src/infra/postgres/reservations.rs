@@ -451,9 +451,12 @@ pub async fn due_held(conn: &mut PgConnection, grace_seconds: f64, limit: i64) -
     .context("due held reservations")
 }
 
-/// What [`pay_held`] needs: the payment's, its ledger row's and its event's ids, made by the
-/// caller.
-pub struct PayHeld<'a> {
+/// What [`pay_once`] needs: the key (its lock's name, scope, text and the request's hash),
+/// the payment, and the payment's, its ledger row's and its event's ids, made by the caller.
+pub struct PayOnce<'a> {
+    pub lock: &'a str,
+    pub scope: &'a str,
+    pub request_hash: &'a str,
     pub reservation_id: Uuid,
     pub user_id: Uuid,
     /// The concert of the caller's queue pass: the reservation's schedule must be of it.
@@ -467,65 +470,61 @@ pub struct PayHeld<'a> {
     pub trace_id: Option<&'a str>,
 }
 
-/// Pays a held reservation in one statement, in the caller's transaction: the reservation is
-/// locked, checked (the caller's, of the pass's concert, `held` and not due at `now`), the
-/// wallet debited only if it covers the amount (never below zero), the ledger row, the payment,
-/// `paid`, and the `payment.completed` outbox row written — or nothing at all. Returns the
-/// new balance, the amount and the outbox row's id when it paid, None when any check failed
-/// (the caller then looks at the reservation the slow way to say why).
-#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.pay_held"))]
-pub async fn pay_held(conn: &mut PgConnection, p: &PayHeld<'_>) -> anyhow::Result<Option<Paid>> {
-    let paid = sqlx::query!(
-        r#"WITH r AS (
-               SELECT id, amount FROM reservations
-               WHERE id = $1 AND user_id = $2 AND status = 'held' AND expires_at > $7
-                 AND schedule_id IN (SELECT id FROM schedules WHERE concert_id = $3)
-               FOR UPDATE
-           ), w AS (
-               UPDATE wallets SET balance = balance - r.amount, updated_at = now() FROM r
-               WHERE wallets.user_id = $2 AND wallets.balance >= r.amount
-               RETURNING wallets.balance, r.id, r.amount
-           ), ledger AS (
-               INSERT INTO point_transactions (id, user_id, amount, kind, reservation_id)
-               SELECT $5, $2, -w.amount, 'payment', w.id FROM w WHERE w.amount > 0
-           ), marked AS (
-               UPDATE reservations SET status = 'paid', updated_at = now() FROM w WHERE reservations.id = w.id
-           ), payment AS (
-               INSERT INTO payments (id, reservation_id, user_id, amount, idempotency_key)
-               SELECT $4, w.id, $2, w.amount, $6 FROM w
-           ), event AS (
-               INSERT INTO outbox (event_id, stream, event_type, version, payload, trace_id, occurred_at)
-               SELECT $8, 'payments', 'payment.completed', 1,
-                      jsonb_build_object('payment_id', $4::uuid, 'reservation_id', w.id, 'user_id', $2::uuid,
-                                         'amount', w.amount),
-                      $9, $7
-               FROM w
-               RETURNING id
-           )
-           SELECT w.balance, w.amount, event.id AS outbox_id FROM w, event"#,
-        p.reservation_id,
+/// What [`pay_once`] did.
+pub enum PaidOnce {
+    /// The key was used before: its stored answer and the hash of the request that stored it.
+    Stored {
+        request_hash: String,
+        status: i16,
+        body: serde_json::Value,
+    },
+    /// Paid now, the answer stored under the key, committed.
+    Paid { body: serde_json::Value, outbox_id: i64 },
+    /// A check failed and nothing was written: the general path says why.
+    Unsettled,
+}
+
+/// A keyed payment of a held reservation as one statement in its own implicit transaction
+/// (`pay_once` in PostgreSQL, migration 20261207000001): the key's lock, its stored answer,
+/// the reservation locked and checked (the caller's, of the pass's concert, `held` and not due
+/// at `now`), the wallet debited only if it covers the amount (never below zero), the ledger
+/// row, the payment, `paid`, the `payment.completed` outbox row and the stored answer — or
+/// nothing at all. Behind a transaction pooler `conn` is a transaction the caller commits.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.pay_once"))]
+pub async fn pay_once(conn: &mut PgConnection, p: &PayOnce<'_>) -> anyhow::Result<PaidOnce> {
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", status, body, request_hash, outbox_id
+           FROM pay_once($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
+        p.lock,
         p.user_id,
+        p.scope,
+        p.idempotency_key,
+        p.request_hash,
+        p.reservation_id,
         p.concert_id,
         p.payment_id,
         p.ledger_id,
-        p.idempotency_key,
         p.now,
         p.event_id,
         p.trace_id
     )
-    .fetch_optional(conn)
+    .fetch_one(conn)
     .await
-    .context("pay a held reservation")?;
-    Ok(paid.map(|row| Paid {
-        balance: row.balance,
-        amount: row.amount,
-        outbox_id: row.outbox_id,
-    }))
-}
-
-/// What [`pay_held`] did.
-pub struct Paid {
-    pub balance: i64,
-    pub amount: i64,
-    pub outbox_id: i64,
+    .context("pay a held reservation once")?;
+    match (
+        row.outcome.as_str(),
+        row.status,
+        row.body,
+        row.request_hash,
+        row.outbox_id,
+    ) {
+        ("stored", Some(status), Some(body), Some(request_hash), _) => Ok(PaidOnce::Stored {
+            request_hash,
+            status,
+            body,
+        }),
+        ("paid", _, Some(body), _, Some(outbox_id)) => Ok(PaidOnce::Paid { body, outbox_id }),
+        ("unsettled", ..) => Ok(PaidOnce::Unsettled),
+        (other, ..) => anyhow::bail!("pay_once answered {other:?}"),
+    }
 }
