@@ -13,6 +13,8 @@
 #   HOLDS=20000 CONNECTIONS=32 FLOW=5000 MAP_HOLDS=10000 READERS=8 scripts/bench-booking.sh
 #   BENCH_BIN=DIR scripts/bench-booking.sh     binaries from DIR instead of a fresh release build
 #   ONLY=holds scripts/bench-booking.sh         tests 1, 1b and 2 with pgbench before and after, then stop
+#   PROFILE=docs/perf scripts/bench-booking.sh  perf call graphs of the API and PostgreSQL during
+#       tests 1 and 4, as flame graphs in DIR (scripts/lib/profile.sh; slows those tests)
 #   NOTIFY=healthy|dead scripts/bench-booking.sh a notifications worker runs throughout, with one
 #       webhook endpoint for every notice and mail to every fan: to a receiver answering 204 and
 #       an SMTP sink (healthy), or to peers that accept connections and never answer (dead);
@@ -20,6 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
+source scripts/lib/profile.sh
 ensure_system_packages
 ensure_rust
 
@@ -72,6 +75,7 @@ psql -q -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c 'CREATE EXTENSION IF NOT
 # compare): BENCH_PRE_SQL='CREATE INDEX seats_schedule_status_idx ON seats (schedule_id, status)'
 [ -z "${BENCH_PRE_SQL:-}" ] || psql -q -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c "$BENCH_PRE_SQL" bench
 "$bin"/imticket-api & bench_pids+=($!)
+api_pid=$!
 wait_until 60 "the API" curl -fsS "$base/health/ready"
 token=$(curl -fsS -XPOST "$base/api/v1/auth/login" -H 'content-type: application/json' \
   -d '{"email":"bench@imticket.test","password":"bench-password"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
@@ -119,8 +123,11 @@ echo "seats: $(db "SELECT count(*) FROM seats") in $(db "SELECT count(*) FROM sc
 
 echo "== 1. holds: $holds fans, a distinct seat each, ONE schedule of $holds seats"
 bench booking-fans --addr "$addr" --concert "$one" --users "$holds" --connections "$connections" --out "$bench_work/one.fans"
+cpu_split_begin
+flame_in_background holds 2 4
 bench booking-holds --addr "$addr" --fans "$bench_work/one.fans" --schedule "$one_schedule" \
   --connections "$connections" --out "$bench_work/one.holds"
+cpu_split_end "1. holds"
 
 echo "== 1b. seat map: $readers connections read the map of a $holds-seat schedule while $map_holds fans hold seats of it"
 bench booking-fans --addr "$addr" --concert "$read_concert" --users "$map_holds" --connections "$connections" --out "$bench_work/read.fans"
@@ -133,7 +140,7 @@ bench booking-holds --addr "$addr" --fans "$bench_work/many.fans" "${many_schedu
 
 echo "== reference again after tests 1-2 (the machine is shared: the ratios use the mean of both pgbench runs)"
 "$pgbench" -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c 16 -j 2 -T 20 pgbench 2>&1 | grep -E 'latency average|^tps'
-[ "${ONLY:-}" != holds ] || exit 0
+[ "${ONLY:-}" != holds ] || { flame_render; exit 0; }
 
 echo "== 3. contention: $contenders fans, a random one of $contended_seats seats each"
 bench booking-fans --addr "$addr" --concert "$hot" --users "$contenders" --connections "$connections" --out "$bench_work/hot.fans"
@@ -141,16 +148,22 @@ bench booking-holds --addr "$addr" --fans "$bench_work/hot.fans" --schedule "$ho
 
 echo "== 4. payments: the $holds holders of test 1 charge points, then each pays its hold"
 bench booking-charge --addr "$addr" --fans "$bench_work/one.holds" --connections "$connections"
+cpu_split_begin
+flame_in_background payments 1 3
 bench booking-pay --addr "$addr" --holds "$bench_work/one.holds" --connections "$connections"
+cpu_split_end "4. payments"
 
 echo "== 5. the whole flow with the payment worker: $flow fans join → hold → pay → confirmed"
 # The payment worker starts only now: the payments of test 4 are confirmed first (not timed).
 "$bin"/imticket-worker payment & bench_pids+=($!)
 none_paid() { [ "$(db "SELECT count(*) FROM reservations WHERE status = 'paid'")" = 0 ]; }
 wait_until 600 "test 4's payments confirmed" none_paid
+cpu_split_begin
 bench booking-flow --addr "$addr" --concert "$flow_concert" --schedule "$flow_schedule" --users "$flow" --connections "$connections"
+cpu_split_end "5. flow"
 echo "reservations by status: $(db "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM reservations GROUP BY 1 ORDER BY 1) s")"
 if [ -n "$notify" ]; then
   echo "webhook deliveries by status: $(db "SELECT coalesce(string_agg(status || ' ' || n, ', '), 'none') FROM (SELECT status, count(*) n FROM webhook_deliveries GROUP BY 1 ORDER BY 1) s")"
   echo "mails by status: $(db "SELECT coalesce(string_agg(status || ' ' || n, ', '), 'none') FROM (SELECT status, count(*) n FROM email_deliveries GROUP BY 1 ORDER BY 1) s")"
 fi
+flame_render
