@@ -8,6 +8,7 @@ mod catalog;
 mod chaos;
 mod console;
 mod load;
+mod onsale;
 mod queue;
 
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ enum Command {
     ChaosLoad(chaos::ChaosLoad),
     ChaosCheck(chaos::ChaosCheck),
     ConsoleFill(console::ConsoleFill),
+    Onsale(onsale::Onsale),
 }
 
 #[tokio::main]
@@ -80,6 +82,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::BookingFlow(args) => booking::pay::flow(&deps, &args).await,
         Command::ChaosLoad(args) => chaos::load(&deps, &args).await,
         Command::ChaosCheck(args) => chaos::check(&deps, &args).await,
+        Command::Onsale(args) => onsale::onsale(&deps, &args).await,
         Command::ConsoleFill(args) => console::fill(&deps, &args).await,
     }
 }

@@ -127,7 +127,7 @@ pub(super) async fn pg_counters_settled(deps: &Deps) -> anyhow::Result<PgCounter
 }
 
 /// `n` users inserted with SQL (`<label>-<id>@bench.test`, no password hashing); their ids.
-pub(super) async fn insert_fans(deps: &Deps, label: &str, n: usize) -> anyhow::Result<Vec<Uuid>> {
+pub(crate) async fn insert_fans(deps: &Deps, label: &str, n: usize) -> anyhow::Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
     for chunk in ids.chunks(10_000) {
         // Runtime query: bench set-up, not application code.
