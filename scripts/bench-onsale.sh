@@ -8,7 +8,8 @@
 # PostgreSQL (default durability) and Redis (./redis.conf), release build.
 # Reports: every kind of request's outcomes and p50/p95/p99, the per-second plot (PNG), the
 # payment → confirmed latency, the API's and the worker's peak RSS, the CPU split between the
-# load generator, the API, the worker, PostgreSQL and Redis, `imticket-admin audit`, and the
+# load generator, the API, the worker, PostgreSQL and Redis from the opening to the last fan,
+# the statements PostgreSQL spent most time on, `imticket-admin audit`, and the
 # same run's references: pgbench TPC-B and redis-benchmark.
 #   scripts/bench-onsale.sh
 #   FANS=5000 SEATS=2000 RATE=200 CAPACITY=500 scripts/bench-onsale.sh
@@ -17,7 +18,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
-source scripts/lib/profile.sh
 ensure_system_packages
 ensure_rust
 
@@ -35,6 +35,8 @@ if ! python3 -c 'import matplotlib' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check matplotlib==3.9.2
 fi
 bench_binaries
+# pg_stat_statements: the statements that cost most during the sale, printed at the end.
+export PG_EXTRA_OPTS="-c shared_preload_libraries=pg_stat_statements ${PG_EXTRA_OPTS:-}"
 bench_services_start
 api_port=$(free_port)
 addr="127.0.0.1:$api_port"
@@ -46,6 +48,7 @@ export IMTICKET_ENV=development RUST_LOG=warn IMTICKET_HTTP_ADDR="$addr" IMTICKE
   IMTICKET_WORKER_METRICS_ADDR=127.0.0.1:0 \
   IMTICKET_BOOTSTRAP_ADMIN_EMAIL=bench@imticket.test IMTICKET_BOOTSTRAP_ADMIN_PASSWORD=bench-password
 "$bin"/imticket-admin migrate >/dev/null
+psql -q -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' bench
 "$bin"/imticket-api & bench_pids+=($!)
 api_pid=$!
 wait_until 60 "the API" curl -fsS "$base/health/ready"
@@ -73,10 +76,16 @@ job=$(post "schedules/$schedule/seats?mode=inline" \
 until curl -fsS "$base/api/v1/jobs/$job" | grep -q '"status":"done"'; do sleep 0.1; done
 echo "== on-sale: $fans fans, $(db "SELECT count(*) FROM seats WHERE schedule_id = '$schedule'") seats, opens at $opens_at; admission $rate/s, at most $capacity active; $connections connections"
 
-cpu_split_begin
+db "SELECT pg_stat_statements_reset()" >/dev/null
 "$bin"/imticket-bench onsale --addr "$addr" --concert "$concert" --schedule "$schedule" --opens-at "$opens_at" \
-  --fans "$fans" --connections "$connections" --csv "$bench_work/onsale.csv"
-cpu_split_end "the on-sale (set-up included: charges and joins)"
+  --fans "$fans" --connections "$connections" --csv "$bench_work/onsale.csv" \
+  --watch "api=$api_pid" --watch "worker=$worker_pid" --watch "postgres=$(head -1 "$bench_pg/postmaster.pid")" \
+  --watch "redis=$REDIS_PID"
+echo "postgres, the statements of most total time (set-up and sale):"
+db "SELECT format('  %s ms in %s calls (%s ms each): %s', round(total_exec_time), calls, round((total_exec_time / calls)::numeric, 3),
+          left(regexp_replace(query, '\s+', ' ', 'g'), 110))
+    FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench')
+    ORDER BY total_exec_time DESC LIMIT 8"
 echo "peak RSS (VmHWM): API $(awk '/VmHWM/{printf "%.1f MiB", $2 / 1024}' "/proc/$api_pid/status"), worker $(awk '/VmHWM/{printf "%.1f MiB", $2 / 1024}' "/proc/$worker_pid/status")"
 
 none_paid() { [ "$(db "SELECT count(*) FROM reservations WHERE status = 'paid'")" = 0 ]; }
@@ -87,6 +96,15 @@ echo "payment → confirmed (payments.created_at → the reservation's confirmin
                 round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)), round(max(ms)))
   FROM (SELECT extract(epoch FROM r.updated_at - p.created_at) * 1000 AS ms
         FROM reservations r JOIN payments p ON p.reservation_id = r.id WHERE r.status = 'confirmed') t")"
+echo "  of which payment → on the stream (outbox occurred_at → published_at), then → confirmed: $(db "
+  SELECT format('p50 %s / %s ms, p95 %s / %s ms, p99 %s / %s ms',
+                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY a)), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY b)),
+                round(percentile_cont(0.95) WITHIN GROUP (ORDER BY a)), round(percentile_cont(0.95) WITHIN GROUP (ORDER BY b)),
+                round(percentile_cont(0.99) WITHIN GROUP (ORDER BY a)), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY b)))
+  FROM (SELECT extract(epoch FROM o.published_at - o.occurred_at) * 1000 AS a,
+               extract(epoch FROM r.updated_at - o.published_at) * 1000 AS b
+        FROM outbox o JOIN reservations r ON r.id = (o.payload->>'reservation_id')::uuid
+        WHERE o.event_type = 'payment.completed' AND r.status = 'confirmed') t")"
 echo "reservations by status: $(db "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM reservations GROUP BY 1 ORDER BY 1) s")"
 echo "seats by status: $(db "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM seats WHERE schedule_id = '$schedule' GROUP BY 1 ORDER BY 1) s")"
 echo "== imticket-admin audit"

@@ -30,7 +30,7 @@ def main(src, dst, title):
             kind = row["kind"]
             reqs[t][kind] += 1
             latency[kind][t].append(float(row["latency_ms"]))
-    seconds = sorted(reqs)
+    seconds = list(range(min(reqs), max(reqs) + 1)) if reqs else []
     kinds = ["status", "hold", "pay", "leave"]
     targets = {"hold": 1000, "pay": 1000, "status": 300}
     fig, axes = plt.subplots(4, 1, figsize=(11, 13), sharex=True)

@@ -53,6 +53,52 @@ pub struct Onsale {
     /// The sale stops here at the latest (what it did is reported).
     #[arg(long, default_value_t = 600)]
     pub max_seconds: u64,
+    /// `name=pid` of a process whose CPU during the sale (from the opening to the last fan)
+    /// is reported, with its children's (the postmaster's backends); this process is `loadgen`.
+    #[arg(long = "watch")]
+    pub watch: Vec<String>,
+}
+
+/// CPU seconds (utime + stime) of `pid` and, with `children`, of every process whose parent it
+/// is, from /proc.
+fn cpu_seconds(pid: u32, children: bool) -> f64 {
+    let ticks = |pid: &str| -> Option<(u64, u32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let (ppid, utime, stime) = (
+            f.get(1)?.parse().ok()?,
+            f.get(11)?.parse::<u64>().ok()?,
+            f.get(12)?.parse::<u64>().ok()?,
+        );
+        Some((utime + stime, ppid))
+    };
+    let mut total = ticks(&pid.to_string()).map_or(0, |t| t.0);
+    if children && let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+                continue;
+            };
+            if let Some((t, ppid)) = ticks(name)
+                && ppid == pid
+            {
+                total += t;
+            }
+        }
+    }
+    // CLK_TCK is 100 on Linux.
+    total as f64 / 100.0
+}
+
+/// The CPU of each watched process (and this one) now.
+fn cpu_now(watch: &[(String, u32)]) -> Vec<f64> {
+    let mut now: Vec<f64> = watch
+        .iter()
+        .map(|(name, pid)| cpu_seconds(*pid, name == "postgres"))
+        .collect();
+    now.push(cpu_seconds(std::process::id(), false));
+    now
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -380,6 +426,14 @@ pub async fn onsale(deps: &Deps, args: &Onsale) -> anyhow::Result<()> {
         until_open.as_secs_f64()
     );
     let total_seats = seats.len();
+    let watch: Vec<(String, u32)> = args
+        .watch
+        .iter()
+        .map(|w| {
+            let (name, pid) = w.split_once('=').context("--watch NAME=PID")?;
+            Ok((name.to_owned(), pid.parse().context("--watch NAME=PID")?))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let opened = Instant::now() + until_open;
     let sale = Arc::new(Sale {
         addr: addr.to_owned(),
@@ -403,6 +457,8 @@ pub async fn onsale(deps: &Deps, args: &Onsale) -> anyhow::Result<()> {
             sale.fan(fan, wanted).await
         });
     }
+    tokio::time::sleep_until(opened.into()).await;
+    let cpu_at_opening = cpu_now(&watch);
     let mut outcomes: BTreeMap<Outcome, usize> = BTreeMap::new();
     let (mut sold, mut records) = (0usize, Vec::new());
     while let Some(done) = tasks.join_next().await {
@@ -411,9 +467,24 @@ pub async fn onsale(deps: &Deps, args: &Onsale) -> anyhow::Result<()> {
         sold += seats;
         records.append(&mut fan_records);
     }
+    let (cpu_at_end, sale_seconds) = (cpu_now(&watch), opened.elapsed().as_secs_f64());
     records.sort_by(|a, b| a.at.total_cmp(&b.at));
     write_csv(&args.csv, &records)?;
     summarize(&records, &outcomes, sold, total_seats, args.connections);
+    let names = watch.iter().map(|(name, _)| name.as_str()).chain(["loadgen"]);
+    let parts: Vec<String> = names
+        .zip(cpu_at_end.iter().zip(&cpu_at_opening))
+        .map(|(name, (end, start))| {
+            let used = end - start;
+            format!("{name} {used:.1} s ({:.2} cores)", used / sale_seconds)
+        })
+        .collect();
+    let total: f64 = cpu_at_end.iter().zip(&cpu_at_opening).map(|(e, s)| e - s).sum();
+    println!(
+        "cpu split, from the opening to the last fan ({sale_seconds:.1} s): {}; total {:.2} cores",
+        parts.join(", "),
+        total / sale_seconds
+    );
     Ok(())
 }
 

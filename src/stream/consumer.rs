@@ -285,8 +285,13 @@ impl<H: Handler> Consumer<H> {
 
         if !runnable.is_empty() {
             let (runnable, envelopes): (Vec<Delivery>, Vec<Envelope>) = runnable.into_iter().unzip();
-            let chunk_len = envelopes.len().div_ceil(self.settings.concurrency.max(1));
             let handler = &self.handler;
+            let calls = if handler.whole_batches() {
+                1
+            } else {
+                self.settings.concurrency.max(1)
+            };
+            let chunk_len = envelopes.len().div_ceil(calls);
             let histogram = metrics::histogram!("stream_handler_duration_seconds",
                 "stream" => self.stream_label.clone(), "group" => self.group.clone());
             let calls = envelopes.chunks(chunk_len).map(|chunk| {

@@ -38,4 +38,12 @@ pub trait Handler: Send + Sync + 'static {
     /// Handles a batch and answers one outcome per envelope, in order. A batch lets a handler
     /// use one transaction for many events; it may also handle them one by one.
     fn handle(&self, batch: &[Envelope]) -> impl Future<Output = Vec<Outcome>> + Send;
+
+    /// Whether the consumer must hand it each batch whole, in one call, instead of splitting
+    /// it into `IMTICKET_STREAM_CONCURRENCY` concurrent calls. For a handler whose events of a
+    /// batch mostly write the same rows (a counter per schedule): concurrent calls would only
+    /// wait for each other's row locks.
+    fn whole_batches(&self) -> bool {
+        false
+    }
 }

@@ -676,3 +676,42 @@ async fn a_running_consumer_recreates_its_group_when_redis_lost_it() {
     assert_eq!(b.effects("g").await, (10, 10));
     assert_eq!(b.pending(&key, "g").await, 0);
 }
+
+/// Records the size of every batch it is handed; acks everything.
+struct Sizes {
+    whole: bool,
+    calls: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Handler for Sizes {
+    async fn handle(&self, batch: &[Envelope]) -> Vec<Outcome> {
+        self.calls.lock().unwrap().push(batch.len());
+        vec![Outcome::Ack; batch.len()]
+    }
+
+    fn whole_batches(&self) -> bool {
+        self.whole
+    }
+}
+
+/// A batch goes to a handler in `concurrency` concurrent calls, or whole in one call to a
+/// handler that asks so (the statistics handlers: their events write the same rows).
+#[tokio::test]
+async fn a_handler_that_asks_for_whole_batches_gets_each_in_one_call() {
+    let b = backbone().await;
+    for (whole, expected) in [(false, vec![50, 50]), (true, vec![100])] {
+        let key = b.key(&format!("sizes-{whole}"));
+        b.publish(&key, 100).await;
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let handler = Sizes {
+            whole,
+            calls: calls.clone(),
+        };
+        let mut consumer = b.consumer(&key, "g", handler, fast_settings());
+        let report = drain(&mut consumer).await;
+        assert_eq!((report.read, report.acked), (100, 100));
+        let mut seen = calls.lock().unwrap().clone();
+        seen.sort_unstable();
+        assert_eq!(seen, expected, "whole_batches = {whole}");
+    }
+}

@@ -115,17 +115,23 @@ pub async fn funnel(conn: &mut PgConnection, concert_id: Uuid, user_id: Uuid, st
     Ok(())
 }
 
-/// Settles the payments of `reservations`: each one's ledger row (`point_transactions`,
-/// kind `payment`) is added to the settlement of its UTC day and concert. Returns the points.
+/// Settles the payments of `reservations`: each one's payment is added to the settlement of
+/// its UTC day and concert. Returns the points.
+///
+/// Read from `payments` (one per reservation, found by its unique index), not from the ledger:
+/// the payment and its ledger row are written in one transaction with the same `now()` and
+/// amount, and `point_transactions` has no index by reservation, so the ledger's rows were a
+/// sequential scan per batch that grew with every charge and payment of the sale
+/// (docs/PERFORMANCE.md, "The 20,000-fan on-sale").
 pub async fn settle(conn: &mut PgConnection, reservations: &[Uuid]) -> anyhow::Result<i64> {
     let points = sqlx::query_scalar!(
         r#"WITH charged AS (
-               SELECT (pt.created_at AT TIME ZONE 'UTC')::date AS day, s.concert_id, count(*) AS payments,
-                      sum(-pt.amount)::bigint AS points
-               FROM point_transactions pt
-               JOIN reservations r ON r.id = pt.reservation_id
+               SELECT (p.created_at AT TIME ZONE 'UTC')::date AS day, s.concert_id, count(*) AS payments,
+                      sum(p.amount)::bigint AS points
+               FROM payments p
+               JOIN reservations r ON r.id = p.reservation_id
                JOIN schedules s ON s.id = r.schedule_id
-               WHERE pt.kind = 'payment' AND pt.reservation_id = ANY($1)
+               WHERE p.reservation_id = ANY($1)
                GROUP BY 1, 2),
            settled AS (
                INSERT INTO settlement_days (day, concert_id, payments, points)

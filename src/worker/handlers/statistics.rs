@@ -86,6 +86,11 @@ impl Handler for StatisticsHandler {
         })
         .await
     }
+
+    /// A batch's facts mostly add to the same schedule's and concert's rows.
+    fn whole_batches(&self) -> bool {
+        true
+    }
 }
 
 pub struct SettlementHandler {
@@ -108,5 +113,10 @@ impl Handler for SettlementHandler {
             settle(&self.deps, SETTLEMENT, &payments).await.map(|_| ())
         })
         .await
+    }
+
+    /// A batch's payments mostly add to the same day's and concert's settlement row.
+    fn whole_batches(&self) -> bool {
+        true
     }
 }
