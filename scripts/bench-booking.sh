@@ -15,6 +15,7 @@
 #   ONLY=holds scripts/bench-booking.sh         tests 1, 1b and 2 with pgbench before and after, then stop
 #   PROFILE=docs/perf scripts/bench-booking.sh  perf call graphs of the API and PostgreSQL during
 #       tests 1 and 4, as flame graphs in DIR (scripts/lib/profile.sh; slows those tests)
+#   PG_SOCKET=1 scripts/bench-booking.sh       PostgreSQL over its Unix socket (API, bench, pgbench)
 #   NOTIFY=healthy|dead scripts/bench-booking.sh a notifications worker runs throughout, with one
 #       webhook endpoint for every notice and mail to every fan: to a receiver answering 204 and
 #       an SMTP sink (healthy), or to peers that accept connections and never answer (dead);
@@ -40,6 +41,13 @@ bench_binaries
 # PG_EXTRA_OPTS adds server options (e.g. `-c plan_cache_mode=force_custom_plan` to compare plans).
 export PG_EXTRA_OPTS="-c shared_preload_libraries=pg_stat_statements ${PG_EXTRA_OPTS:-}"
 bench_services_start
+# PG_SOCKET=1: the API, the bench and pgbench reach PostgreSQL over its Unix socket instead of
+# TCP on 127.0.0.1 (the reference changes with it: both sides use the same transport).
+pghost=127.0.0.1
+if [ "${PG_SOCKET:-0}" = 1 ]; then
+  pghost=$bench_pg
+  export DATABASE_URL="postgres://postgres@localhost/bench?host=$bench_pg&port=$BENCH_PG_PORT"
+fi
 api_port=$(free_port)
 addr="127.0.0.1:$api_port"
 base="http://$addr"
@@ -104,8 +112,8 @@ echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(red
 echo "== load: $connections connections, each sending back to back; API: actix-web, $(nproc) workers"
 echo "== reference: pgbench TPC-B on the same PostgreSQL (scale 10, 16 clients, 2 threads, 20 s)"
 pg_createdb "$BENCH_PG_PORT" pgbench
-"$pgbench" -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -i -s 10 -q pgbench 2>&1 | tail -1
-"$pgbench" -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c 16 -j 2 -T 20 pgbench 2>&1 | grep -E 'latency average|^tps'
+"$pgbench" -h "$pghost" -p "$BENCH_PG_PORT" -U postgres -i -s 10 -q pgbench 2>&1 | tail -1
+"$pgbench" -h "$pghost" -p "$BENCH_PG_PORT" -U postgres -c 16 -j 2 -T 20 pgbench 2>&1 | grep -E 'latency average|^tps'
 
 log "set-up: concerts, schedules and seats"
 one=$(new_concert "Bench one schedule")
@@ -139,7 +147,7 @@ bench booking-fans --addr "$addr" --concert "$many" --users "$holds" --connectio
 bench booking-holds --addr "$addr" --fans "$bench_work/many.fans" "${many_schedules[@]}" --connections "$connections"
 
 echo "== reference again after tests 1-2 (the machine is shared: the ratios use the mean of both pgbench runs)"
-"$pgbench" -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -c 16 -j 2 -T 20 pgbench 2>&1 | grep -E 'latency average|^tps'
+"$pgbench" -h "$pghost" -p "$BENCH_PG_PORT" -U postgres -c 16 -j 2 -T 20 pgbench 2>&1 | grep -E 'latency average|^tps'
 [ "${ONLY:-}" != holds ] || { flame_render; exit 0; }
 
 echo "== 3. contention: $contenders fans, a random one of $contended_seats seats each"

@@ -111,7 +111,7 @@ flame_render() {
       inferno-flamegraph --title "$title" --width 1400 <"$bench_work/$name-$part.folded" >"$PROFILE/$name-$part.svg" || true
       # The flat profile's top (self time by function), for the text.
       { perf report --no-inline -i "$bench_work/$name-$part.data" --no-children -g none --sort dso,symbol --stdio 2>/dev/null || true; } |
-        grep -v '^#' | grep -v '^$' | head -30 >"$PROFILE/$name-$part.top.txt" || true
+        grep -v '^#' | grep -v '^$' | head -30 | sed 's/[ -]*$//' | cut -c1-160 >"$PROFILE/$name-$part.top.txt" || true
       mkdir -p /tmp/imticket-profile && cp "$bench_work/$name-$part.folded" /tmp/imticket-profile/
       echo "profile: $PROFILE/$name-$part.svg"
     done
