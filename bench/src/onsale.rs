@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use imticket::app::Deps;
-use imticket::domain::user::Role;
 use rand::seq::SliceRandom;
 use serde_json::Value;
 use tokio::io::BufReader;
@@ -28,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::booking::insert_fans;
+use crate::booking::{access_token, charge_request, insert_fans};
 use crate::load;
 
 #[derive(clap::Args)]
@@ -355,31 +354,12 @@ pub async fn onsale(deps: &Deps, args: &Onsale) -> anyhow::Result<()> {
     let n = args.fans;
     // Set-up (before the opening): fans, their points, their place in the pre-queue.
     let ids = insert_fans(deps, "onsale", n).await?;
-    let mut access = Vec::with_capacity(n);
-    for id in &ids {
-        let token = deps
-            .tokens
-            .issue(*id, Role::User)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .access_token;
-        access.push(token);
-    }
-    let deadline = Duration::from_secs(300);
-    let charges: Vec<Vec<u8>> = access
+    let access: Vec<String> = ids
         .iter()
-        .map(|token| {
-            load::request_with_json(
-                "POST",
-                "/api/v1/users/me/points/charge",
-                addr,
-                &[
-                    ("Authorization", &format!("Bearer {token}")),
-                    ("Idempotency-Key", &Uuid::new_v4().to_string()),
-                ],
-                r#"{"amount":100000}"#,
-            )
-        })
-        .collect();
+        .map(|id| access_token(deps, *id))
+        .collect::<anyhow::Result<_>>()?;
+    let deadline = Duration::from_secs(300);
+    let charges: Vec<Vec<u8>> = access.iter().map(|token| charge_request(addr, token)).collect();
     let report = load::run(addr, Arc::new(charges), args.connections, false, deadline).await?;
     println!("{}", report.summary("set-up: fans charge points", args.connections));
     anyhow::ensure!(report.errors == 0, "some charges failed");

@@ -144,6 +144,29 @@ pub(crate) async fn insert_fans(deps: &Deps, label: &str, n: usize) -> anyhow::R
     Ok(ids)
 }
 
+/// A user's access token, minted with the API's JWT_SECRET.
+pub(crate) fn access_token(deps: &Deps, user_id: Uuid) -> anyhow::Result<String> {
+    Ok(deps
+        .tokens
+        .issue(user_id, Role::User)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .access_token)
+}
+
+/// `POST /users/me/points/charge` of 100,000 points, with an Idempotency-Key of its own.
+pub(crate) fn charge_request(addr: &str, access: &str) -> Vec<u8> {
+    load::request_with_json(
+        "POST",
+        "/api/v1/users/me/points/charge",
+        addr,
+        &[
+            ("Authorization", &format!("Bearer {access}")),
+            ("Idempotency-Key", &Uuid::new_v4().to_string()),
+        ],
+        r#"{"amount":100000}"#,
+    )
+}
+
 /// Insert `users` users with SQL, mint their access tokens and have each join `concert`'s
 /// line over HTTP (all must be active at once); writes `user_id access queue` lines to `out`.
 #[derive(clap::Args)]
@@ -176,11 +199,7 @@ pub async fn fans(deps: &Deps, args: &BookingFans) -> anyhow::Result<()> {
     let mut access = Vec::with_capacity(users);
     let mut requests = Vec::with_capacity(users);
     for id in &ids {
-        let token = deps
-            .tokens
-            .issue(*id, Role::User)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .access_token;
+        let token = access_token(deps, *id)?;
         requests.push(load::request(
             "POST",
             &path,

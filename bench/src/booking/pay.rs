@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use imticket::app::Deps;
-use imticket::domain::user::Role;
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
 use super::{
-    DEADLINE, Fan, call, hold_request, insert_fans, outcomes, pg_counters_settled, read_fans, seats_interleaved,
+    DEADLINE, Fan, access_token, call, charge_request, hold_request, insert_fans, outcomes, pg_counters_settled,
+    read_fans, seats_interleaved,
 };
 use crate::load::{self, Report};
 
@@ -136,27 +136,10 @@ pub async fn flow(deps: &Deps, args: &BookingFlow) -> anyhow::Result<()> {
     let fans: Vec<(Uuid, String, Uuid)> = ids
         .iter()
         .zip(&seats)
-        .map(|(id, (_, seat))| {
-            let token = deps.tokens.issue(*id, Role::User).map(|t| t.access_token);
-            token.map(|t| (*id, t, *seat)).map_err(|e| anyhow::anyhow!("{e}"))
-        })
+        .map(|(id, (_, seat))| access_token(deps, *id).map(|t| (*id, t, *seat)))
         .collect::<anyhow::Result<_>>()?;
     // Points through the API, not timed: the flow starts at the join.
-    let charges: Vec<Vec<u8>> = fans
-        .iter()
-        .map(|(_, access, _)| {
-            load::request_with_json(
-                "POST",
-                "/api/v1/users/me/points/charge",
-                addr,
-                &[
-                    ("Authorization", &format!("Bearer {access}")),
-                    ("Idempotency-Key", &Uuid::new_v4().to_string()),
-                ],
-                r#"{"amount":100000}"#,
-            )
-        })
-        .collect();
+    let charges: Vec<Vec<u8>> = fans.iter().map(|(_, access, _)| charge_request(addr, access)).collect();
     let charged = load::run(addr, Arc::new(charges), connections, false, DEADLINE).await?;
     anyhow::ensure!(charged.errors == 0, "{} charges failed", charged.errors);
 
