@@ -5,8 +5,8 @@
 //! enough points) is one statement with its key (`reservations::pay_once`: the key's lock, its
 //! stored answer, the payment and the answer stored); a refusal, or anything that statement
 //! did not settle, goes the general way, which names the reason. Once per `Idempotency-Key`: a replay
-//! is answered from the stored record before the waiting-room gate, because paying releases
-//! the buyer's slot (api.md).
+//! is answered from the stored record even when the waiting-room gate refuses, because paying
+//! releases the buyer's slot (api.md).
 
 use anyhow::Context;
 use chrono::Utc;
@@ -147,8 +147,7 @@ async fn pay_in_one_statement(
         repo::PaidOnce::Paid { body, outbox_id } => {
             conn.commit().await.context("commit payment")?;
             tracing::debug!(%reservation_id, path = "one statement", "paid");
-            metrics::counter!("payments_total", "path" => "fast").increment(1);
-            deps.outbox.publish_soon(&[outbox_id]).await;
+            paid(deps, "fast", outbox_id).await;
             Ok(Some(Answer {
                 status: 201,
                 body,
@@ -160,8 +159,16 @@ async fn pay_in_one_statement(
     }
 }
 
-/// The answer of a payment, stored with its `Idempotency-Key`, committed; then its event
-/// handed to the publisher.
+/// After a payment committed: counted by its path, its event handed to the publisher.
+async fn paid(deps: &Deps, path: &'static str, outbox_id: i64) {
+    metrics::counter!("payments_total", "path" => path).increment(1);
+    // With the process's other events, a few milliseconds later (the API's batching task): the
+    // worker confirms within a batch anyway, and the answer never waits for Redis.
+    deps.outbox.publish_soon(&[outbox_id]).await;
+}
+
+/// The answer of a payment (the same fields as `pay_once` stores), stored with its
+/// `Idempotency-Key`, committed; then [`paid`].
 async fn finish(
     deps: &Deps,
     once: Once,
@@ -183,9 +190,6 @@ async fn finish(
             }),
         )
         .await?;
-    metrics::counter!("payments_total", "path" => "general").increment(1);
-    // With the process's other events, a few milliseconds later (the API's batching task): the
-    // worker confirms within a batch anyway, and the answer never waits for Redis.
-    deps.outbox.publish_soon(&[outbox_id]).await;
+    paid(deps, "general", outbox_id).await;
     Ok(answer)
 }
