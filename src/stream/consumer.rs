@@ -21,7 +21,7 @@ use crate::config::ConsumerSettings;
 use crate::events::Envelope;
 use crate::infra::redis::keys::Keys;
 use crate::infra::redis::streams::{self, is_missing_group};
-use crate::infra::redis::{DedicatedConnection, Redis};
+use crate::infra::redis::{GroupReader, Redis};
 use crate::retry::retry_delay;
 use crate::telemetry::trace_context;
 
@@ -66,7 +66,7 @@ pub struct Consumer<H> {
     pub(super) redis: Redis,
     /// Blocking reads get a connection of their own: a BLOCKed XREADGROUP would otherwise
     /// hold up every other command multiplexed on the shared connection.
-    reader: Option<DedicatedConnection>,
+    reader: Option<GroupReader>,
     handler: Arc<H>,
     pub(super) settings: ConsumerSettings,
     last_reclaim: Option<Instant>,
@@ -237,30 +237,26 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// The connection for XREADGROUP (a clone shares it), opened on first use.
-    async fn reader(&mut self) -> anyhow::Result<DedicatedConnection> {
+    async fn reader(&mut self) -> anyhow::Result<GroupReader> {
         if let Some(reader) = &self.reader {
             return Ok(reader.clone());
         }
-        let reader = self.redis.dedicated_connection(self.settings.block).await?;
+        let reader = self.redis.group_reader(self.settings.block).await?;
         self.reader = Some(reader.clone());
         Ok(reader)
     }
 
     /// XREADGROUP of up to one batch of new entries, blocking up to `block` if given.
-    async fn read_new(
-        &self,
-        mut reader: DedicatedConnection,
-        block: Option<Duration>,
-    ) -> anyhow::Result<Vec<Delivery>> {
-        let entries = streams::read_group(
-            &mut reader,
-            &self.stream_key,
-            &self.group,
-            &self.name,
-            self.settings.batch_size,
-            block,
-        )
-        .await?;
+    async fn read_new(&self, mut reader: GroupReader, block: Option<Duration>) -> anyhow::Result<Vec<Delivery>> {
+        let entries = reader
+            .read_group(
+                &self.stream_key,
+                &self.group,
+                &self.name,
+                self.settings.batch_size,
+                block,
+            )
+            .await?;
         Ok(entries.into_iter().map(|e| Delivery::first(e.id, e.fields)).collect())
     }
 

@@ -715,3 +715,101 @@ async fn a_handler_that_asks_for_whole_batches_gets_each_in_one_call() {
         assert_eq!(seen, expected, "whole_batches = {whole}");
     }
 }
+
+/// A `redis-server` of this test's own on a TCP port, with a password for user `worker`:
+/// returns it (killed when dropped), its port and a `redis-cli` for it.
+fn redis_with_a_password(password: &str) -> (KillOnDrop, u16) {
+    let dir = tempfile::tempdir_in(crate::servers::scratch_dir()).unwrap();
+    let port = crate::servers::free_port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["--user", "worker", "on", &format!(">{password}"), "~*", "&*", "+@all"])
+        .args(["--user", "default", "off"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::servers::reap(child.id());
+    std::mem::forget(dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not come up on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (KillOnDrop(child), port)
+}
+
+/// The consumer's reader speaks to Redis itself on one server (`GroupReader::Lean`): it
+/// logs in as the URL's user, selects the URL's database and reads what was published there
+/// (the suite's other tests reach their Redis over a Unix socket with neither).
+#[tokio::test]
+async fn a_consumer_logs_in_and_reads_from_the_urls_database_over_tcp() {
+    let b = backbone().await;
+    let (_server, port) = redis_with_a_password("s3cret pass");
+    let mut env = b.env.clone();
+    env.remove("IMTICKET_REDIS_CLUSTER");
+    env.insert(
+        "REDIS_URL".into(),
+        format!("redis://worker:s3cret%20pass@127.0.0.1:{port}/3"),
+    );
+    let deps = imticket::root::deps(crate::helpers::config_from(&env)).unwrap();
+    let key = deps.keys.stream_named("tcp");
+    let mut conn = deps.redis.connection().await.unwrap();
+    for n in 0..250 {
+        let e = Envelope::new("probe.ping", serde_json::json!({ "n": n }));
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg(e.to_fields())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let runtime = imticket::root::stream_runtime(&deps).with_settings(fast_settings());
+    let mut consumer = runtime.consumer(imticket::stream::Subscription::custom(&key, "g", b.probe("g")));
+    let report = drain(&mut consumer).await;
+    assert_eq!((report.read, report.acked, report.dead_lettered), (250, 250, 0));
+    assert_eq!(b.effects("g").await, (250, 250));
+    let cli = |db: &str, args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-p",
+                &port.to_string(),
+                "--user",
+                "worker",
+                "--pass",
+                "s3cret pass",
+                "--no-auth-warning",
+            ])
+            .args(["-n", db])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(
+        (cli("3", &["XLEN", &key]), cli("0", &["XLEN", &key])),
+        ("250".to_owned(), "0".to_owned())
+    );
+
+    // The reader logs in when it first reads: with the password changed since the process
+    // connected, that read fails at once with the server's answer, and nothing is lost.
+    let mut consumer = runtime.consumer(imticket::stream::Subscription::custom(&key, "g2", b.probe("g2")));
+    consumer.ensure_group().await.unwrap();
+    assert_eq!(cli("0", &["ACL", "SETUSER", "worker", "resetpass", ">changed"]), "OK");
+    let started = Instant::now();
+    let err = consumer.process_batch().await.unwrap_err();
+    assert!(format!("{err:#}").contains("WRONGPASS"), "{err:#}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(b.effects("g2").await, (0, 0));
+}

@@ -9,6 +9,7 @@
 //! | `reply.rs` | each reply shape parsed once, into a typed value ([`redis::FromRedisValue`]) |
 //! | `scripts.rs`, `lua/*.lua` | every Lua script, one file each, loaded with `include_str!` |
 //! | `streams.rs` | stream and consumer-group commands (for the stream runtime and the operator CLI) |
+//! | `group_reader.rs` | a consumer's `XREADGROUP` connection: on one Redis a lean RESP2 one that decodes the reply straight into entries |
 //! | `waiting_room.rs` | one concert's waiting room |
 //! | `seat_gates.rs`, `seat_states.rs` | a seat's hold gate; a schedule's seat states |
 //! | `expiry_due.rs` | holds by due time, turned into `hold.expired` events |
@@ -23,6 +24,7 @@
 pub mod cache_store;
 mod connection;
 pub mod expiry_due;
+mod group_reader;
 pub mod keys;
 pub mod protocol;
 pub mod rate_limits;
@@ -45,6 +47,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
 pub use connection::{Connection, DedicatedConnection, Topology};
+pub use group_reader::GroupReader;
 /// What every command function takes: any connection (a handle's shared one, a dedicated one).
 pub use redis::aio::ConnectionLike;
 
@@ -248,6 +251,18 @@ impl Redis {
             .await
             .context("open a dedicated Redis connection timed out")?
             .context("open a dedicated Redis connection")
+    }
+
+    /// The connection a stream consumer reads new entries on ([`GroupReader`]): on one Redis
+    /// over TCP or a Unix socket the lean reader, which connects on first use; otherwise (a
+    /// Cluster) a [`Self::dedicated_connection`].
+    pub async fn group_reader(&self, blocking_for: Duration) -> anyhow::Result<GroupReader> {
+        if let Target::Single(client) = &self.target
+            && let Some(lean) = group_reader::LeanReader::new(client.get_connection_info(), self.timeout)
+        {
+            return Ok(GroupReader::Lean(lean));
+        }
+        self.dedicated_connection(blocking_for).await.map(GroupReader::Client)
     }
 
     /// PING. On a Cluster, of one node picked at random: the Cluster is reachable. (A PING of
