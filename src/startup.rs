@@ -32,6 +32,7 @@ impl Application {
         deps.outbox = deps.outbox.batched();
         crate::infra::postgres::migrate(&deps.db).await?;
         crate::app::auth::bootstrap_admin(&deps).await?;
+        deps.hasher.prepare().await?;
         // Every group an event will be read by exists before the first event is published.
         crate::stream::groups::ensure_at_start(&deps.redis, &deps.keys, &deps.config.streams.groups).await;
         // Warm the cache for the schedules of the coming week, without delaying start-up.

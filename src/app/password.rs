@@ -2,7 +2,7 @@
 //! each hash takes ~19 MiB and tens of milliseconds of CPU, so an unbounded burst of sign-ups
 //! or log-ins would exhaust memory instead of queueing.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use argon2::Argon2;
@@ -15,17 +15,27 @@ use tokio::sync::Semaphore;
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     /// Verified against when a login names an unknown account, so that the answer takes as
-    /// long as for a known one and does not reveal which e-mail addresses exist.
-    dummy_hash: Arc<str>,
+    /// long as for a known one and does not reveal which e-mail addresses exist. Made on first
+    /// need, or by [`Self::prepare`] (the API, before it listens): workers and the operator CLI
+    /// never log anyone in and do not pay a hash at start.
+    dummy_hash: Arc<OnceLock<String>>,
 }
+
+const DUMMY_PASSWORD: &str = "imticket-dummy-password";
 
 impl PasswordHasher {
     pub fn new(max_concurrent: usize) -> anyhow::Result<Self> {
-        let dummy_hash = hash_blocking("imticket-dummy-password")?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            dummy_hash: dummy_hash.into(),
+            dummy_hash: Arc::default(),
         })
+    }
+
+    /// Makes the dummy hash now, so that the first log-in naming an unknown account takes no
+    /// longer than the others.
+    pub async fn prepare(&self) -> anyhow::Result<()> {
+        let dummy = self.dummy_hash.clone();
+        self.run(move || dummy_hash(&dummy).map(drop)).await?
     }
 
     /// A hasher sized for this machine: two hashes per available core.
@@ -42,12 +52,17 @@ impl PasswordHasher {
     /// `stored` is `None` when no account matched; the dummy hash is verified instead.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> anyhow::Result<bool> {
         let found = stored.is_some();
-        let hash = stored.map(str::to_owned).unwrap_or_else(|| self.dummy_hash.to_string());
+        let stored = stored.map(str::to_owned);
+        let dummy = self.dummy_hash.clone();
         let password = SecretString::from(password.to_owned());
         let matches = self
             .run(move || -> anyhow::Result<bool> {
+                let hash = match &stored {
+                    Some(hash) => hash.as_str(),
+                    None => dummy_hash(&dummy)?,
+                };
                 let parsed =
-                    PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored password hash is malformed: {e}"))?;
+                    PasswordHash::new(hash).map_err(|e| anyhow::anyhow!("stored password hash is malformed: {e}"))?;
                 Ok(Argon2::default()
                     .verify_password(password.expose_secret().as_bytes(), &parsed)
                     .is_ok())
@@ -62,6 +77,14 @@ impl PasswordHasher {
             .await
             .context("password hashing task failed")
     }
+}
+
+fn dummy_hash(cell: &OnceLock<String>) -> anyhow::Result<&str> {
+    if let Some(hash) = cell.get() {
+        return Ok(hash);
+    }
+    let hash = hash_blocking(DUMMY_PASSWORD)?;
+    Ok(cell.get_or_init(|| hash))
 }
 
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
@@ -83,6 +106,9 @@ mod tests {
         assert!(hash.starts_with("$argon2id$"));
         assert!(hasher.verify("correct horse", Some(&hash)).await.unwrap());
         assert!(!hasher.verify("wrong horse", Some(&hash)).await.unwrap());
-        assert!(!hasher.verify("imticket-dummy-password", None).await.unwrap());
+        assert!(!hasher.verify(DUMMY_PASSWORD, None).await.unwrap());
+        let made = hasher.dummy_hash.get().cloned().unwrap();
+        hasher.prepare().await.unwrap();
+        assert_eq!(hasher.dummy_hash.get(), Some(&made), "made once");
     }
 }
