@@ -166,9 +166,15 @@ echo "== 5. the whole flow with the payment worker: $flow fans join → hold →
 "$bin"/imticket-worker payment & bench_pids+=($!)
 none_paid() { [ "$(db "SELECT count(*) FROM reservations WHERE status = 'paid'")" = 0 ]; }
 wait_until 600 "test 4's payments confirmed" none_paid
+db "SELECT pg_stat_statements_reset()" >/dev/null
 cpu_split_begin
 bench booking-flow --addr "$addr" --concert "$flow_concert" --schedule "$flow_schedule" --users "$flow" --connections "$connections"
 cpu_split_end "5. flow"
+echo "postgres during the flow, the statements of most total time (the worker's confirmations included):"
+db "SELECT format('  %s ms in %s calls (%s ms each): %s', round(total_exec_time), calls, round((total_exec_time / calls)::numeric, 3),
+          left(regexp_replace(query, '\s+', ' ', 'g'), 110))
+    FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench')
+    ORDER BY total_exec_time DESC LIMIT 10"
 echo "reservations by status: $(db "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM reservations GROUP BY 1 ORDER BY 1) s")"
 if [ -n "$notify" ]; then
   echo "webhook deliveries by status: $(db "SELECT coalesce(string_agg(status || ' ' || n, ', '), 'none') FROM (SELECT status, count(*) n FROM webhook_deliveries GROUP BY 1 ORDER BY 1) s")"

@@ -225,3 +225,131 @@ async fn confirmations_are_batched_and_still_once_per_event() {
     assert_eq!((tickets, told, processed), (50, 50, 50), "once per event");
     crate::holds::check_invariants(&app, &schedule).await;
 }
+
+/// A confirmation reads its own reservation's seat rows, not every live seat. The status
+/// cascade to `reservation_seats` ran with a custom plan that, on a table without statistics
+/// (a new deployment's first on-sale, before autovacuum analyzes it; autovacuum is off for the
+/// table here), ANDed the primary key with a scan of the whole live-seat index: 1.5 ms per
+/// confirmation at 16,000 live seats in the booking bench, growing with each.
+/// `confirm_paid` and `release_held` run it with a generic plan (docs/decisions.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_change_reads_its_own_seat_rows_not_every_live_seat() {
+    let (app, _concert, schedule, _) = sale(|_| {}).await;
+    let admin = app.admin_token().await;
+    for table in ["reservations", "reservation_seats"] {
+        sqlx::query(&format!("ALTER TABLE {table} SET (autovacuum_enabled = false)"))
+            .execute(&app.db)
+            .await
+            .unwrap();
+    }
+    app.add_seats(
+        &admin,
+        &schedule,
+        json!([{"name": "B", "rows": 30, "seats_per_row": 100, "price": 10}]),
+    )
+    .await;
+    let user: Uuid = sqlx::query_scalar("SELECT id FROM users ORDER BY created_at LIMIT 1")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    // 3,000 live seats: 2,990 held, one reservation of one seat each, and 10 paid.
+    let mut tx = app.db.begin().await.unwrap();
+    let reservations: Vec<(Uuid, String)> = sqlx::query_as(
+        "WITH s AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM seats WHERE schedule_id = $1::uuid AND section = 'B')
+         INSERT INTO reservations (id, user_id, schedule_id, status, amount, expires_at)
+         SELECT gen_random_uuid(), $2, $1::uuid, CASE WHEN n <= 10 THEN 'paid' ELSE 'held' END, 10, now() + interval '1 hour'
+         FROM s RETURNING id, status",
+    )
+    .bind(&schedule)
+    .bind(user)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO reservation_seats (reservation_id, seat_id, reservation_status)
+         SELECT r.id, s.id, r.status
+         FROM (SELECT id, status, row_number() OVER (ORDER BY id) AS n FROM reservations WHERE schedule_id = $1::uuid) r
+         JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM seats WHERE schedule_id = $1::uuid AND section = 'B') s
+           ON s.n = r.n",
+    )
+    .bind(&schedule)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE seats SET status = 'held' WHERE schedule_id = $1::uuid AND section = 'B'")
+        .bind(&schedule)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let paid: Vec<Uuid> = reservations
+        .iter()
+        .filter(|(_, s)| s == "paid")
+        .map(|(id, _)| *id)
+        .collect();
+    let held: Vec<Uuid> = reservations
+        .iter()
+        .filter(|(_, s)| s == "held")
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!((paid.len(), held.len()), (10, 2990));
+
+    let index_reads = || async {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT coalesce(sum(idx_tup_read) FILTER (WHERE indexrelname = 'reservation_seats_live_seat_key'), 0)::bigint,
+                    coalesce(sum(idx_scan) FILTER (WHERE indexrelname = 'reservation_seats_pkey'), 0)::bigint
+             FROM pg_stat_user_indexes WHERE relname = 'reservation_seats'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+    let (live_before, pkey_before) = index_reads().await;
+    // Each on a connection of its own: a plan is cached per connection, and a custom plan is
+    // what each of a connection's first five executions gets.
+    let mut conn = app.db.acquire().await.unwrap();
+    for id in &paid {
+        let code = format!("TK-TEST-{}", id.simple());
+        assert!(
+            imticket::infra::postgres::reservations::confirm_paid(&mut conn, *id, &code)
+                .await
+                .unwrap()
+        );
+    }
+    for id in &held[..10] {
+        let freed = imticket::infra::postgres::reservations::release_held(
+            &mut conn,
+            *id,
+            imticket::domain::reservation::ReservationStatus::Expired,
+        )
+        .await
+        .unwrap();
+        assert_eq!(freed, 1);
+    }
+    drop(conn);
+    // The statistics are flushed by each backend within a second or so of its last statement.
+    let mut after = index_reads().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while after.1 < pkey_before + 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index scans were never counted: {after:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = index_reads().await;
+    }
+    let live_read = after.0 - live_before;
+    assert!(
+        live_read < 100,
+        "20 status changes read {live_read} entries of the live-seat index (3,000 live seats)"
+    );
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reservation_status, count(*) FROM reservation_seats GROUP BY 1 ORDER BY 1")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        vec![("confirmed".into(), 10), ("expired".into(), 10), ("held".into(), 2980)]
+    );
+}

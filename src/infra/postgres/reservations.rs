@@ -307,53 +307,24 @@ pub async fn release_held(conn: &mut PgConnection, id: Uuid, to: ReservationStat
         ReservationStatus::Held.can_become(to) && to != ReservationStatus::Paid,
         "a hold is not released as {to}"
     );
-    let changed = sqlx::query!(
-        "UPDATE reservations SET status = $2, updated_at = now() WHERE id = $1 AND status = 'held'",
-        id,
-        to.as_str()
-    )
-    .execute(&mut *conn)
-    .await
-    .context("end held reservation")?;
-    if changed.rows_affected() == 0 {
-        return Ok(0);
-    }
-    let freed = sqlx::query!(
-        "UPDATE seats SET status = 'available'
-         WHERE status = 'held' AND id IN (SELECT seat_id FROM reservation_seats WHERE reservation_id = $1)",
-        id
-    )
-    .execute(conn)
-    .await
-    .context("free the reservation's seats")?;
-    Ok(freed.rows_affected() as i64)
+    // One function (migration 20261207000002): the status cascade to the seat rows runs with a
+    // generic plan, whatever the table's statistics say.
+    let freed = sqlx::query_scalar!(r#"SELECT release_held($1, $2) AS "freed!""#, id, to.as_str())
+        .fetch_one(conn)
+        .await
+        .context("end held reservation and free its seats")?;
+    Ok(freed)
 }
 
 /// `paid` → `confirmed` with its ticket code, and its seats `sold`; false if it was not paid
 /// (already confirmed: a redelivery).
 #[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.confirm_paid"))]
 pub async fn confirm_paid(conn: &mut PgConnection, id: Uuid, ticket_code: &str) -> anyhow::Result<bool> {
-    let changed = sqlx::query!(
-        "UPDATE reservations SET status = 'confirmed', ticket_code = $2, updated_at = now()
-         WHERE id = $1 AND status = 'paid'",
-        id,
-        ticket_code
-    )
-    .execute(&mut *conn)
-    .await
-    .context("confirm reservation")?;
-    if changed.rows_affected() == 0 {
-        return Ok(false);
-    }
-    sqlx::query!(
-        "UPDATE seats SET status = 'sold'
-         WHERE id IN (SELECT seat_id FROM reservation_seats WHERE reservation_id = $1)",
-        id
-    )
-    .execute(conn)
-    .await
-    .context("sell the reservation's seats")?;
-    Ok(true)
+    // One function (migration 20261207000002), as release_held.
+    sqlx::query_scalar!(r#"SELECT confirm_paid($1, $2) AS "confirmed!""#, id, ticket_code)
+        .fetch_one(conn)
+        .await
+        .context("confirm reservation and sell its seats")
 }
 
 /// `held` → `paid`, with the payment row, in the caller's transaction; false if it was not
