@@ -131,8 +131,15 @@ pub fn poll_after_waiting(eta_seconds: u64) -> u64 {
 /// When a pre-queue client should ask again: at the opening at the earliest (its place is
 /// revealed then), spread by `jitter` (0 ≤ jitter < 1) over up to 28 s after it, never later
 /// than 30 s from now, so a large pre-queue does not ask all at once the second the sale opens.
+/// While the opening is 30 s away or more, between 16 and 30 s: fans who joined in the same
+/// second (a link sent to a mailing list) ask again in different seconds, not together every
+/// 30 s — a herd that would otherwise land on the opening with the first admissions.
 pub fn poll_after_pre_queue(seconds_until_open: u64, jitter: f64) -> u64 {
-    let spread = (jitter.clamp(0.0, 0.999) * (POLL_MAX_SECONDS - POLL_MIN_SECONDS) as f64) as u64;
+    let jitter = jitter.clamp(0.0, 0.999);
+    if seconds_until_open >= POLL_MAX_SECONDS {
+        return POLL_MAX_SECONDS - (jitter * (POLL_MAX_SECONDS / 2) as f64) as u64;
+    }
+    let spread = (jitter * (POLL_MAX_SECONDS - POLL_MIN_SECONDS) as f64) as u64;
     (seconds_until_open.max(POLL_MIN_SECONDS) + spread).min(POLL_MAX_SECONDS)
 }
 
@@ -185,7 +192,12 @@ mod tests {
     #[test]
     fn pre_queue_polls_spread_after_the_opening() {
         assert_eq!(poll_after_pre_queue(0, 0.0), 2);
-        assert_eq!(poll_after_pre_queue(3600, 0.5), 30);
+        assert_eq!(poll_after_pre_queue(3600, 0.0), 30);
+        assert_eq!(poll_after_pre_queue(3600, 0.5), 23, "spread while the opening is far");
+        assert_eq!(poll_after_pre_queue(30, 0.9999), 16);
+        let far: std::collections::BTreeSet<u64> =
+            (0..100).map(|i| poll_after_pre_queue(600, i as f64 / 100.0)).collect();
+        assert_eq!((far.first(), far.last(), far.len()), (Some(&16), Some(&30), 15));
         assert_eq!(poll_after_pre_queue(5, 0.5), 5 + 14);
         assert_eq!(poll_after_pre_queue(20, 0.9), 30, "never later than 30 s");
         assert!((2..=30).contains(&poll_after_pre_queue(0, 0.9999)));
