@@ -19,7 +19,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 use super::connection::DedicatedConnection;
-use super::protocol::UNDELIVERED;
 use super::reply::StreamEntry;
 use super::streams;
 
@@ -66,9 +65,8 @@ struct Lean {
     timeout: Duration,
     /// `None` until the first call, and after a call that did not complete.
     io: Option<Box<dyn Io>>,
-    /// Bytes read and not yet decoded; the command being written.
+    /// Bytes read and not yet decoded.
     input: Vec<u8>,
-    output: Vec<u8>,
 }
 
 impl LeanReader {
@@ -82,7 +80,6 @@ impl LeanReader {
                 timeout,
                 io: None,
                 input: Vec::with_capacity(READ_CHUNK),
-                output: Vec::new(),
             })))),
             _ => None,
         }
@@ -97,16 +94,9 @@ impl LeanReader {
         block: Option<Duration>,
     ) -> anyhow::Result<Vec<StreamEntry>> {
         let mut lean = self.0.lock().await;
-        let count = count.to_string();
-        let block_ms = block.map(|b| b.as_millis().to_string());
-        let mut args: Vec<&[u8]> = vec![b"XREADGROUP", b"GROUP", group.as_bytes(), consumer.as_bytes()];
-        args.extend([b"COUNT".as_slice(), count.as_bytes()]);
-        if let Some(ms) = &block_ms {
-            args.extend([b"BLOCK".as_slice(), ms.as_bytes()]);
-        }
-        args.extend([b"STREAMS".as_slice(), key.as_bytes(), UNDELIVERED.as_bytes()]);
+        let command = streams::read_group_cmd(key, group, consumer, count, block).get_packed_command();
         let within = lean.timeout + block.unwrap_or_default();
-        let len = tokio::time::timeout(within, lean.exchange(&args))
+        let len = tokio::time::timeout(within, lean.exchange(&command))
             .await
             .context("XREADGROUP timed out")?
             .context("XREADGROUP")?;
@@ -119,7 +109,7 @@ impl LeanReader {
 impl Lean {
     /// Sends one command and reads its whole reply into `input`; returns the reply's length.
     /// The connection is put back only when the exchange completed.
-    async fn exchange(&mut self, args: &[&[u8]]) -> Result<usize, RedisError> {
+    async fn exchange(&mut self, command: &[u8]) -> Result<usize, RedisError> {
         let mut io = match self.io.take() {
             Some(io) => io,
             None => {
@@ -127,9 +117,7 @@ impl Lean {
                 self.connect().await?
             }
         };
-        self.output.clear();
-        encode(args, &mut self.output);
-        io.write_all(&self.output).await?;
+        io.write_all(command).await?;
         let len = read_reply(&mut io, &mut self.input).await?;
         self.io = Some(io);
         Ok(len)
@@ -153,25 +141,21 @@ impl Lean {
         };
         let redis = self.info.redis.clone();
         if let Some(password) = &redis.password {
-            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
+            let mut auth = redis::cmd("AUTH");
             if let Some(user) = &redis.username {
-                auth.push(user.as_bytes());
+                auth.arg(user);
             }
-            auth.push(password.as_bytes());
-            self.simple_command(&mut io, &auth).await?;
+            self.simple_command(&mut io, auth.arg(password)).await?;
         }
         if redis.db != 0 {
-            let db = redis.db.to_string();
-            self.simple_command(&mut io, &[b"SELECT", db.as_bytes()]).await?;
+            self.simple_command(&mut io, redis::cmd("SELECT").arg(redis.db)).await?;
         }
         Ok(io)
     }
 
     /// A command whose reply only matters as success or error (AUTH, SELECT).
-    async fn simple_command(&mut self, io: &mut Box<dyn Io>, args: &[&[u8]]) -> Result<(), RedisError> {
-        self.output.clear();
-        encode(args, &mut self.output);
-        io.write_all(&self.output).await?;
+    async fn simple_command(&mut self, io: &mut Box<dyn Io>, command: &redis::Cmd) -> Result<(), RedisError> {
+        io.write_all(&command.get_packed_command()).await?;
         let len = read_reply(io, &mut self.input).await?;
         let reply = redis::parse_redis_value(&self.input[..len]);
         self.input.drain(..len);
@@ -189,16 +173,6 @@ async fn read_reply(io: &mut Box<dyn Io>, input: &mut Vec<u8>) -> Result<usize, 
         if io.read_buf(input).await? == 0 {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
         }
-    }
-}
-
-/// A command as RESP: an array of bulk strings.
-fn encode(args: &[&[u8]], out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -103,19 +103,29 @@ pub async fn read_group(
     count: usize,
     block: Option<Duration>,
 ) -> anyhow::Result<Vec<StreamEntry>> {
+    let ReadEntries(entries) = read_group_cmd(key, group, consumer, count, block)
+        .query_async(conn)
+        .await
+        .context("XREADGROUP")?;
+    Ok(entries)
+}
+
+/// The command of [`read_group`], also sent by the consumer's lean reader
+/// ([`super::GroupReader`]).
+pub(super) fn read_group_cmd(
+    key: &str,
+    group: &str,
+    consumer: &str,
+    count: usize,
+    block: Option<Duration>,
+) -> redis::Cmd {
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
     if let Some(block) = block {
         cmd.arg("BLOCK").arg(block.as_millis() as u64);
     }
-    let ReadEntries(entries) = cmd
-        .arg("STREAMS")
-        .arg(key)
-        .arg(UNDELIVERED)
-        .query_async(conn)
-        .await
-        .context("XREADGROUP")?;
-    Ok(entries)
+    cmd.arg("STREAMS").arg(key).arg(UNDELIVERED);
+    cmd
 }
 
 /// `XACK key group ids…`; returns how many were pending.
