@@ -188,12 +188,14 @@ impl<'a> SeatChange<'a> {
 /// seat named twice the later one wins. Errors are logged: the states are rebuilt from
 /// PostgreSQL within their TTL.
 pub async fn seats_changed(deps: &Deps, schedule_id: Uuid, concert_id: Uuid, changes: &[SeatChange<'_>]) {
-    deps.cache
-        .invalidate("catalog", &[CacheEntry::concert(concert_id)])
-        .await;
-    if let Err(err) = write_through(deps, schedule_id, changes).await {
-        cache_error("write", &err);
-    }
+    // Two keys of their own: both at once.
+    let states = async {
+        if let Err(err) = write_through(deps, schedule_id, changes).await {
+            cache_error("write", &err);
+        }
+    };
+    let entry = [CacheEntry::concert(concert_id)];
+    tokio::join!(deps.cache.invalidate("catalog", &entry), states);
 }
 
 async fn write_through(deps: &Deps, schedule_id: Uuid, changes: &[SeatChange<'_>]) -> anyhow::Result<()> {

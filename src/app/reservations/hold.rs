@@ -179,19 +179,26 @@ async fn hold_with(
     if past_stale_gates && let Err(err) = seat_gates::set(&deps.redis, &deps.keys, schedule_id, seats, id, ttl).await {
         tracing::warn!(error = %format!("{err:#}"), "could not take over stale seat gates");
     }
-    if let Err(err) =
-        crate::infra::redis::expiry_due::schedule(&deps.redis, &deps.keys, reservation.id, reservation.expires_at).await
-    {
-        // The expiry scheduler's PostgreSQL sweep finds it.
-        tracing::warn!(error = %format!("{err:#}"), "could not schedule the hold's expiry in Redis");
-    }
-    if !outbox_ids.is_empty() {
-        deps.outbox.publish_soon(&outbox_ids).await;
-    }
+    // The rest at once (one round trip's wait, not three): the expiry scheduled, the events
+    // handed to the publisher, the seat map and the concert's details.
+    let expiry = async {
+        if let Err(err) =
+            crate::infra::redis::expiry_due::schedule(&deps.redis, &deps.keys, reservation.id, reservation.expires_at)
+                .await
+        {
+            // The expiry scheduler's PostgreSQL sweep finds it.
+            tracing::warn!(error = %format!("{err:#}"), "could not schedule the hold's expiry in Redis");
+        }
+    };
+    let publish = async {
+        if !outbox_ids.is_empty() {
+            deps.outbox.publish_soon(&outbox_ids).await;
+        }
+    };
     // The due holds' seats first: some of them are ours now, written after.
     let mut changes: Vec<SeatChange> = expired.iter().map(|old| SeatChange::available(&old.seat_ids)).collect();
     changes.push(SeatChange::held(&reservation.seat_ids));
-    seats_changed(deps, schedule_id, concert_id, &changes).await;
+    tokio::join!(expiry, publish, seats_changed(deps, schedule_id, concert_id, &changes));
     Ok(reservation)
 }
 

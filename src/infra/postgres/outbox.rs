@@ -57,6 +57,47 @@ pub async fn append_envelope(conn: &mut PgConnection, stream: Stream, envelope: 
     .await
 }
 
+/// Writes `events` to the outbox in the caller's transaction in one statement; returns their
+/// outbox ids (in no particular order), to hand to the publisher after the commit.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.insert_many"))]
+pub async fn append_many<E: Event>(conn: &mut PgConnection, events: &[E]) -> anyhow::Result<Vec<i64>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = events.len();
+    let (mut event_ids, mut types, mut versions) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut payloads, mut trace_ids, mut occurred) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for event in events {
+        let envelope = crate::events::encode(event)?;
+        event_ids.push(envelope.event_id);
+        types.push(envelope.event_type);
+        versions.push(i32::try_from(envelope.version).unwrap_or(i32::MAX));
+        payloads.push(envelope.payload);
+        trace_ids.push(envelope.trace_id);
+        occurred.push(envelope.occurred_at);
+    }
+    sqlx::query_scalar!(
+        "INSERT INTO outbox (event_id, stream, event_type, version, payload, trace_id, occurred_at)
+         SELECT t.event_id, $2, t.event_type, t.version, t.payload, t.trace_id, t.occurred_at
+         FROM UNNEST($1::uuid[], $3::text[], $4::int4[], $5::jsonb[], $6::text[], $7::timestamptz[])
+              AS t(event_id, event_type, version, payload, trace_id, occurred_at)
+         RETURNING id",
+        &event_ids,
+        E::STREAM.name(),
+        &types,
+        &versions,
+        &payloads,
+        // Text with NULLs: the macro knows text[] as strings only.
+        &trace_ids as _,
+        &occurred,
+    )
+    .fetch_all(conn)
+    .await
+    .context("insert outbox events")
+}
+
 impl OutboxRow {
     pub fn envelope(&self) -> Envelope {
         Envelope {

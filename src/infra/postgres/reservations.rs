@@ -316,15 +316,74 @@ pub async fn release_held(conn: &mut PgConnection, id: Uuid, to: ReservationStat
     Ok(freed)
 }
 
-/// `paid` → `confirmed` with its ticket code, and its seats `sold`; false if it was not paid
-/// (already confirmed: a redelivery).
-#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.confirm_paid"))]
-pub async fn confirm_paid(conn: &mut PgConnection, id: Uuid, ticket_code: &str) -> anyhow::Result<bool> {
-    // One function (migration 20261207000002), as release_held.
-    sqlx::query_scalar!(r#"SELECT confirm_paid($1, $2) AS "confirmed!""#, id, ticket_code)
-        .fetch_one(conn)
-        .await
-        .context("confirm reservation and sell its seats")
+/// A reservation to confirm, as [`find_paid_batch`] reads it: the row (locked), its seats and
+/// its schedule's concert.
+#[derive(Debug, Clone)]
+pub struct ToConfirm {
+    pub reservation: ReservationRow,
+    pub concert_id: Option<Uuid>,
+}
+
+/// The reservations `ids` (sorted by the caller) with their seats and concerts, locked in id
+/// order (`FOR UPDATE` above the sort: two batches never wait on each other in a circle), in one
+/// round trip; the missing ones are absent.
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "reservations.find_paid_batch"))]
+pub async fn find_paid_batch(conn: &mut PgConnection, ids: &[Uuid]) -> anyhow::Result<Vec<ToConfirm>> {
+    let rows = sqlx::query!(
+        r#"SELECT r.id, r.user_id, r.schedule_id, r.status, r.amount, r.expires_at, r.ticket_code,
+                  (SELECT s.concert_id FROM schedules s WHERE s.id = r.schedule_id) AS concert_id,
+                  ARRAY(SELECT rs.seat_id FROM reservation_seats rs
+                        WHERE rs.reservation_id = r.id ORDER BY rs.seat_id) AS "seat_ids!"
+           FROM reservations r WHERE r.id = ANY($1::uuid[]) ORDER BY r.id FOR UPDATE OF r"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await
+    .context("find reservations to confirm")?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ToConfirm {
+                reservation: ReservationRow {
+                    id: r.id,
+                    user_id: r.user_id,
+                    schedule_id: r.schedule_id,
+                    status: ReservationStatus::parse(&r.status)?,
+                    amount: r.amount,
+                    expires_at: r.expires_at,
+                    ticket_code: r.ticket_code,
+                    seat_ids: r.seat_ids,
+                },
+                concert_id: r.concert_id,
+            })
+        })
+        .collect()
+}
+
+/// `paid` → `confirmed` with its ticket code, and its seats `sold`, for each `(id, ticket
+/// code)` in the given order, in one round trip (the `confirm_paid` function of migration
+/// 20261207000002, row by row); the ids that were paid and are confirmed now (a redelivery's
+/// is not).
+#[tracing::instrument(
+    name = "db statement",
+    skip_all,
+    fields(statement = "reservations.confirm_paid_batch")
+)]
+pub async fn confirm_paid_batch(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    ticket_codes: &[String],
+) -> anyhow::Result<std::collections::HashSet<Uuid>> {
+    // WITH ORDINALITY and ORDER BY: the function runs row by row in the caller's order.
+    let confirmed = sqlx::query_scalar!(
+        r#"SELECT t.id AS "id!" FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS t(id, code, n)
+           WHERE confirm_paid(t.id, t.code) ORDER BY t.n"#,
+        ids,
+        ticket_codes
+    )
+    .fetch_all(conn)
+    .await
+    .context("confirm reservations and sell their seats")?;
+    Ok(confirmed.into_iter().collect())
 }
 
 /// `held` → `paid`, with the payment row, in the caller's transaction; false if it was not
