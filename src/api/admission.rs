@@ -5,11 +5,12 @@
 //!   connection is closed). Slow request heads are actix's `client_request_timeout`
 //!   (`IMTICKET_HTTP_HEADER_TIMEOUT_MS`).
 //! - then it takes a turn: at most `IMTICKET_HTTP_MAX_IN_FLIGHT` requests are served at once per
-//!   process; the rest wait, for at most `IMTICKET_HTTP_QUEUE_TIMEOUT_MS`, then are answered
-//!   503 `overloaded` with `Retry-After`. So past what the machine can serve, requests are
-//!   refused early and on purpose, instead of all being accepted and all queueing behind each
-//!   other into the Redis and PostgreSQL timeouts (which measure from the moment a command is
-//!   sent, queueing included).
+//!   process in each [`Lane`]; the rest wait, for at most `IMTICKET_HTTP_QUEUE_TIMEOUT_MS`, then
+//!   are answered 503 `overloaded` with `Retry-After`. So past what the machine can serve,
+//!   requests are refused early and on purpose, instead of all being accepted and all queueing
+//!   behind each other into the Redis and PostgreSQL timeouts (which measure from the moment a
+//!   command is sent, queueing included). The waiting room's requests have a lane of their own:
+//!   a fan's poll never waits for a turn behind holds and payments waiting for PostgreSQL.
 //!
 //! The operational routes (`/health/*`, `/metrics`) are never held back: an overloaded instance
 //! must still say so.
@@ -32,30 +33,71 @@ use crate::app::AppError;
 use crate::app::error::ErrorKind;
 use crate::config::HttpSettings;
 
+/// Which turns a request waits for. In an on-sale the waiting room's requests (join, status,
+/// leave, events: Redis, and cached reads) are most of the traffic and each is short; holds and
+/// payments wait for PostgreSQL. With one set of turns, the polls queued behind bookings that
+/// held every turn while waiting for a pooled connection (on-sale status p99 450 ms against
+/// 157 ms with turns unlimited; docs/PERFORMANCE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    WaitingRoom = 0,
+    Other = 1,
+}
+
+impl Lane {
+    fn of(method: &actix_web::http::Method, path: &str) -> Self {
+        let line = path == "/api/v1/queue"
+            || path.starts_with("/api/v1/queue/")
+            || (method == actix_web::http::Method::POST
+                && path
+                    .strip_prefix("/api/v1/concerts/")
+                    .and_then(|rest| rest.strip_suffix("/queue"))
+                    .is_some_and(|id| !id.is_empty() && !id.contains('/')));
+        if line { Lane::WaitingRoom } else { Lane::Other }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Lane::WaitingRoom => "waiting_room",
+            Lane::Other => "other",
+        }
+    }
+}
+
+/// The turns of one lane.
+struct Turns {
+    free: Semaphore,
+    waiting: AtomicUsize,
+}
+
 /// One per process, shared by its HTTP worker threads.
 pub struct Admission {
-    turns: Semaphore,
+    lanes: [Turns; 2],
     capacity: usize,
     queue_timeout: Duration,
     body_timeout: Duration,
-    waiting: AtomicUsize,
 }
 
 impl Admission {
     pub fn new(settings: &HttpSettings) -> Arc<Self> {
+        let turns = || Turns {
+            free: Semaphore::new(settings.max_in_flight),
+            waiting: AtomicUsize::new(0),
+        };
         Arc::new(Self {
-            turns: Semaphore::new(settings.max_in_flight),
+            lanes: [turns(), turns()],
             capacity: settings.max_in_flight,
             queue_timeout: settings.queue_timeout,
             body_timeout: settings.body_timeout,
-            waiting: AtomicUsize::new(0),
         })
     }
 
-    fn gauges(&self) {
-        let in_flight = self.capacity - self.turns.available_permits();
-        metrics::gauge!("http_requests_in_flight").set(in_flight as f64);
-        metrics::gauge!("http_requests_waiting").set(self.waiting.load(Ordering::Relaxed) as f64);
+    fn gauges(&self, lane: Lane) {
+        let turns = &self.lanes[lane as usize];
+        let in_flight = self.capacity - turns.free.available_permits();
+        metrics::gauge!("http_requests_in_flight", "lane" => lane.label()).set(in_flight as f64);
+        metrics::gauge!("http_requests_waiting", "lane" => lane.label())
+            .set(turns.waiting.load(Ordering::Relaxed) as f64);
     }
 }
 
@@ -103,13 +145,15 @@ pub async fn admit(
         }
     }
 
-    admission.waiting.fetch_add(1, Ordering::Relaxed);
-    admission.gauges();
-    let turn = tokio::time::timeout(admission.queue_timeout, admission.turns.acquire()).await;
-    admission.waiting.fetch_sub(1, Ordering::Relaxed);
+    let lane = Lane::of(req.method(), req.path());
+    let turns = &admission.lanes[lane as usize];
+    turns.waiting.fetch_add(1, Ordering::Relaxed);
+    admission.gauges(lane);
+    let turn = tokio::time::timeout(admission.queue_timeout, turns.free.acquire()).await;
+    turns.waiting.fetch_sub(1, Ordering::Relaxed);
     let Ok(Ok(_turn)) = turn else {
         metrics::counter!("http_shed_total", "reason" => "overloaded").increment(1);
-        admission.gauges();
+        admission.gauges(lane);
         let err = AppError::unavailable(
             "overloaded",
             "the server is at capacity; retry after the time in Retry-After",
@@ -117,10 +161,10 @@ pub async fn admit(
         );
         return Ok(refuse(req, err, false));
     };
-    admission.gauges();
+    admission.gauges(lane);
     let res = next.call(req).await;
     drop(_turn);
-    admission.gauges();
+    admission.gauges(lane);
     res.map(ServiceResponse::map_into_left_body)
 }
 
@@ -166,4 +210,35 @@ fn refuse<B>(req: ServiceRequest, err: AppError, close: bool) -> ServiceResponse
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
     req.into_response(response).map_into_right_body()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::Method;
+
+    #[test]
+    fn the_waiting_rooms_requests_and_only_they_take_its_lane() {
+        let id = "0192f0c4-4d2b-7c1e-9a55-3f1d2c3b4a59";
+        for (method, path) in [
+            (Method::POST, format!("/api/v1/concerts/{id}/queue")),
+            (Method::GET, "/api/v1/queue/status".to_owned()),
+            (Method::DELETE, "/api/v1/queue".to_owned()),
+            (Method::GET, "/api/v1/queue/events".to_owned()),
+            (Method::POST, "/api/v1/queue/events/token".to_owned()),
+        ] {
+            assert_eq!(Lane::of(&method, &path), Lane::WaitingRoom, "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::POST, "/api/v1/reservations".to_owned()),
+            (Method::GET, format!("/api/v1/concerts/{id}")),
+            (Method::GET, format!("/api/v1/concerts/{id}/queue")),
+            (Method::POST, format!("/api/v1/admin/concerts/{id}/queue/pause")),
+            (Method::POST, "/api/v1/concerts//queue".to_owned()),
+            (Method::POST, format!("/api/v1/concerts/{id}/x/queue")),
+            (Method::GET, "/api/v1/queues".to_owned()),
+        ] {
+            assert_eq!(Lane::of(&method, &path), Lane::Other, "{method} {path}");
+        }
+    }
 }

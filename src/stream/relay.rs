@@ -17,11 +17,9 @@ use crate::retry::retry_delay;
 
 async fn record_outbox_metrics(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.read().await.context("acquire connection for outbox metrics")?;
-    let status = outbox::status(&mut conn).await?;
-    metrics::gauge!("outbox_unpublished").set(status.unpublished as f64);
-    let age = status
-        .oldest_unpublished_at
-        .map_or(0.0, |at| (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0);
+    let (unpublished, oldest) = outbox::backlog(&mut conn).await?;
+    metrics::gauge!("outbox_unpublished").set(unpublished as f64);
+    let age = oldest.map_or(0.0, |at| (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0);
     metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(age.max(0.0));
     Ok(())
 }

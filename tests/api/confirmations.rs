@@ -329,11 +329,10 @@ async fn a_status_change_reads_its_own_seat_rows_not_every_live_seat() {
     let mut conn = app.db.acquire().await.unwrap();
     for id in &paid {
         let code = format!("TK-TEST-{}", id.simple());
-        assert!(
-            imticket::infra::postgres::reservations::confirm_paid(&mut conn, *id, &code)
-                .await
-                .unwrap()
-        );
+        let confirmed = imticket::infra::postgres::reservations::confirm_paid_batch(&mut conn, &[*id], &[code])
+            .await
+            .unwrap();
+        assert!(confirmed.contains(id));
     }
     for id in &held[..10] {
         let freed = imticket::infra::postgres::reservations::release_held(

@@ -200,3 +200,78 @@ async fn past_the_in_flight_limit_requests_are_refused_early_with_retry_after() 
         );
     }
 }
+
+/// The waiting room's requests have turns of their own: with every other turn held by holds
+/// waiting for PostgreSQL (a table lock here, a full pool on the night), a fan's poll is
+/// answered at once, while one more hold is refused early (503 `overloaded`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fans_poll_never_waits_behind_bookings_holding_every_turn() {
+    use crate::holds::{fans, hold, sale};
+    let (app, concert, schedule, seats) = sale(|env| {
+        env.insert("IMTICKET_HTTP_MAX_IN_FLIGHT".into(), "4".into());
+        env.insert("IMTICKET_HTTP_QUEUE_TIMEOUT_MS".into(), "300".into());
+    })
+    .await;
+    let fans = fans(&app, &concert, 6).await;
+    // Every seat update waits for this transaction.
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE seats IN EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let blocked = join_all((0..4).map(|i| hold(&app, &fans[i], &schedule, &seats[i..=i])));
+    let meanwhile = async {
+        eventually("four holds wait for the lock", Duration::from_secs(20), || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+                == 4
+        })
+        .await;
+        let started = Instant::now();
+        let poll = app
+            .client
+            .get(app.url("/api/v1/queue/status"))
+            .header("x-queue-token", &fans[4].queue)
+            .send()
+            .await
+            .unwrap();
+        let poll_took = started.elapsed();
+        let poll_status = poll.status();
+        let poll_body: serde_json::Value = poll.json().await.unwrap();
+        let fifth = app
+            .client
+            .post(app.url("/api/v1/reservations"))
+            .bearer_auth(&fans[5].access)
+            .header("x-queue-token", &fans[5].queue)
+            .json(&serde_json::json!({"schedule_id": schedule, "seat_ids": [seats[5]]}))
+            .send()
+            .await
+            .unwrap();
+        let fifth_status = fifth.status();
+        let fifth_body: serde_json::Value = fifth.json().await.unwrap();
+        blocker.commit().await.unwrap();
+        (poll_status, poll_body, poll_took, fifth_status, fifth_body)
+    };
+    let (held, (poll_status, poll_body, poll_took, fifth_status, fifth_body)) = tokio::join!(blocked, meanwhile);
+    assert_eq!(poll_status, StatusCode::OK, "{poll_body}");
+    assert_eq!(poll_body["status"], "active", "{poll_body}");
+    assert!(
+        poll_took < Duration::from_millis(250),
+        "the poll waited {poll_took:?}: behind the holds' turns"
+    );
+    assert_eq!(fifth_status, StatusCode::SERVICE_UNAVAILABLE, "{fifth_body}");
+    assert_eq!(fifth_body["code"], "overloaded");
+    for (status, body) in &held {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+    }
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE status = 'held'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(live, 4, "the refused hold changed nothing");
+}

@@ -130,6 +130,21 @@ async fn insert(conn: &mut PgConnection, event: &NewEvent<'_>) -> anyhow::Result
     .context("insert outbox event")
 }
 
+/// The unpublished rows: how many, and the oldest one's time. Only the unpublished rows' partial
+/// index is read, so the cost follows the backlog, not the published rows kept for the
+/// retention period (which [`status`] counts too: an operator's command, not every relay round).
+#[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.backlog"))]
+pub async fn backlog(conn: &mut PgConnection) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "unpublished!", min(occurred_at) AS oldest_unpublished_at
+           FROM outbox WHERE published_at IS NULL"#
+    )
+    .fetch_one(conn)
+    .await
+    .context("outbox backlog")?;
+    Ok((row.unpublished, row.oldest_unpublished_at))
+}
+
 /// Locks up to `limit` unpublished rows, oldest first, skipping rows another relay holds.
 #[tracing::instrument(name = "db statement", skip_all, fields(statement = "outbox.claim_unpublished"))]
 pub async fn claim_unpublished(conn: &mut PgConnection, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
