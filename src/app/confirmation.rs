@@ -58,6 +58,8 @@ pub async fn confirm_batch(
         return Ok(outcomes);
     }
     let mut tx = deps.db.begin().await.context("begin confirmation")?;
+    // Sorted, as the reservations below: two batches that share events (a reclaim beside a
+    // slow consumer) take their locks in the same order.
     let mut ids: Vec<Uuid> = events.iter().map(|(_, id)| *id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -87,14 +89,14 @@ pub async fn confirm_batch(
         .filter_map(|id| found.get(id))
         .filter(|r| r.reservation.status == ReservationStatus::Paid)
         .collect();
-    let codes: HashMap<Uuid, String> = to_confirm.iter().map(|r| (r.reservation.id, ticket_code())).collect();
-    let confirmed = if to_confirm.is_empty() {
+    let (paid_ids, paid_codes): (Vec<Uuid>, Vec<String>) =
+        to_confirm.iter().map(|r| (r.reservation.id, ticket_code())).unzip();
+    let confirmed = if paid_ids.is_empty() {
         HashSet::new()
     } else {
-        let ids: Vec<Uuid> = to_confirm.iter().map(|r| r.reservation.id).collect();
-        let batch_codes: Vec<String> = ids.iter().map(|id| codes[id].clone()).collect();
-        repo::confirm_paid_batch(&mut tx, &ids, &batch_codes).await?
+        repo::confirm_paid_batch(&mut tx, &paid_ids, &paid_codes).await?
     };
+    let codes: HashMap<Uuid, String> = paid_ids.into_iter().zip(paid_codes).collect();
     let confirmed_at = Utc::now().trunc_subsecs(6);
     let tickets: Vec<ReservationConfirmed> = to_confirm
         .iter()
@@ -131,8 +133,8 @@ pub async fn confirm_batch(
     Ok(outcomes)
 }
 
-/// What follows the sold seats, concurrently: each buyer's waiting-room slot given back (paying
-/// ends it: the next fan in line gets it), then each schedule's seat map written once and its
+/// What follows the sold seats, all at once: each buyer's waiting-room slot given back (paying
+/// ends it: the next fan in line gets it), each schedule's seat map written once and its
 /// concert's details dropped.
 async fn after_commit(deps: &Deps, tickets: &[ReservationConfirmed]) {
     let releases = tickets.iter().map(|t| async move {

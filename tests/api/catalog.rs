@@ -462,23 +462,17 @@ async fn a_job_whose_schedule_disappeared_fails_with_a_readable_error() {
 
 /// Counts this test database's executions of the concert-details query.
 async fn concert_loads(app: &TestApp) -> i64 {
-    sqlx::query_scalar(
-        "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements
-         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND query LIKE 'SELECT id, title, description, created_at, sale_opens_at FROM concerts WHERE id = $1%'",
+    statement_calls(
+        &app.db,
+        "SELECT id, title, description, created_at, sale_opens_at FROM concerts WHERE id = $1%",
     )
-    .fetch_one(&app.db)
     .await
-    .unwrap()
 }
 
 #[tokio::test]
 async fn a_hundred_concurrent_misses_load_the_concert_once() {
     let app = spawn_app().await;
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    count_statements(&app.db).await;
     let admin = app.admin_token().await;
     let (concert, _) = app.concert_with_schedule(&admin, 30).await;
     let before = concert_loads(&app).await;

@@ -215,25 +215,21 @@ pub async fn check_invariants(app: &TestApp, schedule: &str) {
 /// How many times PostgreSQL ran a statement that takes seats (this test's database): the
 /// one-statement hold (`hold_seats`), and the general path's seat update.
 async fn seat_takes(app: &TestApp) -> (i64, i64) {
-    sqlx::query_as(
-        "SELECT COALESCE(sum(calls) FILTER (WHERE query LIKE 'SELECT outcome %FROM hold_seats_told(%'), 0)::bigint,
-                COALESCE(sum(calls) FILTER (WHERE query LIKE 'UPDATE seats s SET status = %FROM unnest($1::uuid[]) AS wanted(id)%RETURNING s.id, s.price'), 0)::bigint
-         FROM pg_stat_statements
-         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    (
+        statement_calls(&app.db, "SELECT outcome %FROM hold_seats_told(%").await,
+        statement_calls(
+            &app.db,
+            "UPDATE seats s SET status = %FROM unnest($1::uuid[]) AS wanted(id)%RETURNING s.id, s.price",
+        )
+        .await,
     )
-    .fetch_one(&app.db)
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_fans_on_one_seat_one_wins_and_the_losers_never_reach_postgres() {
     let (app, concert, schedule, seats) = sale(|_| {}).await;
     let fans = fans(&app, &concert, 1000).await;
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    count_statements(&app.db).await;
     let before = seat_takes(&app).await;
     let results = join_all(fans.iter().map(|f| hold(&app, f, &schedule, &seats[..1]))).await;
     let won: Vec<&Value> = results

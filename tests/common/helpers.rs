@@ -479,3 +479,25 @@ pub async fn login_token(client: &reqwest::Client, base: &str, email: &str, pass
         .unwrap();
     body["access_token"].as_str().unwrap().to_owned()
 }
+
+/// Starts counting this test database's statements (`pg_stat_statements`, which the harness's
+/// PostgreSQL preloads).
+pub async fn count_statements(db: &PgPool) {
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+/// How many times this test database ran a top-level statement whose text is `LIKE pattern`.
+pub async fn statement_calls(db: &PgPool, pattern: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND query LIKE $1",
+    )
+    .bind(pattern)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
